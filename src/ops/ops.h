@@ -1,0 +1,144 @@
+/* ops.h: the CPU op interface: every op the fusion model needs, forward and backward.
+ *
+ * This is the contract between the engine (src/ops/, one op per file) and the models
+ * (src/model/). The CUDA backend (cuda/) implements the same signatures on device
+ * pointers; models call ops through the Backend table in ops/backend.h.
+ *
+ * Conventions (all ops):
+ *  - fp32, row-major, contiguous. Images are NCHW: [N, C, H, W]. Sequences are [B, L, D].
+ *  - Linear weights are [out, in] (PyTorch). Conv weights are [K, C, R, S].
+ *  - Backward ACCUMULATES (+=) into every gradient output, inputs and parameters alike:
+ *    the caller zeroes gradients once per step. This makes residual branches, shared
+ *    inputs and gradient accumulation free. A NULL gradient pointer means "not needed"
+ *    and that work is skipped (frozen weights, inputs with nothing upstream).
+ *  - Ops never allocate. Scratch space comes from the caller (`ws`), sized by the
+ *    op's *_workspace() function, in floats.
+ *  - Reductions that decide a loss value are accumulated in double.
+ *  - Thread parallelism: OpenMP inside ops, OpenBLAS for GEMM; set with op_set_threads().
+ */
+#ifndef VQA_OPS_H
+#define VQA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- threads and GEMM (gemm.c) ---- */
+void op_set_threads(int n); /* n <= 0: leave OpenMP/OpenBLAS defaults (OMP_NUM_THREADS) */
+int op_get_threads(void);
+/* C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major, via cblas_sgemm. */
+void op_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- conv2d (conv2d.c): im2col + GEMM ---- */
+typedef struct ConvShape {
+    int N, C, H, W;     /* input [N, C, H, W] */
+    int K, R, S;        /* weight [K, C, R, S] */
+    int stride, pad;    /* same in both dimensions */
+    int P, Q;           /* output [N, K, P, Q] */
+} ConvShape;
+void conv_shape_init(ConvShape *s, int N, int C, int H, int W, int K, int R, int S, int stride, int pad);
+size_t op_conv2d_workspace(const ConvShape *s); /* floats */
+/* y = conv(x, w) + b (b may be NULL) */
+void op_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b,
+                       float *y, float *ws);
+void op_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, float *ws);
+
+/* ---- batch-norm 2d (batchnorm.c), x [N, C, HW] ----
+ * train: normalize with the batch mean and BIASED variance; update
+ *   running_mean = (1-m)*running_mean + m*mean, running_var = (1-m)*running_var + m*var_unbiased
+ *   (PyTorch; running pointers may be NULL to skip the update). Saves mean and rstd [C].
+ * eval / frozen: normalize with the running statistics. */
+void op_batchnorm_forward_train(int N, int C, int HW, const float *x, const float *gamma,
+                                const float *beta, float momentum, float eps, float *running_mean,
+                                float *running_var, float *y, float *save_mean, float *save_rstd);
+void op_batchnorm_backward_train(int N, int C, int HW, const float *x, const float *gamma,
+                                 const float *save_mean, const float *save_rstd, const float *dy,
+                                 float *dx, float *dgamma, float *dbeta);
+void op_batchnorm_forward_eval(int N, int C, int HW, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean,
+                               const float *running_var, float eps, float *y);
+void op_batchnorm_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
+                                const float *running_mean, const float *running_var, float eps,
+                                const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* ---- element-wise (activation.c, elementwise.c) ---- */
+void op_relu_forward(size_t n, const float *x, float *y);           /* in-place allowed */
+void op_relu_backward(size_t n, const float *y, const float *dy, float *dx); /* uses output y */
+void op_gelu_forward(size_t n, const float *x, float *y);           /* erf form */
+void op_gelu_backward(size_t n, const float *x, const float *dy, float *dx);
+void op_tanh_forward(size_t n, const float *x, float *y);
+void op_tanh_backward(size_t n, const float *y, const float *dy, float *dx);
+void op_add_forward(size_t n, const float *a, const float *b, float *y);   /* y = a + b */
+void op_mul_forward(size_t n, const float *a, const float *b, float *y);   /* y = a * b */
+void op_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, float *db);
+/* y[N, Da+Db] = [a[N, Da], b[N, Db]] */
+void op_concat_forward(int N, int Da, int Db, const float *a, const float *b, float *y);
+void op_concat_backward(int N, int Da, int Db, const float *dy, float *da, float *db);
+
+/* ---- pooling (pool.c) ---- */
+typedef struct PoolShape {
+    int N, C, H, W, R, stride, pad, P, Q; /* R x R window */
+} PoolShape;
+void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride, int pad);
+/* max-pool (padding is -inf, as PyTorch); argmax [N, C, P, Q] = flat index into the H*W plane */
+void op_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax);
+void op_maxpool_backward(const PoolShape *s, const int32_t *argmax, const float *dy, float *dx);
+/* global average pool: x [N, C, HW] -> y [N, C] (= adaptive avg pool to 1x1) */
+void op_avgpool_global_forward(int N, int C, int HW, const float *x, float *y);
+void op_avgpool_global_backward(int N, int C, int HW, const float *dy, float *dx);
+
+/* ---- linear (linear.c): y[N, out] = x[N, in] @ w[out, in]^T + b[out] (b may be NULL) ---- */
+void op_linear_forward(int N, int in, int out, const float *x, const float *w, const float *b, float *y);
+void op_linear_backward(int N, int in, int out, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db);
+
+/* ---- embedding (embedding.c): y[n, :] = table[ids[n], :] ----
+ * backward scatter-adds into dtable, skipping rows equal to padding_idx (-1: none), as PyTorch. */
+void op_embedding_forward(int N, int V, int D, const int32_t *ids, const float *table, float *y);
+void op_embedding_backward(int N, int V, int D, const int32_t *ids, int padding_idx,
+                           const float *dy, float *dtable);
+
+/* ---- layer-norm over the last dim (layernorm.c), x [N, D]; saves mean, rstd [N] ---- */
+void op_layernorm_forward(int N, int D, const float *x, const float *w, const float *b, float eps,
+                          float *y, float *mean, float *rstd);
+void op_layernorm_backward(int N, int D, const float *x, const float *w, const float *mean,
+                           const float *rstd, const float *dy, float *dx, float *dw, float *db);
+
+/* ---- softmax over the last dim (softmax.c), x [rows, cols] ---- */
+void op_softmax_forward(int rows, int cols, const float *x, float *y);
+void op_softmax_backward(int rows, int cols, const float *y, const float *dy, float *dx);
+
+/* ---- dropout (dropout.c): inverted scaling, y = x * keep / (1-p).
+ * The keep decision for element i is a pure function of (seed, i) (counter-based hash),
+ * so results do not depend on the thread count. mask [n] stores keep (0/1). p = 0: copy. */
+void op_dropout_forward(size_t n, float p, uint64_t seed, const float *x, float *y, uint8_t *mask);
+void op_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx);
+
+/* ---- multi-head scaled dot-product attention (attention.c) ----
+ * q, k, v, out: [B, L, nh*hd] (heads interleaved as HF BERT: head h = columns h*hd..h*hd+hd-1).
+ * key_mask [B, L]: 1 = attend, 0 = padding (NULL: all attend); masked keys get score
+ * += -FLT_MAX-like (HF adds finfo.min), so a fully masked row is uniform, as HF.
+ * probs [B, nh, L, L] = softmax(q k^T / sqrt(hd) + mask) after dropout (saved for backward);
+ * dropout on probs with (p, seed) as op_dropout (p = 0: none), its mask in drop_mask
+ * [B, nh, L, L] (may be NULL when p = 0). ws: op_attention_workspace() floats. */
+size_t op_attention_workspace(int B, int L, int nh, int hd);
+void op_attention_forward(int B, int L, int nh, int hd, const float *q, const float *k,
+                          const float *v, const float *key_mask, float p, uint64_t seed,
+                          float *probs, uint8_t *drop_mask, float *out, float *ws);
+void op_attention_backward(int B, int L, int nh, int hd, const float *q, const float *k,
+                           const float *v, const float *probs, const uint8_t *drop_mask, float p,
+                           const float *dout, float *dq, float *dk, float *dv, float *ws);
+
+/* ---- losses (loss.c); logits, targets [N, A]; targets are soft scores in [0, 1].
+ * Return the loss (accumulated in double). If dlogits is non-NULL, WRITE (not accumulate)
+ * d(loss)/d(logits) scaled by grad_scale (1.0 normally; the loss scale for fp16). */
+/* BCE with logits: sum over classes, mean over the batch (the VQA standard). */
+double op_bce_logits(int N, int A, const float *logits, const float *targets, float grad_scale,
+                     float *dlogits);
+/* Soft cross-entropy: targets normalized to sum 1 per row (rows with zero sum contribute 0),
+ * -sum t log softmax(z), mean over the batch. */
+double op_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale,
+                    float *dlogits);
+
+#endif

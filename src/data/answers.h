@@ -1,0 +1,45 @@
+/* answers.h: answers as the official VQA evaluation sees them, and the answer vocabulary.
+ *
+ * Normalization follows the official tool (March 2021 fix) exactly: see
+ * shared/VQA_FORMATS.md §1. The vocabulary and soft targets follow §3. */
+#ifndef VQA_ANSWERS_H
+#define VQA_ANSWERS_H
+
+#include <stddef.h>
+
+#include "data/dataset.h"
+#include "util/err.h"
+
+/* Step 1 of the official tool: '\n' and '\t' -> ' ', then strip both ends (Python
+ * whitespace semantics). Writes a NUL-terminated string into out (cap bytes). */
+void ans_clean(const char *in, char *out, size_t cap);
+/* Steps 3 + 4 (punctuation, then digits/articles/contractions), applied to an already
+ * cleaned string. This is what both the metric (when humans disagree) and the answer
+ * vocabulary use. */
+void ans_normalize(const char *in, char *out, size_t cap);
+
+/* Soft score of an answer given by k of the 10 humans: 0, .3, .6, .9, 1 for k = 0..>=4. */
+float ans_soft_score(int k);
+
+typedef struct AnswerVocab AnswerVocab;
+
+/* Candidates: normalized multiple_choice_answer (VizWiz: most common normalized human
+ * answer) of every sample of the given splits; keep those with count >= min_count,
+ * at most max_size (most frequent first, ties broken by the answer string). */
+int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_splits,
+                    int min_count, int max_size, Err *err);
+/* One answer per line, index = line number. */
+int ans_vocab_save(const AnswerVocab *v, const char *path, Err *err);
+int ans_vocab_load(AnswerVocab **out, const char *path, Err *err);
+/* From an in-memory list (e.g. a checkpoint's stored vocabulary). */
+int ans_vocab_from_list(AnswerVocab **out, const char *const *answers, int n, Err *err);
+void ans_vocab_free(AnswerVocab *v);
+int ans_vocab_size(const AnswerVocab *v);
+const char *ans_vocab_answer(const AnswerVocab *v, int index);
+int ans_vocab_find(const AnswerVocab *v, const char *normalized); /* -1 if absent */
+
+/* target[A] = soft score of each class from the normalized human answers of s
+ * (out-of-vocabulary answers dropped; no answers -> all zero). */
+void ans_soft_targets(const AnswerVocab *v, const VqaSample *s, float *target);
+
+#endif

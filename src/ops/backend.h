@@ -1,0 +1,133 @@
+/* backend.h: the op table models call through, so the CPU reference (backend_cpu.c) and
+ * the CUDA backend (cuda/) are interchangeable.
+ *
+ * Every op entry has exactly the signature of its op_* function in ops/ops.h (read the
+ * conventions there: fp32, row-major, NCHW images, backward ACCUMULATES into gradients,
+ * NULL gradient = skipped, scratch from the caller). For the CPU backend all pointers are
+ * host memory; for the CUDA backend they are device memory, and the memory entries below
+ * are how host code moves data in and out. Models never call op_* directly.
+ *
+ * The table is constant (no mutable state in it): obtain it once per run with
+ * backend_cpu() (or the CUDA backend's constructor) and pass it explicitly. */
+#ifndef VQA_BACKEND_H
+#define VQA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/ops.h"
+#include "ops/tensor.h"
+
+typedef struct Backend {
+    const char *name; /* "cpu", "cuda" */
+    Device device;
+
+    /* ---- memory (bytes) ---- */
+    void *(*alloc)(size_t bytes);     /* NULL when out of memory; 64-byte aligned */
+    void (*free)(void *p);            /* NULL allowed */
+    void (*memset_zero)(void *p, size_t bytes);
+    void (*copy_h2d)(void *dst, const void *src, size_t bytes);
+    void (*copy_d2h)(void *dst, const void *src, size_t bytes);
+    void (*copy_d2d)(void *dst, const void *src, size_t bytes);
+    void (*synchronize)(void);        /* wait for queued work (no-op on CPU) */
+
+    /* ---- threads and GEMM ---- */
+    void (*set_threads)(int n);
+    int (*get_threads)(void);
+    void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* ---- conv2d ---- */
+    size_t (*conv2d_workspace)(const ConvShape *s);
+    void (*conv2d_forward)(const ConvShape *s, const float *x, const float *w, const float *b,
+                           float *y, float *ws);
+    void (*conv2d_backward)(const ConvShape *s, const float *x, const float *w, const float *dy,
+                            float *dx, float *dw, float *db, float *ws);
+
+    /* ---- batch-norm 2d ---- */
+    void (*batchnorm_forward_train)(int N, int C, int HW, const float *x, const float *gamma,
+                                    const float *beta, float momentum, float eps,
+                                    float *running_mean, float *running_var, float *y,
+                                    float *save_mean, float *save_rstd);
+    void (*batchnorm_backward_train)(int N, int C, int HW, const float *x, const float *gamma,
+                                     const float *save_mean, const float *save_rstd,
+                                     const float *dy, float *dx, float *dgamma, float *dbeta);
+    void (*batchnorm_forward_eval)(int N, int C, int HW, const float *x, const float *gamma,
+                                   const float *beta, const float *running_mean,
+                                   const float *running_var, float eps, float *y);
+    void (*batchnorm_backward_eval)(int N, int C, int HW, const float *x, const float *gamma,
+                                    const float *running_mean, const float *running_var,
+                                    float eps, const float *dy, float *dx, float *dgamma,
+                                    float *dbeta);
+
+    /* ---- element-wise ---- */
+    void (*relu_forward)(size_t n, const float *x, float *y);
+    void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);
+    void (*gelu_forward)(size_t n, const float *x, float *y);
+    void (*gelu_backward)(size_t n, const float *x, const float *dy, float *dx);
+    void (*tanh_forward)(size_t n, const float *x, float *y);
+    void (*tanh_backward)(size_t n, const float *y, const float *dy, float *dx);
+    void (*add_forward)(size_t n, const float *a, const float *b, float *y);
+    void (*mul_forward)(size_t n, const float *a, const float *b, float *y);
+    void (*mul_backward)(size_t n, const float *a, const float *b, const float *dy, float *da,
+                         float *db);
+    void (*concat_forward)(int N, int Da, int Db, const float *a, const float *b, float *y);
+    void (*concat_backward)(int N, int Da, int Db, const float *dy, float *da, float *db);
+
+    /* ---- pooling ---- */
+    void (*maxpool_forward)(const PoolShape *s, const float *x, float *y, int32_t *argmax);
+    void (*maxpool_backward)(const PoolShape *s, const int32_t *argmax, const float *dy,
+                             float *dx);
+    void (*avgpool_global_forward)(int N, int C, int HW, const float *x, float *y);
+    void (*avgpool_global_backward)(int N, int C, int HW, const float *dy, float *dx);
+
+    /* ---- linear ---- */
+    void (*linear_forward)(int N, int in, int out, const float *x, const float *w,
+                           const float *b, float *y);
+    void (*linear_backward)(int N, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db);
+
+    /* ---- embedding ---- */
+    void (*embedding_forward)(int N, int V, int D, const int32_t *ids, const float *table,
+                              float *y);
+    void (*embedding_backward)(int N, int V, int D, const int32_t *ids, int padding_idx,
+                               const float *dy, float *dtable);
+
+    /* ---- layer-norm ---- */
+    void (*layernorm_forward)(int N, int D, const float *x, const float *w, const float *b,
+                              float eps, float *y, float *mean, float *rstd);
+    void (*layernorm_backward)(int N, int D, const float *x, const float *w, const float *mean,
+                               const float *rstd, const float *dy, float *dx, float *dw,
+                               float *db);
+
+    /* ---- softmax ---- */
+    void (*softmax_forward)(int rows, int cols, const float *x, float *y);
+    void (*softmax_backward)(int rows, int cols, const float *y, const float *dy, float *dx);
+
+    /* ---- dropout ---- */
+    void (*dropout_forward)(size_t n, float p, uint64_t seed, const float *x, float *y,
+                            uint8_t *mask);
+    void (*dropout_backward)(size_t n, float p, const uint8_t *mask, const float *dy,
+                             float *dx);
+
+    /* ---- attention ---- */
+    size_t (*attention_workspace)(int B, int L, int nh, int hd);
+    void (*attention_forward)(int B, int L, int nh, int hd, const float *q, const float *k,
+                              const float *v, const float *key_mask, float p, uint64_t seed,
+                              float *probs, uint8_t *drop_mask, float *out, float *ws);
+    void (*attention_backward)(int B, int L, int nh, int hd, const float *q, const float *k,
+                               const float *v, const float *probs, const uint8_t *drop_mask,
+                               float p, const float *dout, float *dq, float *dk, float *dv,
+                               float *ws);
+
+    /* ---- losses ---- */
+    double (*bce_logits)(int N, int A, const float *logits, const float *targets,
+                         float grad_scale, float *dlogits);
+    double (*soft_xent)(int N, int A, const float *logits, const float *targets,
+                        float grad_scale, float *dlogits);
+} Backend;
+
+/* The CPU reference backend (the op_* functions of src/ops on host memory). Never NULL. */
+const Backend *backend_cpu(void);
+
+#endif

@@ -1,0 +1,76 @@
+/* backend_cpu.c: the CPU Backend table: host memory and the op_* reference functions. */
+#include "ops/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *cpu_alloc(size_t bytes) {
+    void *p = NULL;
+    /* 64-byte alignment for SIMD loads; round up as aligned_alloc requires. */
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    if (posix_memalign(&p, 64, n) != 0) return NULL;
+    return p;
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_memset_zero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+static void cpu_synchronize(void) {}
+
+static const Backend cpu_backend = {
+    .name = "cpu",
+    .device = DEV_CPU,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memset_zero = cpu_memset_zero,
+    .copy_h2d = cpu_copy,
+    .copy_d2h = cpu_copy,
+    .copy_d2d = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .set_threads = op_set_threads,
+    .get_threads = op_get_threads,
+    .gemm = op_gemm,
+    .conv2d_workspace = op_conv2d_workspace,
+    .conv2d_forward = op_conv2d_forward,
+    .conv2d_backward = op_conv2d_backward,
+    .batchnorm_forward_train = op_batchnorm_forward_train,
+    .batchnorm_backward_train = op_batchnorm_backward_train,
+    .batchnorm_forward_eval = op_batchnorm_forward_eval,
+    .batchnorm_backward_eval = op_batchnorm_backward_eval,
+    .relu_forward = op_relu_forward,
+    .relu_backward = op_relu_backward,
+    .gelu_forward = op_gelu_forward,
+    .gelu_backward = op_gelu_backward,
+    .tanh_forward = op_tanh_forward,
+    .tanh_backward = op_tanh_backward,
+    .add_forward = op_add_forward,
+    .mul_forward = op_mul_forward,
+    .mul_backward = op_mul_backward,
+    .concat_forward = op_concat_forward,
+    .concat_backward = op_concat_backward,
+    .maxpool_forward = op_maxpool_forward,
+    .maxpool_backward = op_maxpool_backward,
+    .avgpool_global_forward = op_avgpool_global_forward,
+    .avgpool_global_backward = op_avgpool_global_backward,
+    .linear_forward = op_linear_forward,
+    .linear_backward = op_linear_backward,
+    .embedding_forward = op_embedding_forward,
+    .embedding_backward = op_embedding_backward,
+    .layernorm_forward = op_layernorm_forward,
+    .layernorm_backward = op_layernorm_backward,
+    .softmax_forward = op_softmax_forward,
+    .softmax_backward = op_softmax_backward,
+    .dropout_forward = op_dropout_forward,
+    .dropout_backward = op_dropout_backward,
+    .attention_workspace = op_attention_workspace,
+    .attention_forward = op_attention_forward,
+    .attention_backward = op_attention_backward,
+    .bce_logits = op_bce_logits,
+    .soft_xent = op_soft_xent,
+};
+
+const Backend *backend_cpu(void) { return &cpu_backend; }

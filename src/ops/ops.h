@@ -70,6 +70,7 @@ void op_gelu_backward(size_t n, const float *x, const float *dy, float *dx);
 void op_tanh_forward(size_t n, const float *x, float *y);
 void op_tanh_backward(size_t n, const float *y, const float *dy, float *dx);
 void op_add_forward(size_t n, const float *a, const float *b, float *y);   /* y = a + b */
+void op_add_backward(size_t n, const float *dy, float *da, float *db);    /* da += dy, db += dy */
 void op_mul_forward(size_t n, const float *a, const float *b, float *y);   /* y = a * b */
 void op_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, float *db);
 /* y[N, Da+Db] = [a[N, Da], b[N, Db]] */
@@ -119,9 +120,11 @@ void op_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy
  * q, k, v, out: [B, L, nh*hd] (heads interleaved as HF BERT: head h = columns h*hd..h*hd+hd-1).
  * key_mask [B, L]: 1 = attend, 0 = padding (NULL: all attend); masked keys get score
  * += -FLT_MAX-like (HF adds finfo.min), so a fully masked row is uniform, as HF.
- * probs [B, nh, L, L] = softmax(q k^T / sqrt(hd) + mask) after dropout (saved for backward);
- * dropout on probs with (p, seed) as op_dropout (p = 0: none), its mask in drop_mask
- * [B, nh, L, L] (may be NULL when p = 0). ws: op_attention_workspace() floats. */
+ * probs [B, nh, L, L] = softmax(q k^T / sqrt(hd) + mask) BEFORE dropout (saved for backward:
+ * the softmax backward needs it where dropout zeroed it); then dropout on probs with
+ * (p, seed) as op_dropout on the flat index of probs (p = 0: none), its mask in drop_mask
+ * [B, nh, L, L] (may be NULL when p = 0; needed by the backward when p > 0).
+ * ws: op_attention_workspace() floats (does not depend on the thread count). */
 size_t op_attention_workspace(int B, int L, int nh, int hd);
 void op_attention_forward(int B, int L, int nh, int hd, const float *q, const float *k,
                           const float *v, const float *key_mask, float p, uint64_t seed,

@@ -68,6 +68,7 @@ typedef struct Backend {
     void (*tanh_forward)(size_t n, const float *x, float *y);
     void (*tanh_backward)(size_t n, const float *y, const float *dy, float *dx);
     void (*add_forward)(size_t n, const float *a, const float *b, float *y);
+    void (*add_backward)(size_t n, const float *dy, float *da, float *db);
     void (*mul_forward)(size_t n, const float *a, const float *b, float *y);
     void (*mul_backward)(size_t n, const float *a, const float *b, const float *dy, float *da,
                          float *db);

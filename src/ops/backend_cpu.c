@@ -48,6 +48,7 @@ static const Backend cpu_backend = {
     .tanh_forward = op_tanh_forward,
     .tanh_backward = op_tanh_backward,
     .add_forward = op_add_forward,
+    .add_backward = op_add_backward,
     .mul_forward = op_mul_forward,
     .mul_backward = op_mul_backward,
     .concat_forward = op_concat_forward,

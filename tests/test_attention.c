@@ -142,6 +142,40 @@ static void gradients_match_finite_differences_with_seeded_dropout(void) {
     CHECK_MSG(e < 1e-3, "rel err %g", e);
 }
 
+static void dropout_mask_is_op_dropout_on_the_flat_probs_index(void) {
+    const int B = 2, L = 5, nh = 3, hd = 4, n = B * L * nh * hd, np_ = B * nh * L * L;
+    const float p = 0.3f;
+    Att a;
+    att_alloc(&a, B, L, nh, hd, p, 777);
+    TestRng rng = {55};
+    trng_fill(&rng, a.q, n, -1, 1);
+    trng_fill(&rng, a.k, n, -1, 1);
+    trng_fill(&rng, a.v, n, -1, 1);
+    att_fwd(&a);
+    float *ones = malloc(np_ * 4), *tmp = malloc(np_ * 4);
+    uint8_t *m = malloc(np_);
+    for (int i = 0; i < np_; i++) ones[i] = 1.0f;
+    op_dropout_forward(np_, p, 777, ones, tmp, m);
+    CHECK(memcmp(m, a.drop, np_) == 0);
+    /* out = (P * keep / (1 - p)) V, with P the saved pre-dropout probabilities */
+    const int E = nh * hd;
+    double worst = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < L; i++)
+                for (int c = 0; c < hd; c++) {
+                    double o = 0;
+                    for (int j = 0; j < L; j++) {
+                        size_t pi = (((size_t)b * nh + h) * L + i) * L + j;
+                        o += (m[pi] ? a.probs[pi] / (1.0 - p) : 0.0) * a.v[((size_t)b * L + j) * E + h * hd + c];
+                    }
+                    worst = fmax(worst, fabs(o - a.out[((size_t)b * L + i) * E + h * hd + c]));
+                }
+    CHECK_MSG(worst < 1e-5, "max diff %g", worst);
+    free(ones), free(tmp), free(m);
+    att_free(&a);
+}
+
 static void backward_accumulates_and_skips_null(void) {
     const int B = 1, L = 4, nh = 2, hd = 3, n = B * L * nh * hd;
     Att a;
@@ -226,6 +260,7 @@ int main(void) {
     RUN(masked_keys_get_zero_probability_and_full_mask_is_uniform);
     RUN(gradients_match_finite_differences_without_dropout);
     RUN(gradients_match_finite_differences_with_seeded_dropout);
+    RUN(dropout_mask_is_op_dropout_on_the_flat_probs_index);
     RUN(backward_accumulates_and_skips_null);
     RUN(large_heads_match_naive_loops_and_any_thread_count);
     return test_summary();

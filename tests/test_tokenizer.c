@@ -275,6 +275,23 @@ static void accents_case_and_cjk_follow_bert(void) {
     CHECK(na == nb && memcmp(a, b, (size_t)na * 4) == 0);
 }
 
+static void long_text_equals_its_questions_tokenized_one_by_one(void) {
+    /* > 512 bytes takes the heap-scratch path; words never span the joining spaces */
+    const char *qs[3] = {"What color is the \xC3\x9C-bahn?", "\xCE\x9F\xCE\x94\xCE\x9F\xCE\xA3 \xE4\xB8\xAD!",
+                         "Is the man's t-shirt red?"};
+    static char text[16384];
+    static int32_t want[4096], got[4096];
+    int nw = 0, pos = 0;
+    for (int i = 0; i < 300; i++) {
+        const char *q = qs[i % 3];
+        pos += snprintf(text + pos, sizeof text - (size_t)pos, "%s ", q);
+        nw += tokenize(q, want + nw, 4096 - nw);
+    }
+    CHECK(pos > 4000);
+    int ng = tokenize(text, got, 4096);
+    CHECK(ng == nw && memcmp(got, want, (size_t)nw * 4) == 0);
+}
+
 /* ---------------- vocab errors ---------------- */
 
 static char g_dir[64];
@@ -406,6 +423,7 @@ int main(int argc, char **argv) {
     RUN(word_of_101_chars_is_unk_but_100_is_split);
     RUN(invalid_utf8_bytes_are_dropped);
     RUN(accents_case_and_cjk_follow_bert);
+    RUN(long_text_equals_its_questions_tokenized_one_by_one);
     RUN(vocab_duplicate_names_both_lines);
     RUN(vocab_missing_file_is_named);
     RUN(vocab_missing_cls_is_named);

@@ -4,6 +4,7 @@
     pip install transformers          # the Python tokenizer needs no torch
     python3 tools/gen_tokenizer_refs.py                       # -> tests/ref/tokenizer_cases.txt
     python3 tools/gen_tokenizer_refs.py --exhaustive /tmp/x   # every code point, in contexts
+    python3 tools/gen_tokenizer_refs.py --fuzz /tmp/y         # random strings of hard chars
     build/test_tokenizer /tmp/x                               # compare the C tokenizer on it
 
 The vocab, tests/ref/bert_uncased_vocab.txt, is the uncased WordPiece vocab of
@@ -255,13 +256,32 @@ def exhaustive_cases():
     return [s.encode("utf-8") for s in out]
 
 
+def fuzz_cases(n, seed=11):
+    """n random strings over a pool of the code points where the rules interact: marks of
+    every combining class, cased / case-ignorable letters, sigma, punctuation, spaces,
+    controls, CJK, Hangul, and letters whose lower case or NFD is special."""
+    r = random.Random(seed)
+    pool = [chr(cp) for cp in range(0x300, 0x20000) if ud.combining(chr(cp))][::3]
+    pool += list("ΣσςΑαİIıiAa'.-·΄ʰ \t\u00a0\u2028\u00ad\u200d\x00\ufffd中가각")
+    pool += [chr(cp) for cp in range(0x1F00, 0x2000, 7)] + [chr(cp) for cp in range(0x370, 0x400, 5)]
+    pool += ["\u0345", "\u1fbc", "\u1f88", "\u0130", "\u1e9e", "\u2126", "\u212a", "\u212b",
+             "\U0001d16d", "\U0001d165", "\u302e", "\u0f73", "\u0f75", "\u0f81", "\u1fef"]
+    return ["".join(r.choice(pool) for _ in range(r.randint(1, 12))).encode("utf-8")
+            for _ in range(n)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exhaustive", metavar="OUT", help="write the exhaustive case file to OUT")
+    ap.add_argument("--fuzz", metavar="OUT", help="write 200,000 random hard cases to OUT")
     args = ap.parse_args()
     tok = load_tokenizer()
     pad = tok.convert_tokens_to_ids("[PAD]")
-    cases = exhaustive_cases() if args.exhaustive else make_cases()
+    if args.fuzz:
+        args.exhaustive = args.fuzz  # same file format, no enc16
+        cases = fuzz_cases(200000)
+    else:
+        cases = exhaustive_cases() if args.exhaustive else make_cases()
     lines, n_literal, n_differ = [], 0, 0
     for raw in cases:
         text = raw.decode("utf-8", "replace")

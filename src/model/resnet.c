@@ -279,7 +279,8 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     r->training = training;
     r->max_act = max_act;
     r->gbuf[0] = r->gbuf[1] = NULL;
-    r->ws = arena_floats(a, max_ws ? max_ws : 1);
+    r->ws_floats = max_ws ? max_ws : 1;
+    r->ws = arena_floats(a, r->ws_floats);
     if (!r->ws) return oom(e, "conv workspace");
 
     /* modules 0 (stem) .. n_blocks: keep activations from the lowest trainable one up */

@@ -84,6 +84,7 @@ typedef struct Resnet {
     int training;
     int bwd_from;                /* 0 = stem, i+1 = block i, n_blocks+1 = nothing kept */
     float *ws;                   /* conv workspace (max over convs) */
+    size_t ws_floats;
     float *gbuf[2];              /* backward ping-pong gradient buffers */
     size_t max_act;
     float *grid;                 /* [N, out_channels, gh, gw] */

@@ -23,7 +23,7 @@
 #include "testlib.h"
 
 /* non-NULL when the program was started with --write-inputs DIR */
-static const char *mr_write_dir(int argc, char **argv) {
+static inline const char *mr_write_dir(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--write-inputs") == 0) return argv[i + 1];
     return NULL;
@@ -31,7 +31,7 @@ static const char *mr_write_dir(int argc, char **argv) {
 
 /* Random BN/LayerNorm affine terms and running statistics (PyTorch inits them to 1/0/0/1,
  * which would hide a swapped gamma/beta or an ignored running_var). */
-static void mr_perturb_norms(ParamStore *ps, uint64_t seed) {
+static inline void mr_perturb_norms(ParamStore *ps, uint64_t seed) {
     TestRng r = {seed ^ 0x5eedull};
     for (int i = 0; i < ps_count(ps); i++) {
         const ParamInfo *p = ps_info(ps, i);
@@ -54,7 +54,7 @@ typedef struct MrTensor {
 } MrTensor;
 
 /* Writes weights (every store tensor, under its store name) + extra tensors + metadata. */
-static int mr_write_inputs(const char *dir, const char *case_name, const ParamStore *ps,
+static inline int mr_write_inputs(const char *dir, const char *case_name, const ParamStore *ps,
                            const MrTensor *extra, int n_extra, const char *const *meta, int n_meta) {
     char wpath[600], ipath[600];
     Err e;
@@ -77,7 +77,7 @@ static int mr_write_inputs(const char *dir, const char *case_name, const ParamSt
 }
 
 /* The committed reference of a case (tests/ref/, the working directory is tests/). */
-static StFile *mr_open_ref(const char *case_name) {
+static inline StFile *mr_open_ref(const char *case_name) {
     char path[600];
     Err e;
     StFile *f = NULL;
@@ -92,7 +92,7 @@ static StFile *mr_open_ref(const char *case_name) {
 }
 
 /* ||x - ref|| / ||ref|| for the named reference tensor; 1e30 if absent or mis-sized. */
-static double mr_rel_err(const StFile *f, const char *name, const float *x, size_t n,
+static inline double mr_rel_err(const StFile *f, const char *name, const float *x, size_t n,
                          double *ref_norm) {
     const StTensor *t = st_find(f, name);
     if (!t || (size_t)t->numel != n) {
@@ -118,7 +118,7 @@ static double mr_rel_err(const StFile *f, const char *name, const float *x, size
  * without store_prefix). A tensor passes with relative error < tol, or when its reference
  * is ~0 (e.g. a bias before a softmax) and the absolute error is tiny. Returns the worst
  * relative error among tensors with a non-negligible reference. */
-static double mr_check_grads(const StFile *f, const ParamStore *ps, double tol, int *n_checked) {
+static inline double mr_check_grads(const StFile *f, const ParamStore *ps, double tol, int *n_checked) {
     double worst = 0;
     int n = 0;
     for (int i = 0; i < ps_count(ps); i++) {

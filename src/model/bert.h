@@ -81,7 +81,7 @@ typedef struct Bert {
 /* Registers the parameters (above) in ps under prefix, in group. */
 int bert_build(Bert *m, const BertConfig *c, ParamStore *ps, const char *prefix,
                ParamGroup group, Err *e);
-void bert_free(Bert *m);
+void bert_free(Bert *m); /* safe on a zeroed or partially built Bert (callers free after a failed build) */
 
 /* tokens, token_types [B, L] int32 (token_types may be NULL = all 0); mask [B, L]
  * (1 = token, 0 = padding; NULL = all tokens). L <= max_positions. Activations and the

@@ -1,0 +1,221 @@
+/* vqa_model.c: assembles the VQA model (image encoder + text encoder + fusion head) on one
+ * ParamStore, applies freezing, loads weights, runs forward/backward and writes the
+ * start-up summary. */
+#include "model/vqa_model.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void vqa_model_config_default(VqaModelConfig *c, int num_answers) {
+    memset(c, 0, sizeof *c);
+    c->image_depth = 50;
+    c->image_width = 1.0f;
+    snprintf(c->image_freeze, sizeof c->image_freeze, "all");
+    bert_config_tinybert(&c->text);
+    snprintf(c->text_freeze, sizeof c->text_freeze, "none");
+    c->fusion_type = FUSION_MUL;
+    c->fusion_hidden = 1024;
+    c->fusion_dropout = 0.3f;
+    c->num_answers = num_answers;
+    c->seed = 42;
+}
+
+/* ---- freezing ---- */
+
+static int set_prefix(ParamStore *ps, const char *prefix, const char *stage, Err *e,
+                      const char *valid) {
+    char p[PS_NAME_MAX];
+    snprintf(p, sizeof p, "%s%s.", prefix, stage);
+    if (ps_set_trainable_prefix(ps, p, 1) <= 0)
+        return err_set(e, "freeze: unknown stage '%s' (valid: %s)", stage, valid);
+    return 0;
+}
+
+int vqa_apply_freeze(ParamStore *ps, const char *prefix, const char *spec, int kind, int bert_layers,
+                     Err *e) {
+    const char *valid = kind == 0 ? "all, none, or a list of stem, conv1, bn1, layer1..layer4"
+                                  : "all, none, or a list of embeddings, layer0..layerN-1, pooler";
+    char s[256];
+    snprintf(s, sizeof s, "%s", spec ? spec : "none");
+    /* normalize: brackets, quotes and commas are separators */
+    for (char *q = s; *q; q++)
+        if (*q == '[' || *q == ']' || *q == ',' || *q == '"' || *q == '\'') *q = ' ';
+    char *tok = strtok(s, " \t");
+    if (!tok || strcmp(tok, "none") == 0) {
+        ps_set_trainable_prefix(ps, prefix, 1);
+        return 0;
+    }
+    ps_set_trainable_prefix(ps, prefix, 0);
+    if (strcmp(tok, "all") == 0) {
+        if (strtok(NULL, " \t")) return err_set(e, "freeze: 'all' cannot be combined with stage names");
+        return 0;
+    }
+    for (; tok; tok = strtok(NULL, " \t")) {
+        if (strcmp(tok, "all") == 0 || strcmp(tok, "none") == 0)
+            return err_set(e, "freeze: '%s' cannot be combined with stage names", tok);
+        if (kind == 0) {
+            if (strcmp(tok, "stem") == 0) {
+                if (set_prefix(ps, prefix, "conv1", e, valid) || set_prefix(ps, prefix, "bn1", e, valid)) return -1;
+            } else if (set_prefix(ps, prefix, tok, e, valid)) {
+                return -1;
+            }
+        } else {
+            char st[64];
+            int li;
+            char extra;
+            if (sscanf(tok, "layer%d%c", &li, &extra) == 1) {
+                if (li < 0 || li >= bert_layers)
+                    return err_set(e, "freeze: '%s': the text encoder has layers 0..%d", tok, bert_layers - 1);
+                snprintf(st, sizeof st, "encoder.layer.%d", li);
+            } else {
+                snprintf(st, sizeof st, "%s", tok);
+            }
+            if (set_prefix(ps, prefix, st, e, valid)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- init ---- */
+
+static int load_weights(VqaModel *m, const char *path, const char *store_prefix, const char *file_prefix,
+                        const char *what, Err *e) {
+    PsLoadReport rep;
+    if (ps_load_safetensors(&m->ps, path, store_prefix, file_prefix, &rep, e) != 0)
+        return err_prefix(e, "%s weights", what);
+    size_t off = strlen(m->load_notes);
+    snprintf(m->load_notes + off, sizeof m->load_notes - off, "%s%s: loaded %d tensors from %s%s%s",
+             off ? "\n" : "", what, rep.loaded, path, rep.unused ? "; " : "", rep.unused ? rep.unused_summary : "");
+    return 0;
+}
+
+int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err *e) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->be = be;
+    ps_init(&m->ps);
+    if (c->num_answers < 1) return err_set(e, "model: %d answers (the answer vocabulary is empty)", c->num_answers);
+    ResnetConfig rc = {c->image_depth, c->image_width, 0, 0};
+    if (resnet_build(&m->image, &rc, &m->ps, "image_encoder.", PG_IMAGE, e) != 0)
+        return err_prefix(e, "model.image_encoder");
+    if (bert_config_check(&c->text, e) != 0) return err_prefix(e, "model.text_encoder");
+    if (bert_build(&m->text, &c->text, &m->ps, "text_encoder.", PG_TEXT, e) != 0)
+        return err_prefix(e, "model.text_encoder");
+    FusionConfig fc = {c->fusion_type, m->image.out_channels, c->text.hidden, c->fusion_hidden, c->num_answers,
+                       c->fusion_dropout};
+    if (c->fusion_type == FUSION_ATTENTION && !c->image_grid)
+        return err_set(e, "model.fusion.type attention needs model.image_encoder.output: grid");
+    if (c->fusion_type != FUSION_ATTENTION && c->image_grid)
+        return err_set(e, "model.fusion.type %s needs model.image_encoder.output: pooled", fusion_type_name(c->fusion_type));
+    if (fusion_build(&m->fusion, &fc, &m->ps, e) != 0) return err_prefix(e, "model.fusion");
+
+    if (vqa_apply_freeze(&m->ps, "image_encoder.", c->image_freeze, 0, 0, e) != 0)
+        return err_prefix(e, "model.image_encoder.freeze");
+    if (vqa_apply_freeze(&m->ps, "text_encoder.", c->text_freeze, 1, c->text.layers, e) != 0)
+        return err_prefix(e, "model.text_encoder.freeze");
+    m->image_trainable = ps_any_trainable(&m->ps, m->image.first_param, m->image.end_param);
+    m->text_trainable = ps_any_trainable(&m->ps, m->text.first_param, m->text.end_param);
+
+    if (ps_finalize(&m->ps, be, e) != 0) return -1;
+    if (ps_init_values(&m->ps, c->seed, e) != 0) return -1;
+    if (c->image_weights[0] &&
+        load_weights(m, c->image_weights, "image_encoder.", c->image_weights_prefix, "image_encoder", e) != 0)
+        return -1;
+    if (c->text_weights[0] &&
+        load_weights(m, c->text_weights, "text_encoder.", c->text_weights_prefix, "text_encoder", e) != 0)
+        return -1;
+    return 0;
+}
+
+void vqa_model_free(VqaModel *m) {
+    resnet_free(&m->image);
+    bert_free(&m->text);
+    ps_free(&m->ps);
+}
+
+/* ---- step ---- */
+
+int vqa_model_forward(VqaModel *m, const Batch *b, int training, uint64_t step_seed, Arena *a,
+                      float **logits, Err *e) {
+    const Backend *be = m->be;
+    int B = b->size, S = b->image_size, L = b->max_len;
+    if (b->n_answers && b->n_answers != m->cfg.num_answers)
+        return err_set(e, "batch has %d answer classes, the model %d", b->n_answers, m->cfg.num_answers);
+    m->B = B;
+    m->step_seed = step_seed;
+    if (resnet_forward(&m->image, be, b->images, B, S, S, training, a, e) != 0) return -1;
+    /* distinct dropout streams for the text encoder and the head */
+    uint64_t s_text = step_seed * 0x9E3779B97F4A7C15ull + 1, s_head = step_seed * 0x9E3779B97F4A7C15ull + 2;
+    if (bert_forward(&m->text, be, b->tokens, b->token_types, b->attn_mask, B, L, training, s_text, a, e) != 0)
+        return -1;
+    const float *img = m->cfg.image_grid ? m->image.grid : m->image.pooled;
+    int cells = m->cfg.image_grid ? m->image.gh * m->image.gw : 0;
+    if (fusion_forward(&m->fusion, be, img, cells, m->text.pooled, B, training, s_head, a, e) != 0) return -1;
+    m->logits = m->fusion.logits;
+    if (logits) *logits = m->logits;
+    return 0;
+}
+
+int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e) {
+    const Backend *be = m->be;
+    int B = m->B, C = m->image.out_channels, H = m->cfg.text.hidden;
+    size_t nimg = (size_t)B * C * (m->cfg.image_grid ? (size_t)m->image.gh * m->image.gw : 1);
+    float *dimg = NULL, *dtxt = NULL;
+    /* input gradients only for an encoder that has something to train */
+    if (m->image_trainable && !(dimg = arena_zeros(a, nimg))) return err_set(e, "model: out of memory (arena)");
+    if (m->text_trainable && !(dtxt = arena_zeros(a, (size_t)B * H))) return err_set(e, "model: out of memory (arena)");
+    if (fusion_backward(&m->fusion, be, dlogits, dimg, dtxt, a, e) != 0) return -1;
+    if (dimg && resnet_backward(&m->image, be, NULL, m->cfg.image_grid ? NULL : dimg,
+                                m->cfg.image_grid ? dimg : NULL, a, e) != 0)
+        return -1;
+    if (dtxt && bert_backward(&m->text, be, NULL, dtxt, a, e) != 0) return -1;
+    return 0;
+}
+
+/* ---- summary ---- */
+
+static void fmt_count(size_t n, char *buf, size_t len) {
+    /* 25557032 -> "25,557,032" */
+    char raw[32];
+    snprintf(raw, sizeof raw, "%zu", n);
+    size_t L = strlen(raw), o = 0;
+    for (size_t i = 0; i < L && o + 2 < len; i++) {
+        if (i && (L - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = 0;
+}
+
+static double mib(size_t floats) { return (double)floats * 4.0 / (1024.0 * 1024.0); }
+
+void vqa_model_summary(const VqaModel *m, char *buf, size_t n) {
+    const ParamStore *ps = &m->ps;
+    const VqaModelConfig *c = &m->cfg;
+    char a[32], b[32], t[32];
+    size_t off = 0;
+#define OUT(...) (off += (size_t)snprintf(buf + (off < n ? off : n), off < n ? n - off : 0, __VA_ARGS__))
+    OUT("model: resnet%d (width %g, %s) + bert %dL-%dH (%d heads, ffn %d) + %s fusion (hidden %d, dropout %g) -> %d answers\n",
+        c->image_depth, (double)c->image_width, c->image_grid ? "grid" : "pooled", c->text.layers, c->text.hidden,
+        c->text.heads, c->text.ffn, fusion_type_name(c->fusion_type), c->fusion_hidden, (double)c->fusion_dropout,
+        c->num_answers);
+    OUT("  %-14s %14s %14s %14s\n", "module", "parameters", "trainable", "frozen");
+    for (int g = 0; g < PG_COUNT; g++) {
+        size_t all = ps_numel(ps, g, 0), tr = ps_numel(ps, g, 1);
+        fmt_count(all, a, sizeof a);
+        fmt_count(tr, b, sizeof b);
+        fmt_count(all - tr, t, sizeof t);
+        OUT("  %-14s %14s %14s %14s\n", ps_group_name((ParamGroup)g), a, b, t);
+    }
+    size_t all = ps_numel(ps, -1, 0), tr = ps_numel(ps, -1, 1);
+    fmt_count(all, a, sizeof a);
+    fmt_count(tr, b, sizeof b);
+    fmt_count(all - tr, t, sizeof t);
+    OUT("  %-14s %14s %14s %14s\n", "total", a, b, t);
+    OUT("  freeze: image_encoder %s, text_encoder %s\n", c->image_freeze, c->text_freeze);
+    OUT("  memory (fp32): parameters %.1f MiB, buffers %.2f MiB, gradients %.1f MiB, AdamW state %.1f MiB\n",
+        mib(ps->n_values), mib(ps->n_buffers), mib(ps->n_grads), mib(2 * ps->n_grads));
+    if (m->load_notes[0]) OUT("%s\n", m->load_notes);
+#undef OUT
+}

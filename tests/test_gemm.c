@@ -1,5 +1,6 @@
 /* test_gemm.c: op_gemm in all four transpose combinations, with leading dimensions and
- * beta, against a plain triple loop; and the thread-count control. */
+ * beta, against a plain triple loop, both unsplit and split over threads; and the
+ * thread-count control. */
 // TEST_LIBS: vqa_ops
 // TEST_LABELS: unit
 #include "ops/ops.h"
@@ -41,6 +42,34 @@ static void all_transposes_with_padding_and_beta(void) {
         }
 }
 
+/* Large enough for op_gemm to split C over threads (by columns when wide, by rows when
+ * tall), with odd sizes so the blocks are ragged; every transpose combination. */
+static void thread_split_matches_naive_on_odd_sizes(void) {
+    int before = op_get_threads();
+    op_set_threads(3);
+    const int shapes[2][3] = {{67, 301, 45}, {301, 67, 45}};
+    TestRng rng = {92};
+    for (int sh = 0; sh < 2; sh++) {
+        int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+        float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+        trng_fill(&rng, A, (size_t)M * K, -1, 1);
+        trng_fill(&rng, B, (size_t)K * N, -1, 1);
+        for (int tA = 0; tA < 2; tA++)
+            for (int tB = 0; tB < 2; tB++) {
+                trng_fill(&rng, C, (size_t)M * N, -1, 1);
+                memcpy(R, C, sizeof(float) * M * N);
+                int lda = tA ? M : K, ldb = tB ? K : N;
+                op_gemm(tA, tB, M, N, K, 1.5f, A, lda, B, ldb, 1.0f, C, N);
+                naive(tA, tB, M, N, K, 1.5f, A, lda, B, ldb, 1.0f, R, N);
+                double e = rel_err(C, R, (size_t)M * N);
+                CHECK_MSG(e < 1e-6, "%dx%dx%d transA %d transB %d rel err %.3g", M, N, K, tA, tB, e);
+            }
+        free(A), free(B), free(C), free(R);
+    }
+    op_set_threads(before);
+}
+
 static void empty_inner_dimension_scales_c_by_beta(void) {
     float C[4] = {1, 2, 3, 4}, dummy = 0;
     op_gemm(0, 0, 2, 2, 0, 1.0f, &dummy, 1, &dummy, 2, 0.5f, C, 2);
@@ -62,6 +91,7 @@ static void set_threads_is_reported_back(void) {
 
 int main(void) {
     RUN(all_transposes_with_padding_and_beta);
+    RUN(thread_split_matches_naive_on_odd_sizes);
     RUN(empty_inner_dimension_scales_c_by_beta);
     RUN(set_threads_is_reported_back);
     return test_summary();

@@ -15,6 +15,8 @@
  *    op's *_workspace() function, in floats.
  *  - Reductions that decide a loss value are accumulated in double.
  *  - Thread parallelism: OpenMP inside ops, OpenBLAS for GEMM; set with op_set_threads().
+ *    After op_set_threads() OpenBLAS runs single-threaded and op_gemm splits products over
+ *    the OpenMP threads (one pool, no two pools spinning against each other; gemm.c).
  */
 #ifndef VQA_OPS_H
 #define VQA_OPS_H
@@ -23,7 +25,10 @@
 #include <stdint.h>
 
 /* ---- threads and GEMM (gemm.c) ---- */
-void op_set_threads(int n); /* n <= 0: leave OpenMP/OpenBLAS defaults (OMP_NUM_THREADS) */
+/* n > 0: n OpenMP threads; n <= 0: keep OpenMP's default (OMP_NUM_THREADS, else all cores).
+ * Either way OpenBLAS is set to one thread and op_gemm parallelizes over OpenMP. Call once
+ * at start-up (train.threads) before any op. */
+void op_set_threads(int n);
 int op_get_threads(void);
 /* C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major, via cblas_sgemm. */
 void op_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

@@ -4,12 +4,13 @@
  *   bench_cpu_ops [threads] [--quick] [--only=SUBSTRING]
  *
  * Convolutions at batch 8, 224x224 input: the 3x3 convs of each stage, the 1x1 convs, the
- * stem; forward and backward (dx + dw + db). The sgemm baseline of a conv forward is its
- * whole-batch GEMM: M = K, N = batch*P*Q, K = C*R*S (NN); of a backward, the dW GEMM
- * (NT) plus the dcol GEMM (TN) of the same sizes. BERT: tokens = 64*20 rows through
- * the TinyBERT linears (312x312, 312->1200, 1200->312), baseline = the same sgemm(s).
- * Each time is the minimum of several runs (see time_pair). The machine (CPU model,
- * threads, OpenBLAS core type and OPENBLAS_CORETYPE) is printed above the table. */
+ * stem, without bias as in ResNet; forward and backward (dx + dw). The sgemm baseline of
+ * a conv forward is its whole-batch GEMM: M = K, N = batch*P*Q, K = C*R*S (NN); of a
+ * backward, the dW GEMM (NT) plus the dcol GEMM (TN) of the same sizes. BERT: tokens =
+ * 64*20 rows through the TinyBERT linears (312x312, 312->1200, 1200->312, with bias),
+ * baseline = the same sgemm(s) threaded by OpenBLAS itself. Each time is the minimum of
+ * several runs (see time_pair). The machine (CPU model, threads, OpenBLAS core type,
+ * OPENBLAS_* and OMP_* settings, load average) is printed above the table. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,13 +74,14 @@ typedef struct ConvB {
     float *x, *w, *b, *y, *ws, *dx, *dw, *db;
 } ConvB;
 
+/* No bias: ResNet's convolutions have none (a batch-norm follows each). */
 static void conv_fwd(void *c_) {
     ConvB *c = c_;
-    op_conv2d_forward(&c->s, c->x, c->w, c->b, c->y, c->ws);
+    op_conv2d_forward(&c->s, c->x, c->w, NULL, c->y, c->ws);
 }
 static void conv_bwd(void *c_) {
     ConvB *c = c_;
-    op_conv2d_backward(&c->s, c->x, c->w, c->y, c->dx, c->dw, c->db, c->ws);
+    op_conv2d_backward(&c->s, c->x, c->w, c->y, c->dx, c->dw, NULL, c->ws);
 }
 
 /* ---- plain sgemm: one or two products (a backward needs two) ---- */

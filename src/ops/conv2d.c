@@ -211,7 +211,8 @@ void op_conv2d_forward(const ConvShape *s, const float *x, const float *w, const
         }
         int cols = gn * (int)pq;
         if (gn == 1) {
-            if (b) {
+            if (b) { /* start from the bias; the GEMM adds onto it (beta = 1) */
+#pragma omp parallel for schedule(static)
                 for (int k = 0; k < K; k++)
                     for (size_t j = 0; j < pq; j++) yn[(size_t)k * pq + j] = b[k];
             }

@@ -14,7 +14,7 @@
  *   dcol_n      =  w^T [CRS, K] @ dy_n [K, PQ],  dx += col2im(dcol_n)   (scatter-add)
  *
  * Small feature maps (deep ResNet stages: 14x14, 7x7) make a per-image GEMM thin (PQ
- * columns only), which OpenBLAS runs far below its peak. So images are processed in
+ * columns only), which sgemm runs well below its peak. So images are processed in
  * groups of G: col is [CRS, G*PQ] (image i in columns i*PQ ..), the GEMM has G*PQ
  * columns, and its [K, G*PQ] result is scattered into the NCHW output (a cheap copy
  * next to 2*CRS flops per output). G = 1 for large maps: the GEMM writes y directly.
@@ -28,8 +28,9 @@
 
 #include "ops/ops.h"
 
-/* Aim for at least this many GEMM columns per group (measured: OpenBLAS sgemm is near
- * its peak from ~1000 columns on). */
+/* Aim for at least this many GEMM columns per group. A 7x7 map alone gives 49-column
+ * GEMMs, too thin for sgemm's blocking; with groups of >= 1024 columns the 14x14 and 7x7
+ * stages run at 0.8-0.95 of whole-batch sgemm (bench/RESULTS.md). */
 #define CONV_TARGET_COLS 1024
 /* Rows of at least this many floats are filled by memcpy/memset, shorter ones by loops. */
 #define ROW_CALL_MIN 24

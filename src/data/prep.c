@@ -1,0 +1,623 @@
+/* prep.c: writing and memory-mapping the prepared dataset file (format in prep.h). */
+#include "data/prep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+
+#include "util/log.h"
+
+_Static_assert(sizeof(PrepHeader) == PREP_HEADER_BYTES, "PrepHeader must be 256 bytes");
+_Static_assert(sizeof(PrepPair) == 8, "PrepPair must be 8 bytes");
+
+static const char *const sec_names[PREP_NSEC] = {
+    "images", "jpeg_index", "image_ids", "image_flags", "sample_image",
+    "tokens", "lengths", "targets", "question_ids", "answer_vocab"};
+
+static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
+
+/* ================================================================ writing */
+
+/* Open-addressing map from image path to image index (paths live in the dataset). */
+typedef struct PathMap { const char **keys; int32_t *vals; size_t cap; } PathMap;
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Returns the index of path, inserting it as next_index if new. */
+static int32_t pathmap_get(PathMap *m, const char *path, int32_t next_index) {
+    size_t i = hash_str(path) & (m->cap - 1);
+    while (m->keys[i]) {
+        if (!strcmp(m->keys[i], path)) return m->vals[i];
+        i = (i + 1) & (m->cap - 1);
+    }
+    m->keys[i] = path;
+    m->vals[i] = next_index;
+    return next_index;
+}
+
+typedef struct MemBuf { uint8_t *p; size_t n, cap; int oom; } MemBuf;
+static void membuf_write(void *ctx, void *data, int size) {
+    MemBuf *m = ctx;
+    if (m->oom) return;
+    if (m->n + (size_t)size > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16384;
+        while (nc < m->n + (size_t)size) nc *= 2;
+        uint8_t *np = realloc(m->p, nc);
+        if (!np) { m->oom = 1; return; }
+        m->p = np;
+        m->cap = nc;
+    }
+    memcpy(m->p + m->n, data, (size_t)size);
+    m->n += (size_t)size;
+}
+
+/* One chunk of images processed by the threads, then written in order. */
+typedef struct PrepChunk {
+    const VqaDataset *ds;
+    const int64_t *first_sample; /* [n_images] a sample using the image (for its path) */
+    const PrepOpts *o;
+    int64_t begin, end;          /* image range of this chunk */
+    uint8_t *pixels;             /* [end - begin, S, S, 3] */
+    MemBuf *jpeg;                /* [end - begin] */
+    uint8_t *bad;                /* [end - begin] */
+    char (*msg)[512];            /* [end - begin] reasons */
+    int64_t next;                /* next image to claim */
+    pthread_mutex_t mu;
+} PrepChunk;
+
+static void *prep_worker(void *arg) {
+    PrepChunk *c = arg;
+    const int S = c->o->image_size;
+    void *scratch = NULL;
+    size_t scratch_cap = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int64_t i = c->next++;
+        pthread_mutex_unlock(&c->mu);
+        if (i >= c->end) break;
+        int64_t k = i - c->begin;
+        uint8_t *dst = c->pixels + (size_t)k * S * S * 3;
+        const char *path = c->ds->samples[c->first_sample[i]].image_path;
+        Image im;
+        Err e;
+        c->bad[k] = 0;
+        if (img_decode_file(&im, path, &e) != 0) {
+            c->bad[k] = 1;
+            snprintf(c->msg[k], sizeof c->msg[k], "%s", e.msg);
+            memset(dst, 0, (size_t)S * S * 3);
+        } else {
+            size_t need = img_resample_scratch_size(im.w, im.h, S, S);
+            if (need > scratch_cap) {
+                free(scratch);
+                scratch = malloc(need);
+                scratch_cap = scratch ? need : 0;
+            }
+            double box[4];
+            img_resize_box(im.w, im.h, S, c->o->resize, box);
+            if (!scratch || img_resample(im.px, im.w, im.h, box[0], box[1], box[2], box[3], dst, S, S,
+                                         scratch) != 0) {
+                c->bad[k] = 1;
+                snprintf(c->msg[k], sizeof c->msg[k], "%s: out of memory resizing %d x %d", path,
+                         im.w, im.h);
+                memset(dst, 0, (size_t)S * S * 3);
+            }
+            img_free(&im);
+        }
+        if (c->o->jpeg_quality > 0) {
+            MemBuf *m = &c->jpeg[k];
+            m->n = 0;
+            if (!stbi_write_jpg_to_func(membuf_write, m, S, S, 3, dst, c->o->jpeg_quality) || m->oom) {
+                c->bad[k] = 2; /* fatal: the writer reports it */
+                snprintf(c->msg[k], sizeof c->msg[k], "%s: JPEG encoding failed", path);
+            }
+        }
+    }
+    free(scratch);
+    return NULL;
+}
+
+static int write_at(FILE *f, uint64_t off, const void *p, size_t n, const char *path, Err *err) {
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0 || (n && fwrite(p, 1, n, f) != n))
+        return err_errno(err, "%s: write of %zu bytes at offset %llu failed", path, n,
+                         (unsigned long long)off);
+    return 0;
+}
+
+int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
+               const AnswerVocab *vocab, const PrepOpts *o, PrepBadFn on_bad, void *bad_ctx,
+               PrepStats *stats, Err *err) {
+    double t0 = time_now();
+    const int S = o->image_size, L = o->max_len;
+    const int64_t n = ds->n;
+    if (S < 1 || S > 4096 || L < 2 || L > 4096 || n < 1 || n > INT32_MAX)
+        return err_set(err, "%s: bad prepare settings (image_size %d, max_len %d, %lld samples)",
+                       path, S, L, (long long)n);
+    int threads = o->threads < 1 ? 1 : o->threads;
+    int rc = -1;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = NULL;
+    PathMap map = {0};
+    int32_t *sample_img = NULL;
+    int64_t *first_sample = NULL, *image_ids = NULL;
+    uint8_t *flags = NULL;
+    uint64_t *jindex = NULL;
+    PrepChunk ch;
+    memset(&ch, 0, sizeof ch);
+    pthread_mutex_init(&ch.mu, NULL);
+    void *buf = NULL;
+    PrepHeader h;
+    memset(&h, 0, sizeof h);
+
+    /* 1. Unique images, in order of first use. */
+    map.cap = 16;
+    while (map.cap < (size_t)n * 2) map.cap <<= 1;
+    map.keys = calloc(map.cap, sizeof *map.keys);
+    map.vals = calloc(map.cap, sizeof *map.vals);
+    sample_img = malloc(sizeof(int32_t) * (size_t)n);
+    first_sample = malloc(sizeof(int64_t) * (size_t)n);
+    if (!map.keys || !map.vals || !sample_img || !first_sample) {
+        err_set(err, "%s: out of memory indexing %lld samples", path, (long long)n);
+        goto done;
+    }
+    int64_t n_img = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t k = pathmap_get(&map, ds->samples[i].image_path, (int32_t)n_img);
+        if (k == n_img) first_sample[n_img++] = i;
+        sample_img[i] = k;
+    }
+    image_ids = malloc(sizeof(int64_t) * (size_t)n_img);
+    flags = calloc((size_t)n_img, 1);
+    if (o->jpeg_quality > 0) jindex = malloc(sizeof(uint64_t) * (size_t)(n_img + 1));
+    if (!image_ids || !flags || (o->jpeg_quality > 0 && !jindex)) {
+        err_set(err, "%s: out of memory", path);
+        goto done;
+    }
+    for (int64_t k = 0; k < n_img; k++) image_ids[k] = ds->samples[first_sample[k]].image_id;
+
+    f = fopen(tmp, "wb");
+    if (!f) {
+        err_errno(err, "%s: cannot create", tmp);
+        goto done;
+    }
+    memcpy(h.magic, PREP_MAGIC, 8);
+    h.version = PREP_VERSION;
+    h.header_bytes = PREP_HEADER_BYTES;
+    h.flags = (o->jpeg_quality > 0 ? PREP_FLAG_JPEG : 0) | (vocab ? PREP_FLAG_TARGETS : 0);
+    h.image_size = (uint32_t)S;
+    h.max_len = (uint32_t)L;
+    h.n_answers = vocab ? (uint32_t)ans_vocab_size(vocab) : 0;
+    h.tok_vocab = tok ? (uint32_t)tok_vocab_size(tok) : 0;
+    h.max_pairs = PREP_MAX_PAIRS;
+    h.n_samples = (uint64_t)n;
+    h.n_images = (uint64_t)n_img;
+
+    /* 2. Images, chunk by chunk: threads decode + resize (+ encode), then written in order. */
+    const int64_t chunk = 64 * threads;
+    ch.ds = ds;
+    ch.first_sample = first_sample;
+    ch.o = o;
+    ch.pixels = malloc((size_t)chunk * S * S * 3);
+    ch.jpeg = calloc((size_t)chunk, sizeof *ch.jpeg);
+    ch.bad = malloc((size_t)chunk);
+    ch.msg = malloc(sizeof *ch.msg * (size_t)chunk);
+    if (!ch.pixels || !ch.jpeg || !ch.bad || !ch.msg) {
+        err_set(err, "%s: out of memory for the image chunk", path);
+        goto done;
+    }
+    uint64_t off = PREP_HEADER_BYTES, img_bytes = 0;
+    h.sec[PREP_SEC_IMAGES][0] = off;
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
+        err_errno(err, "%s: seek", tmp);
+        goto done;
+    }
+    int64_t bad_count = 0;
+    for (int64_t b = 0; b < n_img; b += chunk) {
+        ch.begin = ch.next = b;
+        ch.end = b + chunk < n_img ? b + chunk : n_img;
+        pthread_t th[64];
+        int nt = threads > 64 ? 64 : threads, started = 0;
+        for (int t = 1; t < nt; t++)
+            if (pthread_create(&th[started], NULL, prep_worker, &ch) == 0) started++;
+        prep_worker(&ch);
+        for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+        for (int64_t i = ch.begin; i < ch.end; i++) {
+            int64_t k = i - ch.begin;
+            if (ch.bad[k] == 2) {
+                err_set(err, "%s", ch.msg[k]);
+                goto done;
+            }
+            if (ch.bad[k]) {
+                flags[i] = 1;
+                bad_count++;
+                if (on_bad) on_bad(bad_ctx, ch.msg[k]);
+            }
+            const void *p;
+            size_t len;
+            if (jindex) {
+                jindex[i] = img_bytes;
+                p = ch.jpeg[k].p;
+                len = ch.jpeg[k].n;
+            } else {
+                p = ch.pixels + (size_t)k * S * S * 3;
+                len = (size_t)S * S * 3;
+            }
+            if (fwrite(p, 1, len, f) != len) {
+                err_errno(err, "%s: write failed", tmp);
+                goto done;
+            }
+            img_bytes += len;
+        }
+    }
+    if (jindex) jindex[n_img] = img_bytes;
+    h.sec[PREP_SEC_IMAGES][1] = img_bytes;
+    off = align64(off + img_bytes);
+
+    /* 3. The small sections. */
+#define PUT_SECTION(id, ptr, bytes)                                            \
+    do {                                                                       \
+        h.sec[id][0] = off;                                                    \
+        h.sec[id][1] = (bytes);                                                \
+        if (write_at(f, off, (ptr), (size_t)(bytes), tmp, err) != 0) goto done; \
+        off = align64(off + (bytes));                                          \
+    } while (0)
+    if (jindex) PUT_SECTION(PREP_SEC_JPEG_INDEX, jindex, sizeof(uint64_t) * (uint64_t)(n_img + 1));
+    PUT_SECTION(PREP_SEC_IMAGE_IDS, image_ids, sizeof(int64_t) * (uint64_t)n_img);
+    PUT_SECTION(PREP_SEC_IMAGE_FLAGS, flags, (uint64_t)n_img);
+    PUT_SECTION(PREP_SEC_SAMPLE_IMG, sample_img, sizeof(int32_t) * (uint64_t)n);
+
+    size_t big = sizeof(int32_t) * (size_t)n * L;
+    size_t need = big > sizeof(PrepPair) * (size_t)n * PREP_MAX_PAIRS ? big : sizeof(PrepPair) * (size_t)n * PREP_MAX_PAIRS;
+    buf = malloc(need + sizeof(float) * (size_t)(vocab ? ans_vocab_size(vocab) : 1) + sizeof(float) * (size_t)L);
+    if (!buf) {
+        err_set(err, "%s: out of memory for %zu bytes of tokens", path, need);
+        goto done;
+    }
+    int32_t *tokens = buf;
+    int32_t *lengths = malloc(sizeof(int32_t) * (size_t)n);
+    if (!lengths) {
+        err_set(err, "%s: out of memory", path);
+        goto done;
+    }
+    float *mask = (float *)((char *)buf + need);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t *row = tokens + (size_t)i * L;
+        if (tok) {
+            lengths[i] = tok_encode(tok, ds->samples[i].question, L, row, mask);
+        } else {
+            memset(row, 0, sizeof(int32_t) * (size_t)L);
+            lengths[i] = 0;
+        }
+    }
+    h.sec[PREP_SEC_TOKENS][0] = off;
+    h.sec[PREP_SEC_TOKENS][1] = big;
+    if (write_at(f, off, tokens, big, tmp, err) != 0) { free(lengths); goto done; }
+    off = align64(off + big);
+    h.sec[PREP_SEC_LENGTHS][0] = off;
+    h.sec[PREP_SEC_LENGTHS][1] = sizeof(int32_t) * (uint64_t)n;
+    int wrc = write_at(f, off, lengths, sizeof(int32_t) * (size_t)n, tmp, err);
+    free(lengths);
+    if (wrc != 0) goto done;
+    off = align64(off + sizeof(int32_t) * (uint64_t)n);
+
+    if (vocab) {
+        int A = ans_vocab_size(vocab);
+        PrepPair *pairs = buf;
+        float *dense = (float *)((char *)buf + need);
+        for (int64_t i = 0; i < n; i++) {
+            PrepPair *pp = pairs + (size_t)i * PREP_MAX_PAIRS;
+            for (int j = 0; j < PREP_MAX_PAIRS; j++) { pp[j].cls = -1; pp[j].score = 0; }
+            ans_soft_targets(vocab, &ds->samples[i], dense);
+            int np = 0;
+            for (int a = 0; a < A && np < PREP_MAX_PAIRS; a++)
+                if (dense[a] != 0.0f) { pp[np].cls = a; pp[np].score = dense[a]; np++; }
+        }
+        PUT_SECTION(PREP_SEC_TARGETS, pairs, sizeof(PrepPair) * (uint64_t)n * PREP_MAX_PAIRS);
+    }
+    int64_t *qids = buf;
+    for (int64_t i = 0; i < n; i++) qids[i] = ds->samples[i].question_id;
+    PUT_SECTION(PREP_SEC_QIDS, qids, sizeof(int64_t) * (uint64_t)n);
+    if (vocab) {
+        uint64_t vbytes = 0;
+        int A = ans_vocab_size(vocab);
+        h.sec[PREP_SEC_VOCAB][0] = off;
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0) { err_errno(err, "%s: seek", tmp); goto done; }
+        for (int a = 0; a < A; a++) {
+            const char *s = ans_vocab_answer(vocab, a);
+            size_t len = strlen(s) + 1;
+            if (fwrite(s, 1, len, f) != len) { err_errno(err, "%s: write failed", tmp); goto done; }
+            vbytes += len;
+        }
+        h.sec[PREP_SEC_VOCAB][1] = vbytes;
+        off = align64(off + vbytes);
+    }
+#undef PUT_SECTION
+    if (write_at(f, 0, &h, sizeof h, tmp, err) != 0) goto done;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        err_errno(err, "%s: flush", tmp);
+        goto done;
+    }
+    uint64_t file_bytes = (uint64_t)ftello(f);
+    if (fclose(f) != 0) {
+        f = NULL;
+        err_errno(err, "%s: close", tmp);
+        goto done;
+    }
+    f = NULL;
+    if (rename(tmp, path) != 0) {
+        err_errno(err, "cannot rename %s to %s", tmp, path);
+        goto done;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0) file_bytes = (uint64_t)st.st_size;
+    if (stats) {
+        stats->n_samples = n;
+        stats->n_images = n_img;
+        stats->bad_images = bad_count;
+        stats->file_bytes = file_bytes;
+        stats->seconds = time_now() - t0;
+    }
+    rc = 0;
+done:
+    if (f) {
+        fclose(f);
+        remove(tmp);
+    }
+    free(map.keys);
+    free(map.vals);
+    free(sample_img);
+    free(first_sample);
+    free(image_ids);
+    free(flags);
+    free(jindex);
+    free(ch.pixels);
+    if (ch.jpeg)
+        for (int64_t k = 0; k < 64 * threads; k++) free(ch.jpeg[k].p);
+    free(ch.jpeg);
+    free(ch.bad);
+    free(ch.msg);
+    pthread_mutex_destroy(&ch.mu);
+    free(buf);
+    return rc;
+}
+
+/* ================================================================ reading */
+
+struct PrepFile {
+    char *path;
+    const uint8_t *map;
+    size_t size;
+    PrepHeader h;
+    const char **answers; /* [n_answers] into the map */
+};
+
+const PrepHeader *prep_header(const PrepFile *p) { return &p->h; }
+const char *prep_path(const PrepFile *p) { return p->path; }
+
+static int check_section(const PrepFile *p, int id, uint64_t expect, int required, Err *err) {
+    uint64_t off = p->h.sec[id][0], len = p->h.sec[id][1];
+    if (!required) {
+        if (off || len)
+            return err_set(err, "%s: header: section %s present (offset %llu) but its flag is off",
+                           p->path, sec_names[id], (unsigned long long)off);
+        return 0;
+    }
+    if (off < PREP_HEADER_BYTES || off % 64 || off > p->size || len > p->size - off)
+        return err_set(err, "%s: header: section %s at offset %llu with %llu bytes does not fit "
+                       "the file (%zu bytes)", p->path, sec_names[id], (unsigned long long)off,
+                       (unsigned long long)len, p->size);
+    if (expect != UINT64_MAX && len != expect)
+        return err_set(err, "%s: header: section %s has %llu bytes, expected %llu from the counts",
+                       p->path, sec_names[id], (unsigned long long)len, (unsigned long long)expect);
+    return 0;
+}
+
+static int prep_validate(PrepFile *p, Err *err) {
+    const PrepHeader *h = &p->h;
+    if (p->size < PREP_HEADER_BYTES)
+        return err_set(err, "%s: %zu bytes, too small for the %u-byte header of a prepared dataset",
+                       p->path, p->size, PREP_HEADER_BYTES);
+    if (memcmp(h->magic, PREP_MAGIC, 8) != 0)
+        return err_set(err, "%s: not a prepared dataset (bad magic at byte 0, expected \"VQAPREP\")", p->path);
+    if (h->version != PREP_VERSION)
+        return err_set(err, "%s: prepared dataset version %u, this build reads version %u (re-run vqa_prep)",
+                       p->path, h->version, PREP_VERSION);
+    if (h->header_bytes != PREP_HEADER_BYTES || h->max_pairs != PREP_MAX_PAIRS)
+        return err_set(err, "%s: header: header_bytes %u / max_pairs %u, expected %u / %d", p->path,
+                       h->header_bytes, h->max_pairs, PREP_HEADER_BYTES, PREP_MAX_PAIRS);
+    if (h->flags & ~(PREP_FLAG_JPEG | PREP_FLAG_TARGETS))
+        return err_set(err, "%s: header: unknown flags 0x%x", p->path, h->flags);
+    if (h->image_size < 1 || h->image_size > 4096 || h->max_len < 1 || h->max_len > 4096 ||
+        h->n_samples < 1 || h->n_samples > INT32_MAX || h->n_images < 1 ||
+        h->n_images > h->n_samples || h->n_answers > (1u << 24) ||
+        ((h->flags & PREP_FLAG_TARGETS) && h->n_answers == 0))
+        return err_set(err, "%s: header: implausible counts (image_size %u, max_len %u, %llu samples, "
+                       "%llu images, %u answers)", p->path, h->image_size, h->max_len,
+                       (unsigned long long)h->n_samples, (unsigned long long)h->n_images, h->n_answers);
+    uint64_t n = h->n_samples, ni = h->n_images, S = h->image_size, L = h->max_len;
+    int jpeg = (h->flags & PREP_FLAG_JPEG) != 0, tg = (h->flags & PREP_FLAG_TARGETS) != 0;
+    if (check_section(p, PREP_SEC_IMAGES, jpeg ? UINT64_MAX : ni * S * S * 3, 1, err) ||
+        check_section(p, PREP_SEC_JPEG_INDEX, (ni + 1) * 8, jpeg, err) ||
+        check_section(p, PREP_SEC_IMAGE_IDS, ni * 8, 1, err) ||
+        check_section(p, PREP_SEC_IMAGE_FLAGS, ni, 1, err) ||
+        check_section(p, PREP_SEC_SAMPLE_IMG, n * 4, 1, err) ||
+        check_section(p, PREP_SEC_TOKENS, n * L * 4, 1, err) ||
+        check_section(p, PREP_SEC_LENGTHS, n * 4, 1, err) ||
+        check_section(p, PREP_SEC_TARGETS, n * PREP_MAX_PAIRS * 8, tg, err) ||
+        check_section(p, PREP_SEC_QIDS, n * 8, 1, err) ||
+        check_section(p, PREP_SEC_VOCAB, UINT64_MAX, tg, err))
+        return -1;
+    if (jpeg) {
+        const uint64_t *ix = (const uint64_t *)(p->map + h->sec[PREP_SEC_JPEG_INDEX][0]);
+        if (ix[0] != 0 || ix[ni] != h->sec[PREP_SEC_IMAGES][1])
+            return err_set(err, "%s: jpeg_index: starts at %llu / ends at %llu, expected 0 / %llu",
+                           p->path, (unsigned long long)ix[0], (unsigned long long)ix[ni],
+                           (unsigned long long)h->sec[PREP_SEC_IMAGES][1]);
+        for (uint64_t k = 0; k < ni; k++)
+            if (ix[k + 1] < ix[k])
+                return err_set(err, "%s: jpeg_index: entry %llu (%llu) is before entry %llu (%llu)",
+                               p->path, (unsigned long long)(k + 1), (unsigned long long)ix[k + 1],
+                               (unsigned long long)k, (unsigned long long)ix[k]);
+    }
+    const int32_t *si = (const int32_t *)(p->map + h->sec[PREP_SEC_SAMPLE_IMG][0]);
+    const int32_t *len = (const int32_t *)(p->map + h->sec[PREP_SEC_LENGTHS][0]);
+    const int32_t *tok = (const int32_t *)(p->map + h->sec[PREP_SEC_TOKENS][0]);
+    for (uint64_t i = 0; i < n; i++) {
+        if (si[i] < 0 || (uint64_t)si[i] >= ni)
+            return err_set(err, "%s: sample_image[%llu] = %d, expected 0..%llu", p->path,
+                           (unsigned long long)i, si[i], (unsigned long long)(ni - 1));
+        if (len[i] < 0 || (uint64_t)len[i] > L)
+            return err_set(err, "%s: lengths[%llu] = %d, expected 0..%llu", p->path,
+                           (unsigned long long)i, len[i], (unsigned long long)L);
+    }
+    if (h->tok_vocab)
+        for (uint64_t i = 0; i < n * L; i++)
+            if (tok[i] < 0 || (uint32_t)tok[i] >= h->tok_vocab)
+                return err_set(err, "%s: tokens[%llu][%llu] = %d, outside the vocabulary of %u",
+                               p->path, (unsigned long long)(i / L), (unsigned long long)(i % L),
+                               tok[i], h->tok_vocab);
+    if (tg) {
+        const PrepPair *pp = (const PrepPair *)(p->map + h->sec[PREP_SEC_TARGETS][0]);
+        for (uint64_t i = 0; i < n * PREP_MAX_PAIRS; i++)
+            if (pp[i].cls < -1 || pp[i].cls >= (int32_t)h->n_answers || !(pp[i].score >= 0.f && pp[i].score <= 1.f))
+                return err_set(err, "%s: targets[%llu] pair %llu = (%d, %g), expected a class < %u and "
+                               "a score in [0, 1]", p->path, (unsigned long long)(i / PREP_MAX_PAIRS),
+                               (unsigned long long)(i % PREP_MAX_PAIRS), pp[i].cls, pp[i].score, h->n_answers);
+        p->answers = malloc(sizeof(char *) * h->n_answers);
+        if (!p->answers) return err_set(err, "%s: out of memory", p->path);
+        const char *v = (const char *)(p->map + h->sec[PREP_SEC_VOCAB][0]);
+        uint64_t vl = h->sec[PREP_SEC_VOCAB][1], pos = 0;
+        for (uint32_t a = 0; a < h->n_answers; a++) {
+            const char *z = pos < vl ? memchr(v + pos, 0, vl - pos) : NULL;
+            if (!z)
+                return err_set(err, "%s: answer_vocab: answer %u of %u runs past the section end",
+                               p->path, a, h->n_answers);
+            p->answers[a] = v + pos;
+            pos = (uint64_t)(z - v) + 1;
+        }
+    }
+    return 0;
+}
+
+int prep_open(PrepFile **out, const char *path, Err *err) {
+    *out = NULL;
+    PrepFile *p = calloc(1, sizeof *p);
+    if (!p) return err_set(err, "%s: out of memory", path);
+    p->path = strdup(path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        err_errno(err, "%s: cannot open prepared dataset", path);
+        prep_close(p);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        err_errno(err, "%s: stat", path);
+        close(fd);
+        prep_close(p);
+        return -1;
+    }
+    p->size = (size_t)st.st_size;
+    if (p->size >= PREP_HEADER_BYTES) {
+        void *m = mmap(NULL, p->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            err_errno(err, "%s: mmap of %zu bytes", path, p->size);
+            close(fd);
+            prep_close(p);
+            return -1;
+        }
+        p->map = m;
+        memcpy(&p->h, m, sizeof p->h);
+    }
+    close(fd);
+    if (prep_validate(p, err) != 0) {
+        prep_close(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+void prep_close(PrepFile *p) {
+    if (!p) return;
+    if (p->map) munmap((void *)p->map, p->size);
+    free(p->answers);
+    free(p->path);
+    free(p);
+}
+
+static int32_t sample_image(const PrepFile *p, int64_t i) {
+    return ((const int32_t *)(p->map + p->h.sec[PREP_SEC_SAMPLE_IMG][0]))[i];
+}
+
+int64_t prep_image_id(const PrepFile *p, int64_t i) {
+    return ((const int64_t *)(p->map + p->h.sec[PREP_SEC_IMAGE_IDS][0]))[sample_image(p, i)];
+}
+
+int prep_image(const PrepFile *p, int64_t i, uint8_t *dst, Err *err) {
+    const size_t S = p->h.image_size, bytes = S * S * 3;
+    int32_t k = sample_image(p, i);
+    const uint8_t *base = p->map + p->h.sec[PREP_SEC_IMAGES][0];
+    if (p->map[p->h.sec[PREP_SEC_IMAGE_FLAGS][0] + (size_t)k]) {
+        memset(dst, 0, bytes);
+        return err_set(err, "%s: sample %lld (image id %lld) was bad when the file was prepared",
+                       p->path, (long long)i, (long long)prep_image_id(p, i));
+    }
+    if (!(p->h.flags & PREP_FLAG_JPEG)) {
+        memcpy(dst, base + (size_t)k * bytes, bytes);
+        return 0;
+    }
+    const uint64_t *ix = (const uint64_t *)(p->map + p->h.sec[PREP_SEC_JPEG_INDEX][0]);
+    char name[4200];
+    snprintf(name, sizeof name, "%s: image %d (id %lld)", p->path, k, (long long)prep_image_id(p, i));
+    Image im;
+    if (img_decode_memory(&im, base + ix[k], (size_t)(ix[k + 1] - ix[k]), name, err) != 0) {
+        memset(dst, 0, bytes);
+        return -1;
+    }
+    if ((size_t)im.w != S || (size_t)im.h != S) {
+        memset(dst, 0, bytes);
+        err_set(err, "%s: decoded %d x %d, expected %zu x %zu", name, im.w, im.h, S, S);
+        img_free(&im);
+        return -1;
+    }
+    memcpy(dst, im.px, bytes);
+    img_free(&im);
+    return 0;
+}
+
+const int32_t *prep_tokens(const PrepFile *p, int64_t i) {
+    return (const int32_t *)(p->map + p->h.sec[PREP_SEC_TOKENS][0]) + (size_t)i * p->h.max_len;
+}
+
+int prep_length(const PrepFile *p, int64_t i) {
+    return ((const int32_t *)(p->map + p->h.sec[PREP_SEC_LENGTHS][0]))[i];
+}
+
+int64_t prep_question_id(const PrepFile *p, int64_t i) {
+    return ((const int64_t *)(p->map + p->h.sec[PREP_SEC_QIDS][0]))[i];
+}
+
+void prep_targets(const PrepFile *p, int64_t i, float *target) {
+    memset(target, 0, sizeof(float) * p->h.n_answers);
+    if (!(p->h.flags & PREP_FLAG_TARGETS)) return;
+    const PrepPair *pp = (const PrepPair *)(p->map + p->h.sec[PREP_SEC_TARGETS][0]) + (size_t)i * PREP_MAX_PAIRS;
+    for (int j = 0; j < PREP_MAX_PAIRS; j++)
+        if (pp[j].cls >= 0) target[pp[j].cls] = pp[j].score;
+}
+
+const char *prep_answer(const PrepFile *p, int k) {
+    return p->answers && k >= 0 && (uint32_t)k < p->h.n_answers ? p->answers[k] : NULL;
+}

@@ -23,6 +23,7 @@ typedef struct VqaSample {
     const char *image_path;         /* full path (images dir + file name) */
     const char *question_type;      /* VQA v2 annotations' question_type, or "" */
     AnswerType answer_type;
+    const char *answer_type_name;   /* answer_type as in the file ("yes/no", ...), or "" */
     int n_answers;                  /* 0 for a split without answers, else usually 10 */
     const char *answers[VQA_N_HUMAN_ANSWERS];   /* raw human answers, as in the file */
     const char *mc_answer;          /* multiple_choice_answer (VQA v2), or NULL */
@@ -35,13 +36,29 @@ typedef struct VqaDataset {
     int64_t n;
     int has_answers;
     StrPool *pool;
+    /* Not fatal, for the caller to log: samples whose answer count is not 10 (more
+     * than 10 are cut to the first 10), and the first such message. */
+    int64_t n_warnings;
+    char warning[512];
 } VqaDataset;
 
 typedef enum DatasetFormat { DS_VQA2 = 0, DS_VIZWIZ = 1 } DatasetFormat;
 
 /* questions: VQA v2 questions JSON, or the VizWiz JSON (which holds answers too);
  * annotations: VQA v2 annotations JSON or NULL (test split; ignored for VizWiz);
- * images: the folder holding the image files. */
+ * images: the folder holding the image files (NULL or "": paths are bare file names).
+ *
+ * VQA v2: image path = images/COCO_<data_subtype>_<image_id %012d>.jpg, data_subtype
+ * from the questions file, or when absent from the first COCO_<x>_<12 digits>.jpg found
+ * in the images folder. Errors (file, byte offset and line:col, element index, key):
+ * malformed JSON, missing keys, wrong types, duplicate question ids, annotations whose
+ * question_id has no question (or another image_id), questions without annotation
+ * when annotations are given. Text that is not valid UTF-8 is rejected with its
+ * position (jansson refuses it), never replaced.
+ * VizWiz: a JSON list or pandas column-JSON ({"image": {"0": ...}, ...}, rows in
+ * numeric key order); question_id = image_id = row index; image path = images/<image>;
+ * answer_type may be "unanswerable"; test entries have only image and question (then
+ * every row must lack answers). Multi-hundred-MB files are streamed. */
 int ds_load(VqaDataset *ds, DatasetFormat fmt, const char *questions, const char *annotations,
             const char *images, Err *err);
 void ds_free(VqaDataset *ds);

@@ -164,6 +164,6 @@ void cfg_where(const Config *cfg, const char *key_path, char *buf, size_t cap) {
     } else if (cfg->loc[i].line > 0) {
         snprintf(buf, cap, "%s:%d:%d", src, cfg->loc[i].line, cfg->loc[i].col);
     } else {
-        snprintf(buf, cap, "%s (default)", src);
+        snprintf(buf, cap, "%s", src); /* not set: the default */
     }
 }

@@ -186,7 +186,7 @@ static int parse_doc(yaml_document_t *doc, const char *text, const char *name, c
         if (set_kv)
             rc = err_set(err, "--set %s: the value is not valid YAML: %s", set_kv, prob);
         else if (parser.context)
-            rc = err_set(err, "%s:%d:%d: YAML syntax error: %s %s (line %d)", name,
+            rc = err_set(err, "%s:%d:%d: YAML syntax error: %s %s started at line %d", name,
                          (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1, prob,
                          parser.context, (int)parser.context_mark.line + 1);
         else

@@ -9,17 +9,31 @@
 
 #include "config/cfg_table.h"
 
-/* "WHERE: key: message" */
+/* "WHERE(at): key: message"; at is the key whose position the message points to (for a
+ * required key that was never written, the key next to which it belongs). */
+static int vbad(const Config *c, Err *err, const char *at, const char *key, const char *fmt, va_list ap) {
+    char w[1100], msg[1500];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    cfg_where(c, at, w, sizeof w);
+    return err_set(err, "%s: %s: %s", w, key, msg);
+}
 static int bad(const Config *c, Err *err, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int bad(const Config *c, Err *err, const char *key, const char *fmt, ...) {
-    char w[1100], msg[1500];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vbad(c, err, key, key, fmt, ap);
     va_end(ap);
-    cfg_where(c, key, w, sizeof w);
-    return err_set(err, "%s: %s: %s", w, key, msg);
+    return -1;
+}
+static int bad_at(const Config *c, Err *err, const char *at, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad_at(const Config *c, Err *err, const char *at, const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vbad(c, err, at, key, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 static const char *val(const Config *c, const char *key, char *buf, size_t cap) {
@@ -82,12 +96,12 @@ static int check_split(const Config *c, Err *err, const char *name, const CfgSpl
         if (p->images) return bad(c, err, ki, "set, but %s is null", kq);
         return 0;
     }
-    if (!p->images) return bad(c, err, ki, "required when %s is set (the folder of the images)", kq);
+    if (!p->images) return bad_at(c, err, kq, ki, "required when %s is set (the folder of the images)", kq);
     if (!vqa2 && p->annotations)
         return bad(c, err, ka, "not used by data.format vizwiz (its questions file holds the answers): "
                    "remove it or set data.format: vqa2");
     if (vqa2 && need_answers && !p->annotations)
-        return bad(c, err, ka, "required: data.format vqa2 keeps the answers of the %s split in an "
+        return bad_at(c, err, kq, ka, "required: data.format vqa2 keeps the answers of the %s split in an "
                    "annotations file", name);
     return 0;
 }
@@ -111,11 +125,11 @@ int cfg_validate(const Config *c, Err *err) {
         int rc = check_split(c, err, names[s], splits[s], need, need_answers);
         if (rc == -1) return -1;
         if (rc == -2 && s == CFG_SPLIT_TRAIN)
-            return bad(c, err, "data.train.questions", "required: the training questions file (or data.prepared)");
+            return bad(c, err, "data.train.questions", "not set: required, the training questions file (or data.prepared)");
         if (rc == -2) {
             char k[64];
             snprintf(k, sizeof k, "data.%s.questions", names[s]);
-            return bad(c, err, k, "required: eval.split is %s and evaluation runs (eval.every %s, eval.at_end %s); "
+            return bad_at(c, err, "eval.split", k, "not set: required because eval.split is %s and evaluation runs (eval.every %s, eval.at_end %s); "
                        "set the %s files or eval.every: 0 and eval.at_end: false",
                        names[s], val(c, "eval.every", v1, sizeof v1), val(c, "eval.at_end", v2, sizeof v2), names[s]);
         }

@@ -254,6 +254,10 @@ int cfg_set_scalar(Config *c, const CfgKey *k, const char *s, int plain, char *w
     case CT_FLOAT: {
         double v;
         if (parse_double(s, &v) != 0) return snprintf(why, cap, "expected %s, got \"%s\"", d, s), -1;
+        if (!((k->flags & CF_LO_OPEN) ? v > k->lo : v >= k->lo) || !((k->flags & CF_HI_OPEN) ? v < k->hi : v <= k->hi)) {
+            snprintf(why, cap, "%s is out of range: expected %s", s, d);
+            return -1;
+        }
         *(double *)cfg_field(c, k) = v;
         break;
     }
@@ -277,13 +281,22 @@ int cfg_set_scalar(Config *c, const CfgKey *k, const char *s, int plain, char *w
     return cfg_check_range(c, k, why, cap);
 }
 
-/* Shortest "%.Ng" that reads back to the same double, with a ".0" so it reads as a float. */
+/* The shortest decimal that reads back to the same double (as Python's repr): plain
+ * notation for exponents -5..15 ("20.0", "0.001"), else scientific ("1e-08"); a ".0" keeps
+ * a whole number recognisable as a float. */
 static void fmt_double(double v, char *buf, size_t cap) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(buf, cap, "%.*e", prec - 1, v);
         if (strtod(buf, NULL) == v) break;
     }
-    if (!strpbrk(buf, ".eEn")) {
+    snprintf(buf, cap, "%.*e", prec - 1, v);
+    const char *e = strchr(buf, 'e');
+    int exp10 = e ? atoi(e + 1) : 0;
+    if (v != 0 && (exp10 < -5 || exp10 > 15)) return;
+    int decimals = prec - 1 - exp10;
+    snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, v);
+    if (!strchr(buf, '.')) {
         size_t n = strlen(buf);
         if (n + 2 < cap) memcpy(buf + n, ".0", 3);
     }

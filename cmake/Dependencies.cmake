@@ -23,6 +23,7 @@ message(STATUS "OpenMP: yes (${OpenMP_C_VERSION})")
 # ---- MPI ----
 set(VQA_HAVE_MPI OFF)
 if(NOT VQA_MPI STREQUAL "OFF")
+  set(MPI_DETERMINE_LIBRARY_VERSION TRUE)  # for the "MPI: yes (...)" line
   find_package(MPI COMPONENTS C QUIET)
   if(MPI_C_FOUND)
     set(VQA_HAVE_MPI ON)

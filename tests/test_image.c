@@ -333,7 +333,7 @@ static void flip_mirrors_the_image_and_aug_is_seeded_per_sample(void) {
                 if (o0[(c * S + y) * S + x] != o1[(c * S + y) * S + (S - 1 - x)]) mirrored = 0;
     CHECK(mirrored);
 
-    ImgAugment a = {1, 1, 1};
+    ImgAugment a = {1, 1, 0.2f};
     ImgAugDraw d1, d2, d3;
     img_aug_draw(&a, img_sample_seed(42, 3, 17), 640, 480, &d1);
     img_aug_draw(&a, img_sample_seed(42, 3, 17), 640, 480, &d2);

@@ -154,7 +154,7 @@ static void same_batches_with_1_and_3_workers(void) {
     for (int t = 0; t < 2; t++) {
         o = opts(t == 0 ? 1 : 3);
         o.prefetch = t == 0 ? 1 : 3;
-        o.augment = (ImgAugment){1, 1, 1};
+        o.augment = (ImgAugment){1, 1, 0.2f};
         Loader *l;
         Err e;
         CHECK(loader_open(&l, &o, &ds, g_tok, g_vocab, &e) == 0);
@@ -339,7 +339,7 @@ static void prepared_raw_and_jpeg_match_decoding(void) {
         LoaderOpts ot = o;
         ot.prepared = files[1];
         ot.workers = t ? 3 : 1;
-        ot.augment = (ImgAugment){1, 1, 1};
+        ot.augment = (ImgAugment){1, 1, 0.2f};
         Loader *l;
         CHECK(loader_open(&l, &ot, NULL, g_tok, g_vocab, &e) == 0);
         CHECK(run_epoch(l, &a[t], &ot) == 0);

@@ -397,10 +397,11 @@ void img_aug_draw(const ImgAugment *a, uint64_t sample_seed, int sw, int sh, Img
         d->has_box = 1;
     }
     if (a->hflip) d->flip = rng_unif(&r2, 0, 1) < 0.5;
-    if (a->color_jitter) {
-        d->brightness = (float)rng_unif(&r3, 0.8, 1.2);
-        d->contrast = (float)rng_unif(&r3, 0.8, 1.2);
-        d->saturation = (float)rng_unif(&r3, 0.8, 1.2);
+    if (a->color_jitter > 0) {
+        double s = a->color_jitter > 1 ? 1 : a->color_jitter;
+        d->brightness = (float)rng_unif(&r3, 1 - s, 1 + s);
+        d->contrast = (float)rng_unif(&r3, 1 - s, 1 + s);
+        d->saturation = (float)rng_unif(&r3, 1 - s, 1 + s);
     }
 }
 

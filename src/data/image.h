@@ -67,7 +67,8 @@ void img_resize_box(int sw, int sh, int S, ImgResizeMode mode, double box[4]);
 typedef struct ImgAugment {
     int random_crop;   /* RandomResizedCrop: scale [0.6, 1], ratio [3/4, 4/3] */
     int hflip;         /* p = 0.5; the question's "left"/"right" are swapped with it */
-    int color_jitter;  /* brightness, contrast, saturation factors in [0.8, 1.2] */
+    float color_jitter; /* s > 0: brightness, contrast, saturation factors in [1-s, 1+s]
+                         * (0.2 = torchvision ColorJitter(0.2, 0.2, 0.2)); 0 = off */
 } ImgAugment;
 
 /* What the RNG decided for one sample (so the text side can follow the flip). */

@@ -393,6 +393,20 @@ done:
     return rc;
 }
 
+void prep_split_path(const char *prepared, const char *split, char *out, size_t cap) {
+    const char *tag = strstr(prepared, "{split}");
+    if (tag) {
+        snprintf(out, cap, "%.*s%s%s", (int)(tag - prepared), prepared, split, tag + 7);
+        return;
+    }
+    const char *slash = strrchr(prepared, '/');
+    const char *dot = strrchr(prepared, '.');
+    if (dot && (!slash || dot > slash + 1))
+        snprintf(out, cap, "%.*s.%s%s", (int)(dot - prepared), prepared, split, dot);
+    else
+        snprintf(out, cap, "%s.%s", prepared, split);
+}
+
 /* ================================================================ reading */
 
 struct PrepFile {

@@ -86,6 +86,11 @@ int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
                const AnswerVocab *vocab, const PrepOpts *o, PrepBadFn on_bad, void *bad_ctx,
                PrepStats *stats, Err *err);
 
+/* The file of one split for the config's data.prepared: "{split}" in it is replaced by
+ * the split name; otherwise the name goes before the last extension
+ * ("prep/vqa.bin" -> "prep/vqa.train.bin", "prep/vqa" -> "prep/vqa.train"). */
+void prep_split_path(const char *prepared, const char *split, char *out, size_t cap);
+
 /* ---- reading (memory-mapped) ---- */
 typedef struct PrepFile PrepFile;
 

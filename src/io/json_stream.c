@@ -194,6 +194,21 @@ out:
     return rc;
 }
 
+/* Offset inside buf of a jansson parse error. jansson reports the position after the
+ * token it stopped on ("... near 'TOKEN'"); point at the token's start instead, except
+ * for undecodable bytes, where the position is already the bad byte. */
+static size_t jansson_error_pos(const char *buf, size_t n, const json_error_t *je) {
+    size_t pos = je->position > 0 ? (size_t)je->position : 0;
+    if (pos > n) pos = n;
+    const char *near = strstr(je->text, "near '");
+    if (!near || strncmp(je->text, "unable to decode byte", 21) == 0) return pos;
+    near += 6;
+    const char *q = strrchr(near, '\'');
+    size_t tl = q ? (size_t)(q - near) : 0;
+    if (tl && tl <= pos && memcmp(buf + pos - tl, near, tl) == 0) pos -= tl;
+    return pos;
+}
+
 /* Compares the string token [p, end) (quotes included) with name. Keys with escapes
  * are decoded by jansson. */
 static int key_equals(const Map *m, size_t p, size_t end, const char *name) {
@@ -378,8 +393,7 @@ int js_next(JsonStream *s, json_t **elem, Err *err) {
     json_error_t je;
     json_t *v = json_loadb(m->data + p, end - p, JSON_DECODE_ANY, &je);
     if (!v) {
-        size_t off = p + (size_t)(je.position > 0 ? je.position : 0);
-        if (off > end) off = end;
+        size_t off = p + jansson_error_pos(m->data + p, end - p, &je);
         char msg[300];
         snprintf(msg, sizeof msg, "in element %lld: %s", (long long)(s->index + 1), je.text);
         return fail_at(m, off, err, msg);
@@ -434,7 +448,7 @@ int js_get_member(const char *path, const char *member, json_t **value, Err *err
             if (!*value) {
                 char msg[300];
                 snprintf(msg, sizeof msg, "in member \"%s\": %s", member, je.text);
-                fail_at(&m, p + (size_t)(je.position > 0 ? je.position : 0), err, msg);
+                fail_at(&m, p + jansson_error_pos(data + p, end - p, &je), err, msg);
                 r = -1;
             }
         }

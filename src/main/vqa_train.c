@@ -159,9 +159,10 @@ static int choose_device(const Config *cfg, CliArgs *cli, char *line, size_t cap
     char why[512], where[1100];
     int n = 0;
     cfg_where(cfg, "device", where, sizeof where);
+    const char *by = strcmp(where, "--set") == 0 ? "set by --set" : "set in the config";
     if (cfg->device == CFG_DEVICE_CPU) {
         cli->device = CFG_DEVICE_CPU;
-        snprintf(line, cap, "device: cpu (set in the config)");
+        snprintf(line, cap, "device: cpu (%s)", by);
         return 0;
     }
     int ok = gpu_probe(&n, why, sizeof why) == 0;
@@ -169,7 +170,7 @@ static int choose_device(const Config *cfg, CliArgs *cli, char *line, size_t cap
         if (!ok) return err_set(err, "%s: device: cuda, but %s", where, why);
         cli->device = CFG_DEVICE_CUDA;
         cli->n_gpus = n;
-        snprintf(line, cap, "device: cuda (set in the config; %d GPU%s usable)", n, n == 1 ? "" : "s");
+        snprintf(line, cap, "device: cuda (%s; %d GPU%s usable)", by, n, n == 1 ? "" : "s");
         return 0;
     }
     if (ok) {

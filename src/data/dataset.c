@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/strpool.h"
 #include "io/json_stream.h"
@@ -257,6 +258,8 @@ static int load_vqa2_questions(Loader *L, const char *path, const char *images, 
     json_t *el;
     int rc;
     char buf[4096];
+    const char *ext = "jpg";
+    int ext_decided = 0;
     while ((rc = js_next(s, &el, L->err)) == 1) {
         set_where_stream(L, s, "question");
         VqaSample *q = NULL;
@@ -271,8 +274,18 @@ static int load_vqa2_questions(Loader *L, const char *path, const char *images, 
             if (r < 0) rc = lfail(L, "out of memory");
             if (r > 0)
                 rc = lfail(L, "question_id %lld repeats question %lld", (long long)q->question_id, (long long)prev);
-            int l = snprintf(buf, sizeof buf, "%s%sCOCO_%s_%012lld.jpg", images ? images : "",
-                             images && images[0] ? "/" : "", subtype, (long long)q->image_id);
+            int l = snprintf(buf, sizeof buf, "%s%sCOCO_%s_%012lld.%s", images ? images : "",
+                             images && images[0] ? "/" : "", subtype, (long long)q->image_id, ext);
+            /* COCO ships JPEGs; vqa_synth writes PNGs. Decide once, on the first question:
+             * if its .jpg is missing but a .png is there, the whole split uses .png. */
+            if (!ext_decided && l > 4 && (size_t)l < sizeof buf) {
+                ext_decided = 1;
+                if (access(buf, F_OK) != 0) {
+                    memcpy(buf + l - 3, "png", 3);
+                    if (access(buf, F_OK) == 0) ext = "png";
+                    else memcpy(buf + l - 3, "jpg", 3);
+                }
+            }
             if (rc >= 0 && !(q->image_path = sp_intern(L->ds->pool, buf, (size_t)l)))
                 rc = lfail(L, "out of memory");
         }

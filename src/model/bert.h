@@ -28,7 +28,12 @@
  *   x2  = LN(x1 + dropout(gelu(x1 W1^T + b1) W2^T + b2))
  *   sequence = x2 of the last layer [B, L, H];  pooled = tanh(sequence[:, 0] Wp^T + bp) [B, H]
  * Dropout (p = cfg.dropout) only when training; keep decisions come from
- * (dropout_seed, a per-site counter), so a forward is reproducible from its seed.
+ * (dropout_seed, a per-site counter: 0 = embeddings, 1+3l / 2+3l / 3+3l = layer l's attention
+ * probs / attention output / FFN output), so a forward is reproducible from its seed.
+ * The word embedding's row pad_token_id gets no gradient (HF padding_idx); the position and
+ * token-type tables have none. Padding positions of `sequence` are computed as HF does.
+ * Host reads: tokens and token_types are validated on the host, and position / type ids
+ * are built in arena memory on the host (a device backend needs them copied over).
  *
  * Freezing: through the ParamStore (ps_set_trainable_prefix on prefix + "embeddings.",
  * prefix + "encoder.layer.N.", prefix + "pooler.") BEFORE ps_finalize. bert_forward reads
@@ -74,8 +79,9 @@ typedef struct Bert {
     BertState *st;      /* owned */
     /* outputs of the last bert_forward (arena memory, valid until the arena is reset): */
     int B, L;
-    float *sequence;    /* [B, L, H] */
+    float *sequence;    /* [B, L, H] (padding positions computed too, as HF) */
     float *pooled;      /* [B, H] */
+    const float *mask;  /* [B, L] the mask given to bert_forward (borrowed; NULL = all tokens) */
 } Bert;
 
 /* Registers the parameters (above) in ps under prefix, in group. */

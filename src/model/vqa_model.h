@@ -66,6 +66,12 @@ typedef struct VqaModel {
     Fusion fusion;
     int image_trainable, text_trainable;  /* any trainable tensor in the encoder */
     char load_notes[1200];                /* one line per loaded file: "... loaded N tensors; M unused: ..." */
+    /* Gradient-ready hook, for the bucketed all-reduce (train/grad_sync.h; set by the
+     * trainer after vqa_model_init; NULL = none): vqa_model_backward calls
+     * grad_ready(grad_ready_ctx, X) each time every gradient at offsets >= X of ps.grads
+     * is final — after the head, after the text encoder, after the image encoder (0). */
+    void (*grad_ready)(void *ctx, size_t grad_offset);
+    void *grad_ready_ctx;
     /* per forward */
     int B;
     float *logits;                        /* [B, A] (arena) */

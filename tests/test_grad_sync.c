@@ -1,13 +1,15 @@
 /* test_grad_sync.c: bucket planning (hand-cut cases and invariants on random layouts),
  * launch order as backward's ready offset decreases, accumulation micro-steps, the
- * world-of-one path, host staging of device buffers, and — when run under
+ * world-of-one path, host staging of device buffers, the model's gradient-ready hook
+ * (what it reports is really final), and — when run under
  * `mpirun -np 2` (tests/test_comm.sh does) — real averaging, broadcast and the
  * same-weights check across ranks. */
-// TEST_LIBS: vqa_gsync
+// TEST_LIBS: vqa_gsync vqa_model
 // TEST_LABELS: unit
 #include <stdint.h>
 
 #include "comm/comm.h"
+#include "model/vqa_model.h"
 #include "testlib.h"
 #include "train/grad_sync.h"
 
@@ -246,6 +248,92 @@ static void device_buffers_are_staged_through_host(void) {
     gsync_free(&gs);
 }
 
+/* ---- the model's gradient-ready hook (VqaModel.grad_ready) ---- */
+
+enum { HB = 2, HS = 32, HL = 5, HA = 6, MAX_REPORTS = 8 };
+
+typedef struct HookLog {
+    const ParamStore *ps;
+    int n;
+    size_t at[MAX_REPORTS];
+    float *snap[MAX_REPORTS]; /* the gradient buffer when the report came */
+} HookLog;
+
+static void record_ready(void *ctx, size_t off) {
+    HookLog *h = ctx;
+    if (h->n >= MAX_REPORTS) return;
+    h->at[h->n] = off;
+    h->snap[h->n] = malloc(h->ps->n_grads * sizeof(float));
+    memcpy(h->snap[h->n], h->ps->grads, h->ps->n_grads * sizeof(float));
+    h->n++;
+}
+
+/* Each report X promises that grads[X..] will not change any more in this backward:
+ * compare every snapshot's tail with the final gradients. Reports shrink to 0. */
+static void check_hook_promises(const char *image_freeze, int want_reports) {
+    VqaModelConfig c;
+    vqa_model_config_default(&c, HA);
+    c.image_depth = 18;
+    c.image_width = 0.0625f;
+    snprintf(c.image_freeze, sizeof c.image_freeze, "%s", image_freeze);
+    c.text = (BertConfig){2, 16, 2, 24, 50, 16, 2, 0, 0.0f, 1e-12f};
+    c.fusion_type = FUSION_MUL;
+    c.fusion_hidden = 12;
+    c.fusion_dropout = 0.0f;
+    c.seed = 5;
+    VqaModel m;
+    Err e = {{0}};
+    if (vqa_model_init(&m, &c, backend_cpu(), &e) != 0) {
+        CHECK_MSG(0, "%s", e.msg);
+        return;
+    }
+    static float img[HB * 3 * HS * HS], mask[HB * HL], dout[HB * HA];
+    static int32_t tok[HB * HL], tt[HB * HL];
+    TestRng r = {11};
+    trng_fill(&r, img, sizeof img / sizeof *img, -1.5f, 1.5f);
+    trng_fill(&r, dout, HB * HA, -1, 1);
+    for (int i = 0; i < HB * HL; i++) {
+        tok[i] = 1 + (int32_t)(trng_u64(&r) % 49);
+        tt[i] = 0;
+        mask[i] = 1.f;
+    }
+    Batch b = {.size = HB, .n_real = HB, .image_size = HS, .max_len = HL, .n_answers = HA, .images = img,
+               .tokens = tok, .attn_mask = mask, .token_types = tt};
+    Arena a;
+    arena_init(&a, 0);
+    HookLog h = {.ps = &m.ps};
+    m.grad_ready = record_ready;
+    m.grad_ready_ctx = &h;
+    float *logits;
+    ps_zero_grads(&m.ps);
+    CHECK(vqa_model_forward(&m, &b, 1, 3, &a, &logits, &e) == 0);
+    CHECK_MSG(vqa_model_backward(&m, dout, &a, &e) == 0, "%s", e.msg);
+    CHECK_MSG(h.n == want_reports, "%d reports, expected %d", h.n, want_reports);
+    CHECK(h.n > 0 && h.at[h.n - 1] == 0);
+    size_t ng = m.ps.n_grads;
+    for (int k = 0; k < h.n; k++) {
+        if (k) CHECK(h.at[k] <= h.at[k - 1]);
+        CHECK(h.at[k] <= ng);
+        size_t changed = 0;
+        for (size_t i = h.at[k]; i < ng; i++) changed += h.snap[k][i] != m.ps.grads[i];
+        CHECK_MSG(changed == 0, "report %d (offset %zu): %zu gradients changed afterwards", k, h.at[k], changed);
+        if (k + 1 < h.n && h.at[k] > 0) { /* and what was not yet promised did change */
+            size_t later = 0;
+            for (size_t i = 0; i < h.at[k]; i++) later += h.snap[k][i] != m.ps.grads[i];
+            CHECK(later > 0);
+        }
+        free(h.snap[k]);
+    }
+    /* the head's report is where the fusion/classifier gradients begin */
+    int f = ps_find(&m.ps, "fusion.img_proj.weight");
+    CHECK(f >= 0 && h.at[0] == ps_info(&m.ps, f)->grad_offset);
+    arena_free(&a);
+    vqa_model_free(&m);
+}
+
+static void model_hook_reports_only_final_gradients(void) { check_hook_promises("none", 3); }
+static void model_hook_with_frozen_image_encoder(void) { check_hook_promises("all", 3); }
+
 /* ---- multi-rank (under mpirun) ---- */
 
 /* rank r's gradient i: small integers, so the mean over W ranks is sum / W exactly */
@@ -335,6 +423,8 @@ int main(int argc, char **argv) {
     RUN(accumulation_micro_steps_do_not_reduce);
     RUN(world_of_one_leaves_gradients_alone);
     RUN(device_buffers_are_staged_through_host);
+    RUN(model_hook_reports_only_final_gradients);
+    RUN(model_hook_with_frozen_image_encoder);
     RUN(two_ranks_average_gradients_bucket_by_bucket);
     RUN(broadcast_makes_parameters_identical);
     int rc = test_summary();

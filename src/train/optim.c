@@ -66,11 +66,29 @@ float lr_at(LrSchedule kind, float base_lr, int64_t step, int64_t warmup, int64_
     return (float)(base_lr * (1.0 - progress));
 }
 
+/* Fixed blocks summed in index order: the result does not depend on the thread count or
+ * on the order in which threads finish (an OpenMP reduction(+) gives no such promise),
+ * which exact resume and thread-count independence need. */
+#define NORM_BLOCK 16384
 double grad_global_norm(const float *g, size_t n) {
+    const long nb = (long)((n + NORM_BLOCK - 1) / NORM_BLOCK);
+    double part[256];
+    double *parts = nb <= 256 ? part : malloc((size_t)nb * sizeof *parts);
+    if (!parts) { /* out of memory: the same sum, serially */
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
+        return sqrt(s);
+    }
+#pragma omp parallel for schedule(static) if (nb > 4)
+    for (long b = 0; b < nb; b++) {
+        size_t lo = (size_t)b * NORM_BLOCK, hi = lo + NORM_BLOCK < n ? lo + NORM_BLOCK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+        parts[b] = s;
+    }
     double s = 0;
-    const long nn = (long)n;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (nn > 65536)
-    for (long i = 0; i < nn; i++) s += (double)g[i] * (double)g[i];
+    for (long b = 0; b < nb; b++) s += parts[b];
+    if (parts != part) free(parts);
     return sqrt(s);
 }
 

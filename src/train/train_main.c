@@ -1,10 +1,40 @@
-/* train_main.c: placeholder entry point until the training loop lands (the trainer
- * replaces this file). It says so and fails, so nobody mistakes it for a finished run. */
+/* train_main.c: the trainer's entry point (train_main.h): starts communication, then
+ * trains (trainer.h) or predicts (predict.h), and turns errors into one log line and an
+ * exit status. */
 #include "train/train_main.h"
 
+#include <stdlib.h>
+
+#include "comm/comm.h"
+#include "train/predict.h"
+#include "train/trainer.h"
+
 int train_main(const Config *cfg, const CliArgs *cli, Log *log) {
-    (void)cfg;
-    (void)cli;
-    log_error(log, "training loop not implemented yet");
-    return 2;
+    Err err;
+    err_clear(&err);
+    if (cli->predict) {
+        if (predict_run(cfg, cli, log, &err) != 0) {
+            log_error(log, "%s", err.msg);
+            return 1;
+        }
+        return 0;
+    }
+    Comm *comm = NULL;
+    if (comm_init(&comm, NULL, NULL, &err) != 0) {
+        log_error(log, "%s", err.msg);
+        return 1;
+    }
+    Trainer *t = calloc(1, sizeof *t);
+    int rc = 1;
+    if (!t) {
+        log_error(log, "out of memory");
+    } else if (trainer_init(t, cfg, cli, log, comm, &err) != 0 || trainer_run(t, &err) != 0) {
+        log_error(log, "%s", err.msg);
+    } else {
+        rc = 0;
+    }
+    if (t) trainer_free(t);
+    free(t);
+    comm_finalize(comm);
+    return rc;
 }

@@ -1,0 +1,102 @@
+/* evaluate.c: evaluation pass, losses and arg-max helpers (evaluate.h). */
+#include "train/evaluate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+double train_loss(const Backend *be, LossKind kind, int rows, int n_real, int A, const float *logits,
+                  const float *targets, float weight, float grad_scale, float *dlogits) {
+    if (dlogits && rows > n_real) memset(dlogits + (size_t)n_real * A, 0, sizeof(float) * (size_t)(rows - n_real) * A);
+    if (n_real <= 0) return 0.0;
+    /* the ops average over the rows they see: only the real ones */
+    double l = kind == LOSS_SOFTMAX ? be->soft_xent(n_real, A, logits, targets, weight * grad_scale, dlogits)
+                                    : be->bce_logits(n_real, A, logits, targets, weight * grad_scale, dlogits);
+    return l * weight; /* the ops scale only the gradient */
+}
+
+void train_argmax(int n, int A, const float *logits, int32_t *out) {
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * A;
+        int best = 0;
+        for (int k = 1; k < A; k++)
+            if (z[k] > z[best]) best = k;
+        out[i] = best;
+    }
+}
+
+double train_argmax_score(int n, int A, const float *targets, const int32_t *argmax) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += targets[(size_t)i * A + argmax[i]];
+    return s;
+}
+
+void eval_result_free(EvalResult *r) {
+    if (r->has_accuracy) vqa_metric_free(&r->acc);
+    free(r->preds);
+    memset(r, 0, sizeof *r);
+}
+
+int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
+             Arena *a, EvalResult *r, Err *e) {
+    memset(r, 0, sizeof *r);
+    double t0 = time_now();
+    int A = ans_vocab_size(vocab);
+    if (!(r->preds = calloc((size_t)(ds->n ? ds->n : 1), sizeof *r->preds))) return err_set(e, "evaluation: out of memory");
+    int32_t *am = NULL;
+    size_t am_cap = 0;
+    double loss_sum = 0, score_sum = 0;
+    int have_targets = 0;
+    if (loader_start_epoch(l, 0, 0, e) != 0) goto fail;
+    for (;;) {
+        Batch *b;
+        int k = loader_next(l, &b, e);
+        if (k < 0) goto fail;
+        if (k == 0) break;
+        arena_reset(a);
+        float *logits;
+        if (vqa_model_forward(m, b, 0, 0, a, &logits, e) != 0) {
+            loader_release(l, b);
+            goto fail;
+        }
+        if ((size_t)b->size > am_cap) {
+            free(am);
+            am_cap = (size_t)b->size;
+            if (!(am = malloc(am_cap * sizeof *am))) {
+                loader_release(l, b);
+                err_set(e, "evaluation: out of memory");
+                goto fail;
+            }
+        }
+        train_argmax(b->n_real, A, logits, am);
+        for (int i = 0; i < b->n_real; i++) {
+            int64_t idx = b->sample_index[i];
+            if (idx >= 0 && idx < ds->n) r->preds[idx] = ans_vocab_answer(vocab, am[i]);
+        }
+        if (b->targets) {
+            have_targets = 1;
+            loss_sum += train_loss(m->be, kind, b->size, b->n_real, A, logits, b->targets, 1.0f, 1.0f, NULL) * b->n_real;
+            score_sum += train_argmax_score(b->n_real, A, b->targets, am);
+        }
+        r->n += b->n_real;
+        loader_release(l, b);
+    }
+    free(am);
+    am = NULL;
+    r->loss = have_targets && r->n ? loss_sum / (double)r->n : NAN;
+    r->target_score = have_targets && r->n ? 100.0 * score_sum / (double)r->n : NAN;
+    r->accuracy = NAN;
+    if (ds->has_answers) {
+        if (vqa_metric_eval(&r->acc, ds, r->preds, e) != 0) goto fail;
+        r->has_accuracy = 1;
+        r->accuracy = r->acc.overall;
+    }
+    r->seconds = time_now() - t0;
+    return 0;
+fail:
+    free(am);
+    eval_result_free(r);
+    return -1;
+}

@@ -1,0 +1,89 @@
+/* setup.c: shared start-up of training and prediction (setup.h). */
+#include "train/setup.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/synth.h"
+#include "io/atomic.h"
+
+const char *setup_split_name(CfgSplit s) { return s == CFG_SPLIT_TRAIN ? "train" : s == CFG_SPLIT_VAL ? "val" : "test"; }
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int setup_synth(const Config *cfg, const Log *log, Err *e) {
+    const char *dir = cfg->data.synth.dir;
+    if (!dir || !*dir) return 0;
+    char stamp_path[4200], want[256], have[256] = "";
+    snprintf(stamp_path, sizeof stamp_path, "%s/synth.stamp", dir);
+    snprintf(want, sizeof want, "vqa_synth train=%d val=%d size=%d seed=%lld\n", cfg->data.synth.train_questions,
+             cfg->data.synth.val_questions, cfg->data.image_size, (long long)cfg->data.synth.seed);
+    FILE *f = fopen(stamp_path, "r");
+    if (f) {
+        size_t n = fread(have, 1, sizeof have - 1, f);
+        have[n] = '\0';
+        fclose(f);
+    }
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/vocab.txt", dir);
+    if (strcmp(have, want) == 0 && file_exists(probe)) return 0;
+    log_info(log, "data: writing the synthetic dataset to %s (%d train / %d val questions, %dx%d images, seed %lld)%s",
+             dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
+             cfg->data.image_size, (long long)cfg->data.synth.seed, have[0] ? ": settings changed" : "");
+    SynthOpts o = {dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
+                   (uint64_t)cfg->data.synth.seed};
+    SynthStats st;
+    if (synth_write(&o, &st, e) != 0) return err_prefix(e, "data.synth");
+    log_info(log, "data: %lld questions, %lld images written in %.1f s", (long long)st.questions, (long long)st.images,
+             st.seconds);
+    /* the stamp last: an interrupted generation is redone on the next start */
+    return atomic_write_file(stamp_path, want, strlen(want), e);
+}
+
+int setup_load_split(const Config *cfg, CfgSplit split, VqaDataset *ds, Err *e) {
+    const CfgSplitPaths *p = split == CFG_SPLIT_TRAIN ? &cfg->data.train : split == CFG_SPLIT_VAL ? &cfg->data.val : &cfg->data.test;
+    memset(ds, 0, sizeof *ds);
+    if (!p->questions) return err_set(e, "data.%s.questions is null: the %s split is needed", setup_split_name(split), setup_split_name(split));
+    if (ds_load(ds, (DatasetFormat)cfg->data.format, p->questions, p->annotations, p->images, e) != 0)
+        return err_prefix(e, "data.%s", setup_split_name(split));
+    return 0;
+}
+
+int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e) {
+    if (cfg->model.num_answers > 0 && cfg->model.num_answers != n_answers)
+        return err_set(e, "model.num_answers: %d, but the answer vocabulary has %d answers (set 0 to follow it)",
+                       cfg->model.num_answers, n_answers);
+    vqa_model_config_default(mc, n_answers);
+    const __typeof__(cfg->model.image_encoder) *ie = &cfg->model.image_encoder;
+    const __typeof__(cfg->model.text_encoder) *te = &cfg->model.text_encoder;
+    mc->image_depth = cfg_arch_depth(ie->arch);
+    mc->image_width = (float)ie->width;
+    snprintf(mc->image_weights, sizeof mc->image_weights, "%s", ie->weights ? ie->weights : "");
+    snprintf(mc->image_weights_prefix, sizeof mc->image_weights_prefix, "%s", ie->weights_prefix ? ie->weights_prefix : "");
+    cfg_freeze_string(&ie->freeze, mc->image_freeze, sizeof mc->image_freeze);
+    mc->image_grid = ie->output == CFG_OUTPUT_GRID;
+    mc->text.layers = te->layers;
+    mc->text.hidden = te->hidden;
+    mc->text.heads = te->heads;
+    mc->text.ffn = te->ffn;
+    mc->text.vocab = tok_vocab;
+    mc->text.max_positions = te->max_positions;
+    mc->text.type_vocab = te->type_vocab;
+    mc->text.pad_token_id = pad_id;
+    mc->text.dropout = (float)te->dropout;
+    snprintf(mc->text_weights, sizeof mc->text_weights, "%s", te->weights ? te->weights : "");
+    snprintf(mc->text_weights_prefix, sizeof mc->text_weights_prefix, "%s", te->weights_prefix ? te->weights_prefix : "");
+    cfg_freeze_string(&te->freeze, mc->text_freeze, sizeof mc->text_freeze);
+    mc->fusion_type = (FusionType)cfg->model.fusion.type;
+    mc->fusion_hidden = cfg->model.fusion.hidden;
+    mc->fusion_dropout = (float)cfg->model.fusion.dropout;
+    mc->seed = (uint64_t)cfg->run.seed;
+    if (cfg->data.max_question_len > te->max_positions)
+        return err_set(e, "data.max_question_len %d exceeds model.text_encoder.max_positions %d", cfg->data.max_question_len,
+                       te->max_positions);
+    return 0;
+}

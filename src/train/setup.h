@@ -1,0 +1,26 @@
+/* setup.h: what training and prediction both build from the config before the first
+ * step: the synthetic dataset on first use, the splits, the tokenizer and the model
+ * config. */
+#ifndef VQA_TRAIN_SETUP_H
+#define VQA_TRAIN_SETUP_H
+
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/vqa_model.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* data.synth.dir set: writes the synthetic dataset there (vqa_synth) when it is missing or
+ * was made with other data.synth / data.image_size settings (a stamp file records them).
+ * Otherwise nothing. */
+int setup_synth(const Config *cfg, const Log *log, Err *e);
+
+/* Loads split (train / val / test) of the config; error if its questions file is null. */
+int setup_load_split(const Config *cfg, CfgSplit split, VqaDataset *ds, Err *e);
+const char *setup_split_name(CfgSplit s);
+
+/* The model config (model.*) for a vocabulary of n_answers classes and a tokenizer of
+ * tok_vocab entries with [PAD] = pad_id. Error when model.num_answers contradicts it. */
+int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e);
+
+#endif

@@ -1,0 +1,538 @@
+/* trainer.c: start-up of a training run and the training loop (trainer.h). */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/prep.h"
+#include "io/checkpoint.h"
+#include "train/predict.h"
+#include "train/setup.h"
+
+/* ------------------------------------------------------------------ small pure helpers */
+
+int64_t trainer_steps_per_epoch(int64_t batches_per_epoch, int grad_accum) {
+    if (grad_accum < 1) grad_accum = 1;
+    return (batches_per_epoch + grad_accum - 1) / grad_accum;
+}
+
+int64_t trainer_total_steps(int64_t steps_per_epoch, int epochs, int64_t max_steps) {
+    int64_t t = steps_per_epoch * (int64_t)epochs;
+    if (max_steps > 0 && (max_steps < t || t == 0)) t = max_steps;
+    return t;
+}
+
+uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro) {
+    /* splitmix64 of a distinct counter per (step, micro): no two micro-batches share a stream */
+    uint64_t z = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(micro + 1) * 0xD1B54A32D192ED03ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps) {
+    LrSchedule k = cfg->train.schedule == CFG_SCHED_COSINE ? SCHED_COSINE
+                   : cfg->train.schedule == CFG_SCHED_LINEAR ? SCHED_LINEAR : SCHED_CONSTANT;
+    return lr_at(k, (float)cfg->train.lr, step, cfg->train.warmup_steps, total_steps);
+}
+
+int trainer_unscale(LossScaler *s, float *g, size_t n) {
+    float scale = s->scale;
+    int found_inf = grads_have_nonfinite(g, n);
+    if (loss_scaler_update(s, found_inf)) return 1;
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i++) g[i] *= inv;
+    return 0;
+}
+
+int trainer_segments(const ParamStore *ps, float encoder_lr_mult, OptimSegment **out, int *n, Err *e) {
+    *out = NULL;
+    *n = 0;
+    OptimSegment *s = calloc((size_t)(ps->n ? ps->n : 1), sizeof *s);
+    if (!s) return err_set(e, "optimizer: out of memory");
+    int k = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->items[i];
+        if (p->kind == PK_BUFFER || !p->trainable || p->grad_offset == PS_NO_GRAD) continue;
+        float mult = ps_lr_mult(p, encoder_lr_mult);
+        int decay = ps_decay(p);
+        /* merge with the previous segment when contiguous in both buffers and alike */
+        if (k > 0 && s[k - 1].decay == decay && s[k - 1].lr_mult == mult && s[k - 1].param_off + s[k - 1].n == p->offset &&
+            s[k - 1].grad_off + s[k - 1].n == p->grad_offset) {
+            s[k - 1].n += p->numel;
+            continue;
+        }
+        s[k++] = (OptimSegment){p->offset, p->grad_offset, p->numel, mult, decay};
+    }
+    *out = s;
+    *n = k;
+    return 0;
+}
+
+static void fmt_duration(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, cap, "%lds", t);
+}
+
+/* ------------------------------------------------------------------ start-up */
+
+/* The checkpoint to resume from: "" for a fresh run. */
+static int resume_path(const Trainer *t, char *path, size_t cap, Err *e) {
+    path[0] = '\0';
+    const char *r = t->cli->resume;
+    if (!r) return 0;
+    if (strcmp(r, "auto") != 0) {
+        snprintf(path, cap, "%s", r);
+        return 0;
+    }
+    char dir[4096], warn[4096] = "";
+    run_ckpt_dir(t->cfg, dir, sizeof dir);
+    if (ckpt_find_latest(dir, path, cap, warn, sizeof warn, e) != 0) return err_prefix(e, "--resume auto");
+    if (warn[0]) {
+        for (char *w = strtok(warn, "\n"); w; w = strtok(NULL, "\n")) log_warn(t->log, "--resume auto: skipping %s", w);
+    }
+    if (!path[0]) log_info(t->log, "--resume auto: no checkpoint in %s: starting a fresh run", dir);
+    return 0;
+}
+
+static int open_loaders(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
+    LoaderOpts o;
+    char prep[4200];
+    loader_opts_from_config(&o, cfg, 1, t->rank, t->world);
+    if (cfg->data.prepared) {
+        prep_split_path(cfg->data.prepared, "train", prep, sizeof prep);
+        o.prepared = prep;
+    }
+    if (loader_open(&t->train_loader, &o, &t->train_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "train loader");
+    if (t->have_eval && t->rank == 0) {
+        /* rank 0 evaluates the whole split alone: in order, padded, no augmentation */
+        loader_opts_from_config(&o, cfg, 0, 0, 1);
+        o.prepared = NULL;
+        if (loader_open(&t->eval_loader, &o, &t->eval_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "eval loader");
+    }
+    return 0;
+}
+
+static void log_startup(Trainer *t) {
+    const Config *cfg = t->cfg;
+    Log *log = t->log;
+    char buf[4096];
+    int64_t covered = 0;
+    char ans[ANS_MAX_LEN];
+    for (int64_t i = 0; i < t->train_ds.n; i++)
+        if (ans_candidate(&t->train_ds.samples[i], ans, sizeof ans) == 0 && ans_vocab_find(t->vocab, ans) >= 0) covered++;
+    log_info(log, "data: train %lld questions%s, %s %lld questions; answer vocabulary %d answers (min_count %d; covers %.1f%% "
+             "of the training questions)",
+             (long long)t->train_ds.n, cfg->data.prepared ? " (prepared file)" : "",
+             t->have_eval ? setup_split_name(cfg->eval.split) : "eval", (long long)(t->have_eval ? t->eval_ds.n : 0),
+             ans_vocab_size(t->vocab), cfg->data.answers.min_count,
+             t->train_ds.n ? 100.0 * (double)covered / (double)t->train_ds.n : 0.0);
+    if (t->prior)
+        log_info(log, "answer prior (most frequent answer per question type, %d types): %s accuracy %.2f%%",
+                 prior_n_types(t->prior), setup_split_name(cfg->eval.split), t->prior_acc);
+    vqa_model_summary(&t->model, buf, sizeof buf);
+    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) log_info(log, "model: %s", l);
+    if (t->model.load_notes[0]) {
+        snprintf(buf, sizeof buf, "%s", t->model.load_notes);
+        for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) log_info(log, "weights: %s", l);
+    }
+    log_info(log, "train: %d rank%s x batch %d x accum %d = %d samples per step; %lld batches per epoch per rank, "
+             "%lld steps per epoch, %lld steps; loss %s, lr %g (encoders x%g), %s schedule, warm-up %lld, threads %d",
+             t->world, t->world == 1 ? "" : "s", cfg->train.batch_size, cfg->train.grad_accum,
+             t->world * cfg->train.batch_size * cfg->train.grad_accum, (long long)t->batches_per_epoch,
+             (long long)t->steps_per_epoch, (long long)t->total_steps, cfg_enum_name(cfg, "train.loss"), cfg->train.lr,
+             cfg->train.encoder_lr_mult, cfg_enum_name(cfg, "train.schedule"), (long long)cfg->train.warmup_steps,
+             t->be->get_threads());
+}
+
+int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e) {
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->cli = cli;
+    t->log = log;
+    t->comm = comm;
+    t->rank = comm ? comm_rank(comm) : 0;
+    t->world = comm ? comm_world(comm) : 1;
+    t->be = backend_cpu();
+    t->prior_acc = NAN;
+    t->last_eval_acc = NAN;
+    t->last_ckpt_step = t->last_eval_step = -1;
+    t->loss_kind = cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE;
+    arena_init(&t->arena, 1 << 20);
+    if (cli->device == CFG_DEVICE_CUDA)
+        return err_set(e, "device cuda: the training loop runs on the CPU backend only in this build (set device: cpu)");
+    if (t->world > 1)
+        return err_set(e, "%d ranks: multi-rank training needs the gradient all-reduce (comm/grad_sync), which this "
+                       "build does not have yet; run one process", t->world);
+    t->be->set_threads(cfg->train.threads);
+
+    /* the run directory first, so train.log has every line that follows */
+    char rpath[4096];
+    if (resume_path(t, rpath, sizeof rpath, e) != 0) return -1;
+    int64_t resume_step = -1;
+    if (rpath[0]) {
+        StFile *f;
+        if (ckpt_open(&f, rpath, e) != 0) return err_prefix(e, "--resume");
+        int rc = ckpt_meta_i64(f, CKPT_KEY_STEP, &resume_step, e);
+        st_close(f);
+        if (rc != 0) return err_prefix(e, "--resume");
+    }
+    if (!(t->config_yaml = cfg_dump_string(cfg))) return err_set(e, "out of memory");
+    t->config_hash = cfg_hash(cfg);
+    if (t->rank == 0) {
+        if (run_dir_open(&t->rd, cfg, resume_step, log, e) != 0) return -1;
+        t->rd_open = 1;
+        log_info(log, "run %s: writing to %s (%s)", cfg->run.name, cfg->run.out_dir,
+                 rpath[0] ? "resumed" : "fresh start");
+        if (t->rank == 0 && setup_synth(cfg, log, e) != 0) return -1;
+    }
+
+    /* data */
+    double t0 = time_now();
+    if (setup_load_split(cfg, CFG_SPLIT_TRAIN, &t->train_ds, e) != 0) return -1;
+    if (t->train_ds.n_warnings) log_warn(log, "data.train: %s", t->train_ds.warning);
+    if (!t->train_ds.has_answers) return err_set(e, "data.train: the training split has no answers");
+    const CfgSplitPaths *es = cfg->eval.split == CFG_SPLIT_TRAIN ? &cfg->data.train
+                              : cfg->eval.split == CFG_SPLIT_VAL ? &cfg->data.val : &cfg->data.test;
+    if ((cfg->eval.every > 0 || cfg->eval.at_end) && es->questions) {
+        if (cfg->eval.split == CFG_SPLIT_TRAIN) {
+            if (setup_load_split(cfg, CFG_SPLIT_TRAIN, &t->eval_ds, e) != 0) return -1;
+        } else if (setup_load_split(cfg, cfg->eval.split, &t->eval_ds, e) != 0) {
+            return -1;
+        }
+        if (!t->eval_ds.has_answers)
+            return err_set(e, "eval.split: %s has no answers to score (use --predict for a split without answers)",
+                           setup_split_name(cfg->eval.split));
+        t->have_eval = 1;
+    } else if (cfg->eval.every > 0 || cfg->eval.at_end) {
+        log_warn(log, "eval.split %s: data.%s.questions is null: no evaluation", setup_split_name(cfg->eval.split),
+                 setup_split_name(cfg->eval.split));
+    }
+    if (tok_load(&t->tok, cfg->model.text_encoder.vocab, e) != 0) return err_prefix(e, "model.text_encoder.vocab");
+    const VqaDataset *splits[1] = {&t->train_ds};
+    if (ans_vocab_build(&t->vocab, splits, 1, cfg->data.answers.min_count, cfg->data.answers.max_size, e) != 0)
+        return err_prefix(e, "answer vocabulary");
+    if (ans_vocab_size(t->vocab) < 1)
+        return err_set(e, "answer vocabulary: no answer occurs data.answers.min_count = %d times in the training split",
+                       cfg->data.answers.min_count);
+    if (prior_build(&t->prior, &t->train_ds, e) != 0) return -1;
+    if (t->have_eval && prior_accuracy(t->prior, &t->eval_ds, &t->prior_acc, e) != 0) return -1;
+    log_info(log, "data loaded in %.1f s", time_now() - t0);
+
+    /* model and optimizer */
+    VqaModelConfig mc;
+    if (setup_model_config(cfg, ans_vocab_size(t->vocab), tok_vocab_size(t->tok), tok_pad_id(t->tok), &mc, e) != 0) return -1;
+    if (vqa_model_init(&t->model, &mc, t->be, e) != 0) return -1;
+    t->model_ready = 1;
+    if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");
+    if (trainer_segments(&t->model.ps, (float)cfg->train.encoder_lr_mult, &t->segs, &t->n_segs, e) != 0) return -1;
+    if (adamw_init(&t->opt, t->model.ps.n_grads, (float)cfg->train.adam_beta1, (float)cfg->train.adam_beta2,
+                   (float)cfg->train.adam_eps, (float)cfg->train.weight_decay) != 0)
+        return err_set(e, "optimizer: out of memory");
+    loss_scaler_init(&t->st.scaler, cfg->train.precision == CFG_PREC_FP16 ? (float)cfg->train.loss_scale.init : 1.0f,
+                     (float)cfg->train.loss_scale.growth_factor, (float)cfg->train.loss_scale.backoff,
+                     cfg->train.loss_scale.growth_interval);
+    t->st.seed = (uint64_t)cfg->run.seed;
+    t->st.best_acc = -1;
+    t->st.best_step = -1;
+
+    if (open_loaders(t, e) != 0) return -1;
+    t->batches_per_epoch = loader_num_batches(t->train_loader);
+    if (t->batches_per_epoch < 1)
+        return err_set(e, "data.train: %lld questions give no full batch of %d x %d ranks (data.drop_last is on)",
+                       (long long)t->train_ds.n, cfg->train.batch_size, t->world);
+    t->steps_per_epoch = trainer_steps_per_epoch(t->batches_per_epoch, cfg->train.grad_accum);
+    t->total_steps = trainer_total_steps(t->steps_per_epoch, cfg->train.epochs, cfg->train.max_steps);
+    log_startup(t);
+
+    if (rpath[0]) {
+        uint64_t h = tstate_config_hash(rpath);
+        if (tstate_load(rpath, &t->model.ps, &t->opt, &t->st, t->vocab, e) != 0) return err_prefix(e, "--resume");
+        if (h != t->config_hash)
+            log_warn(log, "--resume %s: the checkpoint was written with another config (hash %016llx, now %016llx): "
+                     "continuing with the current one", rpath, (unsigned long long)h, (unsigned long long)t->config_hash);
+        if (t->st.seed != (uint64_t)cfg->run.seed)
+            log_warn(log, "--resume: the checkpoint's run.seed is %llu, the config's %lld", (unsigned long long)t->st.seed,
+                     (long long)cfg->run.seed);
+        snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", rpath);
+        t->last_ckpt_step = t->st.step;
+        log_info(log, "resumed from %s: step %lld, epoch %lld, sampler position %lld%s", rpath, (long long)t->st.step,
+                 (long long)t->st.epoch, (long long)t->st.sampler_pos,
+                 t->st.best_acc >= 0 ? "" : ", no evaluation yet");
+        if (t->st.best_acc >= 0)
+            log_info(log, "best so far: accuracy %.2f%% at step %lld", t->st.best_acc, (long long)t->st.best_step);
+    }
+    return 0;
+}
+
+void trainer_free(Trainer *t) {
+    loader_close(t->train_loader);
+    loader_close(t->eval_loader);
+    if (t->rd_open) run_dir_close(&t->rd);
+    adamw_free(&t->opt);
+    free(t->segs);
+    if (t->model_ready) vqa_model_free(&t->model);
+    prior_free(t->prior);
+    ans_vocab_free(t->vocab);
+    tok_free(t->tok);
+    ds_free(&t->train_ds);
+    if (t->have_eval || t->eval_ds.samples) ds_free(&t->eval_ds);
+    arena_free(&t->arena);
+    free(t->config_yaml);
+    memset(t, 0, sizeof *t);
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static RunDir *rd_of(Trainer *t) { return t->rd_open ? &t->rd : NULL; }
+
+static int save_checkpoint(Trainer *t, Err *e) {
+    if (t->rank != 0 || t->last_ckpt_step == t->st.step) return 0;
+    double t0 = time_now();
+    if (tstate_save(t->rd.ckpt_dir, &t->model.ps, &t->opt, &t->st, t->vocab, t->config_yaml, t->config_hash, t->last_ckpt,
+                    sizeof t->last_ckpt, e) != 0)
+        return -1;
+    t->last_ckpt_step = t->st.step;
+    if (t->st.best_step == t->st.step && ckpt_mark_best(t->rd.ckpt_dir, t->last_ckpt, e) != 0) return -1;
+    if (ckpt_rotate(t->rd.ckpt_dir, t->cfg->checkpoint.keep_last, e) != 0) return -1;
+    log_info(t->log, "checkpoint %s (%.2f s)%s", t->last_ckpt, time_now() - t0,
+             t->st.best_step == t->st.step ? ", best so far" : "");
+    return 0;
+}
+
+/* Evaluates on the eval split (rank 0), logs and records it; a new best is checkpointed. */
+static int run_eval(Trainer *t, EvalResult *keep, Err *e) {
+    if (!t->have_eval || t->rank != 0) return 0;
+    EvalResult r;
+    if (evaluate(&t->model, t->eval_loader, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, &r, e) != 0)
+        return err_prefix(e, "evaluation at step %lld", (long long)t->st.step);
+    t->last_eval_step = t->st.step;
+    t->last_eval_acc = r.accuracy;
+    int best = r.accuracy > t->st.best_acc;
+    if (best) {
+        t->st.best_acc = r.accuracy;
+        t->st.best_step = t->st.step;
+    }
+    char types[512] = "";
+    size_t off = 0;
+    const char *names[24];
+    char name_buf[16][48];
+    double vals[24];
+    int n = 0;
+    names[n] = "loss", vals[n++] = r.loss;
+    names[n] = "accuracy", vals[n++] = r.accuracy;
+    names[n] = "target_score", vals[n++] = r.target_score;
+    names[n] = "prior_accuracy", vals[n++] = t->prior_acc;
+    names[n] = "best_accuracy", vals[n++] = t->st.best_acc;
+    for (int i = 0; i < r.acc.n_answer_types && i < 16; i++) {
+        const VqaAccGroup *g = &r.acc.answer_types[i];
+        off += (size_t)snprintf(types + off, off < sizeof types ? sizeof types - off : 0, "%s%s %.2f", i ? ", " : "", g->name,
+                                g->accuracy);
+        /* "yes/no" -> accuracy_yes_no (a slash would nest TensorBoard tags) */
+        snprintf(name_buf[i], sizeof name_buf[i], "accuracy_%s", g->name);
+        for (char *c = name_buf[i]; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_')) *c = '_';
+        names[n] = name_buf[i], vals[n++] = g->accuracy;
+    }
+    log_info(t->log, "eval step %lld: %s loss %.4f, VQA accuracy %.2f%% (%s) | answer prior %.2f%% | best %.2f%% at step %lld "
+             "| %lld questions in %.1f s",
+             (long long)t->st.step, setup_split_name(t->cfg->eval.split), r.loss, r.accuracy, types, t->prior_acc,
+             t->st.best_acc, (long long)t->st.best_step, (long long)r.n, r.seconds);
+    int rc = run_dir_record(rd_of(t), t->st.step, t->st.epoch, setup_split_name(t->cfg->eval.split), n, names, vals, e);
+    if (rc == 0 && best && t->st.step > 0) rc = save_checkpoint(t, e);
+    if (keep && rc == 0) {
+        eval_result_free(keep);
+        *keep = r;
+    } else {
+        eval_result_free(&r);
+    }
+    return rc;
+}
+
+typedef struct Window {
+    double t0, wait0;
+    int steps;
+    int64_t samples;
+    double loss_sum, score_sum;
+    int64_t score_n;
+} Window;
+
+static void window_reset(Window *w, const Loader *l) {
+    memset(w, 0, sizeof *w);
+    w->t0 = time_now();
+    w->wait0 = loader_stats(l).data_wait_s;
+}
+
+int trainer_run(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
+    VqaModel *m = &t->model;
+    ParamStore *ps = &m->ps;
+    const int A = ans_vocab_size(t->vocab);
+    const int use_scaler = cfg->train.precision == CFG_PREC_FP16;
+    const int64_t per_global_batch = (int64_t)t->world * cfg->train.batch_size;
+    int32_t *am = malloc(sizeof(int32_t) * (size_t)cfg->train.batch_size);
+    if (!am) return err_set(e, "out of memory");
+    EvalResult last = {0};
+    int rc = -1;
+    int need_start = 1;
+    double run_t0 = time_now(), eval_time = 0;
+    int64_t start_step = t->st.step;
+    Window w;
+    window_reset(&w, t->train_loader);
+
+    if (t->st.step >= t->total_steps)
+        log_info(t->log, "step %lld >= %lld steps of the run: nothing left to train", (long long)t->st.step,
+                 (long long)t->total_steps);
+    while (t->st.step < t->total_steps) {
+        if (need_start) {
+            if (loader_start_epoch(t->train_loader, t->st.epoch, t->st.sampler_pos, e) != 0) goto done;
+            need_start = 0;
+        }
+        int64_t done_b = loader_position(t->train_loader) / per_global_batch;
+        int64_t left = t->batches_per_epoch - done_b;
+        if (left <= 0) { /* epoch over */
+            t->st.epoch++;
+            t->st.sampler_pos = 0;
+            need_start = 1;
+            continue;
+        }
+        int n_micro = (int)(left < cfg->train.grad_accum ? left : cfg->train.grad_accum);
+        float scale = use_scaler ? t->st.scaler.scale : 1.0f;
+        ps_zero_grads(ps);
+        double step_loss = 0;
+        for (int mi = 0; mi < n_micro; mi++) {
+            Batch *b;
+            int k = loader_next(t->train_loader, &b, e);
+            if (k < 0) goto done;
+            if (k == 0) {
+                err_set(e, "train loader: the epoch ended early (batch %lld of %lld)", (long long)(done_b + mi),
+                        (long long)t->batches_per_epoch);
+                goto done;
+            }
+            char bad[1024];
+            while (loader_pop_bad_report(t->train_loader, bad, sizeof bad)) log_warn(t->log, "bad image (zeroed): %s", bad);
+            arena_reset(&t->arena);
+            float *logits, *dlogits;
+            if (vqa_model_forward(m, b, 1, trainer_step_seed(t->st.seed, t->st.step, mi), &t->arena, &logits, e) != 0) {
+                loader_release(t->train_loader, b);
+                goto done;
+            }
+            if (!(dlogits = arena_floats(&t->arena, (size_t)b->size * A))) {
+                loader_release(t->train_loader, b);
+                err_set(e, "out of memory (arena)");
+                goto done;
+            }
+            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, b->targets, 1.0f / (float)n_micro,
+                                  scale, dlogits);
+            step_loss += l;
+            train_argmax(b->n_real, A, logits, am);
+            w.score_sum += train_argmax_score(b->n_real, A, b->targets, am);
+            w.score_n += b->n_real;
+            w.samples += (int64_t)b->n_real * t->world;
+            if (vqa_model_backward(m, dlogits, &t->arena, e) != 0) {
+                loader_release(t->train_loader, b);
+                goto done;
+            }
+            loader_release(t->train_loader, b);
+        }
+        if (!isfinite(step_loss) && !use_scaler) {
+            err_set(e, "step %lld: the loss is %g (lr %g): training diverged; lower train.lr or raise train.warmup_steps",
+                    (long long)t->st.step, step_loss, (double)trainer_lr(cfg, t->st.step, t->total_steps));
+            goto done;
+        }
+        /* world > 1 would all-reduce ps->grads here (refused in trainer_init until comm has it) */
+        int skipped = 0;
+        if (use_scaler) {
+            float old = t->st.scaler.scale;
+            skipped = trainer_unscale(&t->st.scaler, ps->grads, ps->n_grads);
+            if (skipped)
+                log_warn(t->log, "step %lld: inf/NaN gradients at loss scale %g: step skipped, scale now %g (%lld skipped)",
+                         (long long)t->st.step, (double)old, (double)t->st.scaler.scale, (long long)t->st.scaler.skipped);
+        }
+        float lr = trainer_lr(cfg, t->st.step, t->total_steps);
+        double gnorm = NAN;
+        if (!skipped) {
+            gnorm = grad_global_norm(ps->grads, ps->n_grads);
+            if (cfg->train.clip_grad_norm > 0) grad_clip(ps->grads, ps->n_grads, gnorm, (float)cfg->train.clip_grad_norm);
+            adamw_step(&t->opt, ps->values, ps->grads, t->segs, t->n_segs, lr);
+        }
+        t->st.step++;
+        t->st.sampler_pos = loader_position(t->train_loader);
+        if (t->st.sampler_pos >= t->batches_per_epoch * per_global_batch) {
+            t->st.epoch++;
+            t->st.sampler_pos = 0;
+            need_start = 1;
+        }
+        w.steps++;
+        w.loss_sum += step_loss;
+
+        if (t->st.step % cfg->log.every == 0 || t->st.step == t->total_steps) {
+            double now = time_now(), dt = now - w.t0;
+            double wait = loader_stats(t->train_loader).data_wait_s - w.wait0;
+            double sps = dt > 0 ? (double)w.samples / dt : 0;
+            double per_step = (now - run_t0 - eval_time) / (double)(t->st.step - start_step);
+            char eta[32];
+            fmt_duration(per_step * (double)(t->total_steps - t->st.step), eta, sizeof eta);
+            double acc = w.score_n ? 100.0 * w.score_sum / (double)w.score_n : NAN;
+            double avg = w.loss_sum / w.steps;
+            log_info(t->log, "epoch %lld step %lld/%lld loss %.4f (avg %.4f) acc %.1f%% lr %.3g gnorm %.3f | %.0f samples/s, "
+                     "data wait %.0f%% | ETA %s",
+                     (long long)(t->st.sampler_pos == 0 && need_start ? t->st.epoch - 1 : t->st.epoch), (long long)t->st.step,
+                     (long long)t->total_steps, step_loss, avg, acc, (double)lr, gnorm, sps, dt > 0 ? 100.0 * wait / dt : 0.0,
+                     eta);
+            const char *names[] = {"loss", "loss_avg", "accuracy", "lr", "grad_norm", "samples_per_s", "data_wait_pct",
+                                   "loss_scale"};
+            double vals[] = {step_loss, avg, acc, lr, gnorm, sps, dt > 0 ? 100.0 * wait / dt : 0.0, t->st.scaler.scale};
+            if (run_dir_record(rd_of(t), t->st.step, t->st.epoch, "train", use_scaler ? 8 : 7, names, vals, e) != 0) goto done;
+            window_reset(&w, t->train_loader);
+        }
+        if (cfg->eval.every > 0 && t->st.step % cfg->eval.every == 0 &&
+            !(t->st.step == t->total_steps && cfg->eval.at_end)) {
+            double t0 = time_now();
+            if (run_eval(t, NULL, e) != 0) goto done;
+            eval_time += time_now() - t0;
+            w.t0 += time_now() - t0; /* evaluation time is not training throughput */
+        }
+        if (cfg->checkpoint.every > 0 && t->st.step % cfg->checkpoint.every == 0 && save_checkpoint(t, e) != 0) goto done;
+    }
+    if (cfg->eval.at_end && t->have_eval && t->last_eval_step != t->st.step) {
+        if (run_eval(t, &last, e) != 0) goto done;
+    }
+    if (save_checkpoint(t, e) != 0) goto done;
+    if (t->rank == 0 && last.preds) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/predictions_%s.json", cfg->run.out_dir, setup_split_name(cfg->eval.split));
+        if (vqa_metric_write_results(path, &t->eval_ds, last.preds, e) != 0) goto done;
+        log_info(t->log, "predictions of the last model on %s: %s", setup_split_name(cfg->eval.split), path);
+    }
+    {
+        char dur[32];
+        fmt_duration(time_now() - run_t0, dur, sizeof dur);
+        if (t->st.best_acc >= 0)
+            log_info(t->log, "done: %lld steps in %s; final %s VQA accuracy %.2f%%, best %.2f%% at step %lld (answer prior "
+                     "%.2f%%); run folder %s: config.yaml, train.log, metrics.jsonl%s, checkpoints in %s (best.safetensors)",
+                     (long long)t->st.step, dur, setup_split_name(cfg->eval.split), t->last_eval_acc, t->st.best_acc,
+                     (long long)t->st.best_step, t->prior_acc, cfg->run.out_dir, t->rd.tb ? ", TensorBoard events" : "",
+                     t->rd.ckpt_dir);
+        else
+            log_info(t->log, "done: %lld steps in %s; no evaluation; run folder %s, last checkpoint %s", (long long)t->st.step,
+                     dur, cfg->run.out_dir, t->last_ckpt);
+    }
+    rc = 0;
+done:
+    eval_result_free(&last);
+    free(am);
+    return rc;
+}

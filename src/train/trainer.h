@@ -1,0 +1,95 @@
+/* trainer.h: the training run: data, model, optimizer and run directory put together, and
+ * the loop (DESIGN.md §2, §6, §8).
+ *
+ * One optimizer step = grad_accum micro-batches (fewer at the end of an epoch) of
+ * train.batch_size rows per rank: forward, loss over the real rows (padding rows weigh 0),
+ * backward accumulating into the flat gradient buffer; then (several ranks) the gradient
+ * all-reduce, (fp16) the loss-scaler check, global-norm clipping, AdamW with the learning
+ * rate of lr_at(step) times each segment's multiplier.
+ *
+ * Reproducibility: every random draw is a function of (run.seed, step, micro-batch) or of
+ * (run.seed, epoch, sample) in the loader, and the loader restarts at the saved global
+ * sampler position, so a run resumed from a checkpoint repeats the uninterrupted run's
+ * losses bit for bit (same seed, world size and thread count). */
+#ifndef VQA_TRAIN_TRAINER_H
+#define VQA_TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "config/config.h"
+#include "data/answers.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "model/vqa_model.h"
+#include "train/evaluate.h"
+#include "train/optim.h"
+#include "train/prior.h"
+#include "train/run_dir.h"
+#include "train/train_main.h"
+#include "train/train_state.h"
+#include "util/err.h"
+#include "util/log.h"
+
+typedef struct Trainer {
+    const Config *cfg;
+    const CliArgs *cli;
+    Log *log;
+    Comm *comm;
+    int rank, world;
+    const Backend *be;
+
+    VqaDataset train_ds, eval_ds;
+    int have_eval;                 /* eval split loaded (has answers) */
+    Tokenizer *tok;
+    AnswerVocab *vocab;
+    AnswerPrior *prior;
+    double prior_acc;              /* the prior's accuracy on the eval split (NAN if none) */
+    VqaModel model;
+    int model_ready;
+    AdamW opt;
+    OptimSegment *segs;
+    int n_segs;
+    Loader *train_loader, *eval_loader;
+    Arena arena;
+    RunDir rd;
+    int rd_open;
+    char *config_yaml;
+    uint64_t config_hash;
+
+    TrainState st;
+    LossKind loss_kind;
+    int64_t total_steps, steps_per_epoch, batches_per_epoch;
+    char last_ckpt[4096];
+    int64_t last_ckpt_step, last_eval_step;
+    double last_eval_acc;
+} Trainer;
+
+/* Builds everything for training (rank 0 also the run directory) and, with cli->resume,
+ * restores the checkpoint. Logs the start-up facts (datasets, vocabulary, model summary). */
+int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e);
+/* Trains until the last step, evaluating, logging and checkpointing as configured; ends
+ * with a summary. */
+int trainer_run(Trainer *t, Err *e);
+void trainer_free(Trainer *t);
+
+/* Optimizer segments from a ParamStore: one per trainable parameter (runs of equal
+ * decay/lr merged), lr_mult = encoder_lr_mult for the encoders, decay per ps_decay.
+ * *out is malloc'ed. */
+int trainer_segments(const ParamStore *ps, float encoder_lr_mult, OptimSegment **out, int *n, Err *e);
+/* Optimizer steps of the run: steps_per_epoch * epochs, capped by max_steps when > 0. */
+int64_t trainer_total_steps(int64_t steps_per_epoch, int epochs, int64_t max_steps);
+/* Steps per epoch: ceil(batches / grad_accum) (a last short accumulation still steps). */
+int64_t trainer_steps_per_epoch(int64_t batches_per_epoch, int grad_accum);
+/* Dropout seed of micro-batch `micro` of step `step`. */
+uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro);
+/* lr_at with the config's schedule enum. */
+float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps);
+
+/* The fp16 loss-scaler decision after backward on the (all-reduced) gradients g[n] that
+ * carry the factor scale: returns 1 when the step must be skipped (inf/NaN; the scale is
+ * backed off), else unscales g in place (g /= old scale) and returns 0. */
+int trainer_unscale(LossScaler *s, float *g, size_t n);
+
+#endif

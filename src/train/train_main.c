@@ -24,12 +24,18 @@ int train_main(const Config *cfg, const CliArgs *cli, Log *log) {
         log_error(log, "%s", err.msg);
         return 1;
     }
+    /* several ranks: SIGTERM/SIGINT on one rank ends the whole job (comm.h) */
+    if (comm_install_signal_handlers(comm, &err) != 0) log_warn(log, "%s", err.msg);
     Trainer *t = calloc(1, sizeof *t);
     int rc = 1;
     if (!t) {
         log_error(log, "out of memory");
+        comm_abort(comm, "out of memory");
     } else if (trainer_init(t, cfg, cli, log, comm, &err) != 0 || trainer_run(t, &err) != 0) {
         log_error(log, "%s", err.msg);
+        /* several ranks: end every rank now, so none waits forever in a collective
+         * (returns in a world of one) */
+        comm_abort(comm, err.msg);
     } else {
         rc = 0;
     }

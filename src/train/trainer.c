@@ -173,9 +173,8 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
     arena_init(&t->arena, 1 << 20);
     if (cli->device == CFG_DEVICE_CUDA)
         return err_set(e, "device cuda: the training loop runs on the CPU backend only in this build (set device: cpu)");
-    if (t->world > 1)
-        return err_set(e, "%d ranks: multi-rank training needs the gradient all-reduce (comm/grad_sync), which this "
-                       "build does not have yet; run one process", t->world);
+    /* dist.backend for host (CPU) buffers; CommBackend has CfgDistBackend's values */
+    if (comm && comm_setup(comm, (CommBackend)cfg->dist.backend, -1, e) != 0) return -1;
     t->be->set_threads(cfg->train.threads);
 
     /* the run directory first, so train.log has every line that follows */
@@ -198,6 +197,8 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
                  rpath[0] ? "resumed" : "fresh start");
         if (t->rank == 0 && setup_synth(cfg, log, e) != 0) return -1;
     }
+    /* several ranks: the others read the data rank 0 may just have generated */
+    if (comm && comm_barrier(comm, e) != 0) return -1;
 
     /* data */
     double t0 = time_now();
@@ -274,6 +275,12 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
         if (t->st.best_acc >= 0)
             log_info(log, "best so far: accuracy %.2f%% at step %lld", t->st.best_acc, (long long)t->st.best_step);
     }
+    /* several ranks: buckets of the gradient buffer all-reduced as backward reports them
+     * final; every rank starts from rank 0's parameters (a world of one: no-ops) */
+    if (comm && gsync_init_params(&t->gsync, comm, &t->model.ps, cfg->dist.bucket_mb, e) != 0) return -1;
+    t->model.grad_ready = gsync_ready_hook;
+    t->model.grad_ready_ctx = &t->gsync;
+    if (comm && gsync_broadcast_params(comm, t->be, t->model.ps.values, t->model.ps.n_values, e) != 0) return -1;
     return 0;
 }
 
@@ -283,6 +290,7 @@ void trainer_free(Trainer *t) {
     if (t->rd_open) run_dir_close(&t->rd);
     adamw_free(&t->opt);
     free(t->segs);
+    gsync_free(&t->gsync);
     if (t->model_ready) vqa_model_free(&t->model);
     prior_free(t->prior);
     ans_vocab_free(t->vocab);
@@ -441,18 +449,21 @@ int trainer_run(Trainer *t, Err *e) {
             w.score_sum += train_argmax_score(b->n_real, A, b->targets, am);
             w.score_n += b->n_real;
             w.samples += (int64_t)b->n_real * t->world;
+            gsync_begin(&t->gsync, mi == n_micro - 1); /* only the last micro-batch reduces */
             if (vqa_model_backward(m, dlogits, &t->arena, e) != 0) {
                 loader_release(t->train_loader, b);
                 goto done;
             }
             loader_release(t->train_loader, b);
         }
+        /* several ranks: wait for the averaged gradients; log the mean loss over ranks */
+        if (gsync_finish(&t->gsync, e) != 0) goto done;
+        if (t->world > 1 && comm_allreduce_f64(t->comm, &step_loss, 1, COMM_AVG, e) != 0) goto done;
         if (!isfinite(step_loss) && !use_scaler) {
             err_set(e, "step %lld: the loss is %g (lr %g): training diverged; lower train.lr or raise train.warmup_steps",
                     (long long)t->st.step, step_loss, (double)trainer_lr(cfg, t->st.step, t->total_steps));
             goto done;
         }
-        /* world > 1 would all-reduce ps->grads here (refused in trainer_init until comm has it) */
         int skipped = 0;
         if (use_scaler) {
             float old = t->st.scaler.scale;

@@ -24,6 +24,7 @@
 #include "data/tokenizer.h"
 #include "model/vqa_model.h"
 #include "train/evaluate.h"
+#include "train/grad_sync.h"
 #include "train/optim.h"
 #include "train/prior.h"
 #include "train/run_dir.h"
@@ -48,6 +49,7 @@ typedef struct Trainer {
     double prior_acc;              /* the prior's accuracy on the eval split (NAN if none) */
     VqaModel model;
     int model_ready;
+    GradSync gsync;                /* several ranks: bucketed gradient all-reduce (grad_sync.h) */
     AdamW opt;
     OptimSegment *segs;
     int n_segs;

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# test_ddp.sh: data parallelism does not change the training. The demo model (tiny
+# synthetic data, dropout off, frozen image encoder so BN runs on running statistics)
+# trains 20 steps with the same global batch of 16 as
+#   1 rank  x batch 16   (mpirun -np 1)
+#   2 ranks x batch 8    (mpirun -np 2: sharded data, bucketed gradient all-reduce)
+# and the logged losses must agree within 1e-5 (relative) at every step, the final
+# checkpoints' tensors within 1e-5 (relative norm per tensor; the attention key biases,
+# whose gradient is zero up to round-off, are left out). Then the step-10 checkpoint
+# of each run is resumed with the other world size for steps 11..20: losses again within
+# 1e-5 of the uninterrupted runs. (BN in train mode or dropout would legitimately differ:
+# per-rank batch statistics / per-rank masks.) Python here is the standard library only.
+# TEST_LABELS: mpi e2e
+# TEST_TIMEOUT: 300
+set -uo pipefail
+
+B=${VQA_BUILD:?VQA_BUILD not set}
+SRC=${VQA_SRC:?VQA_SRC not set}
+MPIRUN=${VQA_MPIEXEC:-$(command -v mpirun || true)}
+[[ -x $B/vqa_train ]] || { echo "FAIL: $B/vqa_train not built"; exit 1; }
+grep -q "define VQA_HAVE_MPI 1" "$B/generated/vqa_version.h" 2>/dev/null || { echo "SKIP: this build has no MPI"; exit 77; }
+[[ -n $MPIRUN && -x $MPIRUN ]] || { echo "SKIP: no mpirun"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: no python3 to compare metrics and checkpoints"; exit 77; }
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296
+mpi() { local np=$1; shift; "$MPIRUN" --allow-run-as-root --oversubscribe --bind-to none -np "$np" \
+        -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x MALLOC_MMAP_THRESHOLD_ -x MALLOC_TRIM_THRESHOLD_ "$@"; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+cp "$SRC/configs/demo.yaml" demo.yaml
+COMMON=(--set data.synth.train_questions=512 --set data.synth.val_questions=32 --set data.workers=1
+        --set train.max_steps=20 --set train.warmup_steps=2 --set log.every=1 --set eval.every=0
+        --set eval.at_end=false --set checkpoint.every=10 --set checkpoint.keep_last=5 --set train.threads=1
+        --set model.image_encoder.freeze=all --set model.fusion.dropout=0 --set model.text_encoder.dropout=0
+        --set dist.bucket_mb=0.05)
+fails=0
+run() { # name np batch [extra args]
+    local name=$1 np=$2 bs=$3; shift 3
+    if ! mpi "$np" "$B/vqa_train" demo.yaml "${COMMON[@]}" --set train.batch_size="$bs" --set run.out_dir="runs/$name" \
+        "$@" >"$name.log" 2>&1; then
+        echo "FAIL $name: vqa_train exited non-zero:"; tail -15 "$name.log"; fails=$((fails + 1)); return 1
+    fi
+}
+# compare.py losses A B FIRST_STEP | compare.py params CKPT_A CKPT_B
+cat >compare.py <<'PY'
+import json, math, struct, sys
+from array import array
+
+def losses(path):
+    out = {}
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("split") == "train" and r.get("loss") is not None:
+            out[r["step"]] = r["loss"]
+    return out
+
+def tensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__" or v["dtype"] != "F32":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = array("f", data[a:b])
+    return out
+
+if sys.argv[1] == "losses":
+    a, b, first = losses(sys.argv[2]), losses(sys.argv[3]), int(sys.argv[4])
+    worst, bad = 0.0, []
+    for s in range(first, 21):
+        if s not in a or s not in b:
+            bad.append(f"step {s} missing ({s in a}, {s in b})")
+            continue
+        r = abs(a[s] - b[s]) / max(abs(a[s]), 1e-30)
+        worst = max(worst, r)
+        if not r <= 1e-5:
+            bad.append(f"step {s}: {a[s]!r} vs {b[s]!r} (rel {r:.3g})")
+    print(f"steps {first}..20: worst relative loss difference {worst:.3g}")
+    for m in bad[:10]:
+        print("  " + m)
+    sys.exit(1 if bad else 0)
+else:
+    a, b = tensors(sys.argv[2]), tensors(sys.argv[3])
+    if set(a) != set(b):
+        print("tensor names differ:", sorted(set(a) ^ set(b))[:10]); sys.exit(1)
+    worst, bad, skipped = 0.0, [], 0
+    for k in sorted(a):
+        # softmax(q.(k + b)) does not depend on the key bias b: its gradient is zero up to
+        # round-off, and Adam turns that noise into full-size steps; nothing to compare
+        if "attention.self.key.bias" in k:
+            skipped += 1
+            continue
+        num = sum((x - y) ** 2 for x, y in zip(a[k], b[k]))
+        den = sum(y * y for y in b[k])
+        r = math.sqrt(num) / math.sqrt(den) if den > 0 else math.sqrt(num)
+        worst = max(worst, r)
+        if not r <= 1e-5:
+            bad.append(f"{k}: relative difference {r:.3g}")
+    print(f"{len(a) - skipped} tensors (key biases left out): worst relative difference {worst:.3g}")
+    for m in bad[:10]:
+        print("  " + m)
+    sys.exit(1 if bad else 0)
+PY
+check() { # name command...
+    local name=$1; shift
+    if out=$("$@" 2>&1); then echo "ok   $name: $out"; else echo "FAIL $name: $out"; fails=$((fails + 1)); fi
+}
+
+run np1 1 16 && run np2 2 8 || { echo "test_ddp: $fails failed"; exit 1; }
+grep -q "2 ranks x batch 8" np2.log || { echo "FAIL np2 did not run 2 ranks:"; grep "train:" np2.log; fails=$((fails + 1)); }
+check losses_1_rank_vs_2_ranks python3 compare.py losses runs/np1/metrics.jsonl runs/np2/metrics.jsonl 1
+check params_1_rank_vs_2_ranks python3 compare.py params runs/np1/checkpoints/step_00000020.safetensors \
+    runs/np2/checkpoints/step_00000020.safetensors
+
+# resume across world sizes: 2-rank checkpoint on 1 rank, 1-rank checkpoint on 2 ranks
+if run r21 1 16 --resume runs/np2/checkpoints/step_00000010.safetensors; then
+    check resume_2_rank_checkpoint_on_1_rank python3 compare.py losses runs/np2/metrics.jsonl runs/r21/metrics.jsonl 11
+    check resume_2_on_1_final_params python3 compare.py params runs/np1/checkpoints/step_00000020.safetensors \
+        runs/r21/checkpoints/step_00000020.safetensors
+fi
+if run r12 2 8 --resume runs/np1/checkpoints/step_00000010.safetensors; then
+    check resume_1_rank_checkpoint_on_2_ranks python3 compare.py losses runs/np1/metrics.jsonl runs/r12/metrics.jsonl 11
+    check resume_1_on_2_final_params python3 compare.py params runs/np2/checkpoints/step_00000020.safetensors \
+        runs/r12/checkpoints/step_00000020.safetensors
+fi
+echo "test_ddp: $fails failed"
+[[ $fails -eq 0 ]]

@@ -82,7 +82,9 @@ int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) {
     }
     char dirbuf[4200];
     snprintf(dirbuf, sizeof dirbuf, "%s", json);
-    snprintf(npy, sizeof npy, "%s/submission.npy", dirname(dirbuf));
+    const char *dir = dirname(dirbuf);
+    if (run_mkdirs(dir, e) != 0) goto done;
+    snprintf(npy, sizeof npy, "%s/submission.npy", dir);
     if (predict_write(json, npy, &ds, r.preds, e) != 0) goto done;
     log_info(log, "predictions: %s (%lld answers), %s", json, (long long)ds.n, npy);
     if (r.has_accuracy) {

@@ -14,6 +14,7 @@ PACKAGES=(
     libopenblas-dev                         # CPU matrix products
     libopenmpi-dev openmpi-bin              # multi-rank on CPU, NCCL bootstrap
     slurm-wlm munge                         # the one-node Slurm test
+    python3                                 # test scripts compare JSON / metrics (stdlib only)
 )
 
 missing=()

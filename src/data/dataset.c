@@ -89,7 +89,24 @@ typedef struct Loader {
     int64_t cap;
     Err *err;
     char where[1400];  /* "file:line:col (byte N), element i" of the element being read */
+    /* The element's position, formatted into `where` only when a message needs it:
+     * line:col counts lines from the file start, so formatting it per element made
+     * loading quadratic in the file size. */
+    const JsonStream *w_stream;
+    size_t w_off;
+    const char *w_what;
+    long long w_index;
 } Loader;
+
+static const char *where_of(Loader *L) {
+    if (L->w_stream) {
+        char w[1200];
+        js_where(L->w_stream, L->w_off, w, sizeof w);
+        snprintf(L->where, sizeof L->where, "%s, %s %lld", w, L->w_what, L->w_index);
+        L->w_stream = NULL;
+    }
+    return L->where;
+}
 
 static int lfail(Loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int lfail(Loader *L, const char *fmt, ...) {
@@ -98,13 +115,14 @@ static int lfail(Loader *L, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return err_set(L->err, "%s: %s", L->where, msg);
+    return err_set(L->err, "%s: %s", where_of(L), msg);
 }
 
 static void set_where_stream(Loader *L, const JsonStream *s, const char *what) {
-    char w[1200];
-    js_where(s, js_offset(s), w, sizeof w);
-    snprintf(L->where, sizeof L->where, "%s, %s %lld", w, what, (long long)js_index(s));
+    L->w_stream = s;
+    L->w_off = js_offset(s);
+    L->w_what = what;
+    L->w_index = (long long)js_index(s);
 }
 
 static const char *type_name(const json_t *v) {
@@ -176,7 +194,7 @@ static void warn(Loader *L, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        snprintf(L->ds->warning, sizeof L->ds->warning, "%s: %s", L->where, msg);
+        snprintf(L->ds->warning, sizeof L->ds->warning, "%s: %s", where_of(L), msg);
     }
 }
 
@@ -425,6 +443,7 @@ static int load_vizwiz_columns(Loader *L, const char *path, const char *images) 
     int rc = 0;
     RowKey *keys = NULL;
     json_t *img = json_object_get(root, "image");
+    L->w_stream = NULL;
     snprintf(L->where, sizeof L->where, "%s (column-JSON)", path);
     if (!img) {
         rc = lfail(L, "no column \"image\" (expected {\"image\": {\"0\": ...}, \"question\": {...}, ...})");
@@ -465,6 +484,7 @@ static int load_vizwiz_columns(Loader *L, const char *path, const char *images) 
     }
     qsort(keys, n, sizeof *keys, rowkey_cmp);
     for (i = 0; i < n && rc == 0; i++) {
+        L->w_stream = NULL;
         snprintf(L->where, sizeof L->where, "%s (column-JSON), row \"%s\"", path, keys[i].key);
         if (i && keys[i].index == keys[i - 1].index) {
             rc = lfail(L, "row number %lld appears twice", (long long)keys[i].index);

@@ -240,34 +240,37 @@ int vqa_metric_read_results(VqaResults *r, const char *path, const VqaDataset *d
     int more;
     char w[1300];
     while ((more = js_next(s, &el, err)) == 1) {
-        js_where(s, js_offset(s), w, sizeof w);
+        /* the position is formatted only for a message: line:col counts from the file
+         * start, so doing it for every result made reading quadratic in the file size */
+        size_t off = js_offset(s);
+#define W (js_where(s, off, w, sizeof w), w)
         long long k = (long long)js_index(s);
         json_t *q = json_is_object(el) ? json_object_get(el, "question_id") : NULL;
         json_t *a = json_is_object(el) ? json_object_get(el, "answer") : NULL;
         int bad = 1;
         if (!json_is_object(el))
-            err_set(err, "%s: result %lld must be an object {\"question_id\": N, \"answer\": \"...\"}", w, k);
+            err_set(err, "%s: result %lld must be an object {\"question_id\": N, \"answer\": \"...\"}", W, k);
         else if (!q)
-            err_set(err, "%s: result %lld has no key \"question_id\"", w, k);
+            err_set(err, "%s: result %lld has no key \"question_id\"", W, k);
         else if (!json_is_integer(q))
-            err_set(err, "%s: result %lld: \"question_id\" must be an integer", w, k);
+            err_set(err, "%s: result %lld: \"question_id\" must be an integer", W, k);
         else if (!a)
-            err_set(err, "%s: result %lld has no key \"answer\"", w, k);
+            err_set(err, "%s: result %lld has no key \"answer\"", W, k);
         else if (!json_is_string(a))
-            err_set(err, "%s: result %lld: \"answer\" must be a string", w, k);
+            err_set(err, "%s: result %lld: \"answer\" must be a string", W, k);
         else
             bad = 0;
         if (!bad) {
             IdIdx key = {(int64_t)json_integer_value(q), 0};
             IdIdx *hit = bsearch(&key, ids, (size_t)ds->n, sizeof *ids, ididx_cmp);
             if (!hit) {
-                err_set(err, "%s: result %lld: question_id %lld is not among the %lld questions being scored", w,
+                err_set(err, "%s: result %lld: question_id %lld is not among the %lld questions being scored", W,
                         k, (long long)key.id, (long long)ds->n);
                 bad = 1;
             } else if (r->answers[hit->idx]) {
                 char w0[1300];
                 js_where(s, where[hit->idx], w0, sizeof w0);
-                err_set(err, "%s: result %lld: question_id %lld given twice (first at %s)", w, k,
+                err_set(err, "%s: result %lld: question_id %lld given twice (first at %s)", W, k,
                         (long long)key.id, w0);
                 bad = 1;
             } else if (!(r->answers[hit->idx] = sp_intern(r->pool, json_string_value(a), json_string_length(a)))) {
@@ -277,6 +280,7 @@ int vqa_metric_read_results(VqaResults *r, const char *path, const VqaDataset *d
                 where[hit->idx] = js_offset(s);
             }
         }
+#undef W
         json_decref(el);
         if (bad) goto out;
     }

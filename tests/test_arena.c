@@ -1,7 +1,11 @@
 /* test_arena.c: the step arena: alignment, no overlap, growth by blocks, consolidation at
- * reset, mark/rewind, and that a repeated step performs no system allocation. */
+ * reset, mark/rewind, and that a repeated step performs no system allocation; an arena over
+ * allocator hooks (device memory) takes blocks only from them and zeroes through them. */
 // TEST_LIBS: vqa_ops
 // TEST_LABELS: unit
+#include <stdlib.h>
+#include <string.h>
+
 #include "ops/tensor.h"
 #include "testlib.h"
 
@@ -152,6 +156,44 @@ static void rewind_across_blocks_reuses_later_blocks(void) {
     arena_free(&a);
 }
 
+/* A fake "device" allocator: poisoned host blocks, counted, so the test sees that the
+ * arena takes every block from the hooks, frees each one, and zeroes only through them. */
+static int fake_live, fake_allocs, fake_zeros;
+static void *fake_alloc(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n) != 0) return NULL;
+    memset(p, 0xA5, n);
+    fake_live++, fake_allocs++;
+    return p;
+}
+static void fake_free(void *p) {
+    if (p) fake_live--;
+    free(p);
+}
+static void fake_zero(void *p, size_t n) {
+    fake_zeros++;
+    memset(p, 0, n);
+}
+
+static void hooked_arena_takes_blocks_from_hooks_and_frees_them(void) {
+    ArenaMem mem = {fake_alloc, fake_free, fake_zero};
+    Arena a;
+    fake_live = fake_allocs = fake_zeros = 0;
+    arena_init_mem(&a, 1024, &mem);
+    CHECK(fake_allocs == 1 && a.n_sys_allocs == 1);
+    unsigned char *p = arena_alloc(&a, 100);
+    CHECK(p && aligned64(p) && p[0] == 0xA5); /* data is the hook's block, not a header */
+    float *z = arena_zeros(&a, 4000);         /* does not fit: a second hooked block */
+    CHECK(z && fake_allocs == 2 && fake_zeros == 1 && z[0] == 0.0f && z[3999] == 0.0f);
+    arena_reset(&a); /* consolidates: one new block, two freed */
+    CHECK(fake_allocs == 3 && fake_live == 1 && a.n_sys_allocs == 3);
+    arena_alloc(&a, 100);
+    arena_zeros(&a, 4000);
+    CHECK(fake_allocs == 3); /* the same step again: no allocation */
+    arena_free(&a);
+    CHECK(fake_live == 0);
+}
+
 int main(void) {
     RUN(allocations_are_64_byte_aligned);
     RUN(allocations_do_not_overlap);
@@ -161,5 +203,6 @@ int main(void) {
     RUN(no_step_time_allocation_after_first_step);
     RUN(mark_rewind_reuses_memory);
     RUN(rewind_across_blocks_reuses_later_blocks);
+    RUN(hooked_arena_takes_blocks_from_hooks_and_frees_them);
     return test_summary();
 }

@@ -16,24 +16,35 @@
 #define ARENA_ALIGN 64
 #define ARENA_DEFAULT_BLOCK ((size_t)1 << 20)
 
-/* The header sits in the first ARENA_ALIGN bytes of the block's own allocation, so
- * one block = one system allocation. */
+/* Host arena: the header sits in the first ARENA_ALIGN bytes of the block's own
+ * allocation, so one block = one system allocation. Hooked arena (ArenaMem, e.g. device
+ * memory the host must not touch): the header is malloc'ed apart and data comes from
+ * mem.alloc. */
 struct ArenaBlock {
     ArenaBlock *next;
     size_t start; /* logical offset of data[0] */
     size_t size;  /* bytes of data */
+    char *data;
 };
 
 static size_t round_up(size_t n) { return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
 
-static char *block_data(ArenaBlock *b) { return (char *)b + ARENA_ALIGN; }
-
 static ArenaBlock *block_new(Arena *a, size_t start, size_t size) {
     _Static_assert(sizeof(ArenaBlock) <= ARENA_ALIGN, "block header must fit the alignment");
-    void *p = NULL;
-    if (posix_memalign(&p, ARENA_ALIGN, ARENA_ALIGN + size) != 0) return NULL;
+    ArenaBlock *b;
+    if (a->mem.alloc) {
+        if (!(b = malloc(sizeof *b))) return NULL;
+        if (!(b->data = a->mem.alloc(size))) {
+            free(b);
+            return NULL;
+        }
+    } else {
+        void *p = NULL;
+        if (posix_memalign(&p, ARENA_ALIGN, ARENA_ALIGN + size) != 0) return NULL;
+        b = p;
+        b->data = (char *)p + ARENA_ALIGN;
+    }
     a->n_sys_allocs++;
-    ArenaBlock *b = p;
     b->next = NULL;
     b->start = start;
     b->size = size;
@@ -41,22 +52,26 @@ static ArenaBlock *block_new(Arena *a, size_t start, size_t size) {
     return b;
 }
 
-static void chain_free(ArenaBlock *b) {
+static void chain_free(const Arena *a, ArenaBlock *b) {
     while (b) {
         ArenaBlock *n = b->next;
+        if (a->mem.alloc && a->mem.free) a->mem.free(b->data);
         free(b);
         b = n;
     }
 }
 
-void arena_init(Arena *a, size_t initial_bytes) {
+void arena_init(Arena *a, size_t initial_bytes) { arena_init_mem(a, initial_bytes, NULL); }
+
+void arena_init_mem(Arena *a, size_t initial_bytes, const ArenaMem *mem) {
     memset(a, 0, sizeof *a);
+    if (mem) a->mem = *mem;
     a->min_block = initial_bytes ? round_up(initial_bytes) : ARENA_DEFAULT_BLOCK;
     if (initial_bytes) a->blocks = block_new(a, 0, a->min_block); /* NULL: retried lazily */
 }
 
 void arena_free(Arena *a) {
-    chain_free(a->blocks);
+    chain_free(a, a->blocks);
     memset(a, 0, sizeof *a);
 }
 
@@ -84,7 +99,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
         else a->blocks = b;
         pos = start;
     }
-    void *p = block_data(b) + (pos - b->start);
+    void *p = b->data + (pos - b->start);
     a->used = pos + n;
     if (a->used > a->high_water) a->high_water = a->used;
     return p;
@@ -94,7 +109,8 @@ float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float
 
 float *arena_zeros(Arena *a, size_t n) {
     float *p = arena_floats(a, n);
-    if (p) memset(p, 0, n * sizeof(float));
+    if (p && a->mem.zero) a->mem.zero(p, n * sizeof(float));
+    else if (p) memset(p, 0, n * sizeof(float));
     return p;
 }
 
@@ -111,7 +127,7 @@ void arena_reset(Arena *a) {
         a->capacity = old_cap;
         return;
     }
-    chain_free(old);
+    chain_free(a, old);
     a->blocks = one;
 }
 

@@ -38,6 +38,15 @@ char *tensor_shape_str(const Tensor *t, char *buf, size_t n);
  * was used, replaces them by one block of the high-water size, so from the second step
  * on, the same sequence of allocations needs no system allocation at all. */
 typedef struct ArenaBlock ArenaBlock;
+/* Where an arena's blocks come from. Default (arena_init): host posix_memalign, block
+ * header inside the block. With hooks (arena_init_mem, e.g. a GPU backend's alloc / free /
+ * memset_zero): block DATA comes from alloc and is never touched by the host (headers are
+ * malloc'ed apart, zeroing goes through zero), so the arena can hand out device memory. */
+typedef struct ArenaMem {
+    void *(*alloc)(size_t bytes);         /* NULL when out of memory; 64-byte aligned */
+    void (*free)(void *p);
+    void (*zero)(void *p, size_t bytes);  /* used by arena_zeros */
+} ArenaMem;
 typedef struct Arena {
     ArenaBlock *blocks;     /* owned list; first = the one consolidated block */
     size_t used;            /* bytes handed out since the last reset */
@@ -45,9 +54,13 @@ typedef struct Arena {
     size_t capacity;        /* bytes in all blocks */
     uint64_t n_sys_allocs;  /* number of malloc calls made by the arena, ever */
     size_t min_block;       /* default size of a new block */
+    ArenaMem mem;           /* block allocator hooks; all NULL = host memory */
 } Arena;
 
 void arena_init(Arena *a, size_t initial_bytes);
+/* The same arena over memory from mem (copied; NULL = arena_init). n_sys_allocs then
+ * counts mem->alloc calls. */
+void arena_init_mem(Arena *a, size_t initial_bytes, const ArenaMem *mem);
 void arena_free(Arena *a);
 /* Returns NULL only if the system is out of memory. */
 void *arena_alloc(Arena *a, size_t bytes);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_resume.sh: a run killed with SIGKILL mid-run and resumed with --resume auto logs
 # the same per-step losses, bit for bit, as a run that was never interrupted, and ends
-# with the same evaluation (loss, accuracy) and the same final weights.
+# with the same evaluation (loss, accuracy) and the same final weights. A fresh run into a
+# folder that holds an earlier run's checkpoints is refused (it points to --resume auto).
 # TEST_LABELS: e2e
 # TEST_TIMEOUT: 240
 set -u
@@ -36,5 +37,9 @@ check final_weights_identical cmp <(tail -c 1000000 "$T/a/checkpoints/step_00000
                                   <(tail -c 1000000 "$T/b/checkpoints/step_000000$N.safetensors")
 check final_predictions_identical cmp "$T/a/predictions_val.json" "$T/b/predictions_val.json"
 check resume_past_the_end_does_nothing bash -c "'$BIN' '$VQA_SRC/configs/demo.yaml' ${RUN[*]@Q} --set run.out_dir=$T/b --resume auto 2>&1 | grep -q 'nothing left to train'"
+"$BIN" "$VQA_SRC/configs/demo.yaml" "${RUN[@]}" --set "run.out_dir=$T/a" >"$T/a2.log" 2>&1
+check fresh_run_over_old_checkpoints_is_refused [ $? = 1 ]
+check refusal_names_resume grep -q "holds checkpoints of an earlier run.*--resume auto" "$T/a2.log"
+check refused_run_left_metrics_alone [ "$(train_losses "$T/a/metrics.jsonl" | wc -l)" = $N ]
 if [ $fail = 1 ]; then echo "--- a.log"; tail -5 "$T/a.log"; echo "--- b2.log"; tail -20 "$T/b2.log"; fi
 exit $fail

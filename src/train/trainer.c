@@ -91,7 +91,17 @@ static void fmt_duration(double s, char *buf, size_t cap) {
 static int resume_path(const Trainer *t, char *path, size_t cap, Err *e) {
     path[0] = '\0';
     const char *r = t->cli->resume;
-    if (!r) return 0;
+    if (!r) {
+        /* a fresh run must not mix its checkpoints with an earlier run's: rotation by step
+         * number would delete the new ones, and --resume auto would pick the old ones */
+        char dir[4096], old[4096];
+        run_ckpt_dir(t->cfg, dir, sizeof dir);
+        if (ckpt_find_latest(dir, old, sizeof old, NULL, 0, e) != 0) return err_prefix(e, "checkpoint folder");
+        if (old[0])
+            return err_set(e, "%s holds checkpoints of an earlier run (%s): continue it with --resume auto, or remove "
+                           "the folder or set another run.out_dir / checkpoint.dir for a fresh run", dir, old);
+        return 0;
+    }
     if (strcmp(r, "auto") != 0) {
         snprintf(path, cap, "%s", r);
         return 0;

@@ -1,15 +1,69 @@
 /* gpu_none.c: the GPU backend of a build without CUDA. It only answers that there is
- * none, so that `device: cuda` fails with a message instead of a missing symbol. */
+ * none, so that `device: cuda` fails with a message instead of a missing symbol; the rest
+ * of backend_cuda.h is stubs (never reached: backend_cuda_init fails first). */
 #include "cuda/gpu.h"
 
 #include <stdio.h>
+
+#include "cuda/backend_cuda.h"
+
+#define NOT_BUILT                                                                            \
+    "this vqa_train was built without the CUDA backend (VQA_CUDA=OFF or no CUDA toolkit at " \
+    "configure time); use device: cpu, or rebuild with -DVQA_CUDA=ON"
 
 int gpu_compiled(void) { return 0; }
 
 int gpu_probe(int *n_devices, char *why, size_t why_len) {
     *n_devices = 0;
-    snprintf(why, why_len,
-             "this vqa_train was built without the CUDA backend (VQA_CUDA=OFF or no CUDA "
-             "toolkit at configure time); use device: cpu, or rebuild with -DVQA_CUDA=ON");
+    snprintf(why, why_len, "%s", NOT_BUILT);
     return -1;
 }
+
+void gpu_options_default(GpuOptions *o) {
+    o->device = 0;
+    o->precision = GPU_PREC_FP32;
+    o->allow_tf32 = 0;
+    o->conv_ws_limit = (size_t)512 << 20;
+}
+int backend_cuda_init(const GpuOptions *o, Err *e) {
+    (void)o;
+    return err_set(e, "%s", NOT_BUILT);
+}
+void backend_cuda_shutdown(void) {}
+const Backend *backend_cuda(void) { return NULL; }
+int gpu_error(Err *e) {
+    (void)e;
+    return 0;
+}
+void gpu_describe(char *buf, size_t n) { snprintf(buf, n, "no GPU backend in this build"); }
+size_t gpu_mem_in_use(void) { return 0; }
+size_t gpu_mem_peak(void) { return 0; }
+ArenaMem gpu_arena_mem(void) {
+    ArenaMem m = {NULL, NULL, NULL};
+    return m;
+}
+void *gpu_host_alloc(size_t bytes) {
+    (void)bytes;
+    return NULL;
+}
+void gpu_host_free(void *p) { (void)p; }
+void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) { (void)dst, (void)src, (void)bytes; }
+void gpu_copy_wait(void) {}
+void gpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs, int n_segs,
+                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
+    (void)params, (void)grads, (void)m, (void)v, (void)segs, (void)n_segs, (void)lr;
+    (void)beta1, (void)beta2, (void)eps, (void)weight_decay, (void)t;
+}
+double gpu_global_norm(const float *g, size_t n) {
+    (void)g, (void)n;
+    return 0.0;
+}
+int gpu_has_nonfinite(const float *g, size_t n) {
+    (void)g, (void)n;
+    return 0;
+}
+void gpu_scale(float *x, size_t n, float s) { (void)x, (void)n, (void)s; }
+void gpu_cast_f32_to_bf16(const float *x, uint16_t *y, size_t n) { (void)x, (void)y, (void)n; }
+void gpu_cast_bf16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }
+void gpu_cast_f32_to_f16(const float *x, uint16_t *y, size_t n) { (void)x, (void)y, (void)n; }
+void gpu_cast_f16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }

@@ -1,0 +1,185 @@
+/* conv_cudnn.c: 2-D convolution (cross-correlation, as PyTorch) on cuDNN, NCHW fp32 tensors.
+ *
+ *   x [N, C, H, W], w [K, C, R, S], b [K] (optional), y [N, K, P, Q]
+ *   y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, c, p*stride - pad + r, q*stride - pad + s]
+ *   dx += conv_transpose(dy, w);  dw += corr(x, dy);  db += sum_{n,p,q} dy   (beta = 1 in cuDNN)
+ *
+ * Algorithm choice: per (shape, direction, math mode) the first algorithm that cuDNN's
+ * heuristics (…_v7) rank as working within opt.conv_ws_limit bytes of workspace, kept in a
+ * DescCache (src/ops/desc_cache.c, tested on CPU), so the heuristics run once per shape.
+ * conv2d_workspace(s) makes the three choices and returns the largest workspace in floats,
+ * which the model allocates once (the Backend contract: ops never allocate).
+ *
+ * Math modes: strict fp32 (precision fp32, no TF32) = CUDNN_FMA_MATH and no FFT / Winograd
+ * algorithms, so results stay within ~1e-6 of the CPU's im2col + sgemm; otherwise the
+ * algorithm's own math type (tensor cores: TF32 on fp32 tensors). Layout: the Backend's
+ * tensors are NCHW, so the descriptors are NCHW; channels-last (NHWC) would need the models
+ * to keep NHWC activations (see cuda/README.md). Descriptors are created per call (host-only
+ * work of a few microseconds, next to milliseconds of convolution at training sizes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda/gpu_internal.h"
+
+typedef struct ConvAlgo {
+    int algo;
+    int math;
+    size_t ws; /* bytes */
+} ConvAlgo;
+
+typedef struct ConvDescs {
+    cudnnTensorDescriptor_t x, y, b;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t c;
+} ConvDescs;
+
+static int strict_math(void) {
+    const GpuContext *g = gpu_ctx();
+    return g->opt.precision == GPU_PREC_FP32 && !g->opt.allow_tf32;
+}
+
+static void descs_free(ConvDescs *d) {
+    if (d->x) cudnnDestroyTensorDescriptor(d->x);
+    if (d->y) cudnnDestroyTensorDescriptor(d->y);
+    if (d->b) cudnnDestroyTensorDescriptor(d->b);
+    if (d->w) cudnnDestroyFilterDescriptor(d->w);
+    if (d->c) cudnnDestroyConvolutionDescriptor(d->c);
+    memset(d, 0, sizeof *d);
+}
+
+static int descs_make(const ConvShape *s, ConvDescs *d) {
+    memset(d, 0, sizeof *d);
+    int ok = !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->x)) && !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->y)) &&
+             !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->b)) && !CUDNN_CHECK(cudnnCreateFilterDescriptor(&d->w)) &&
+             !CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d->c)) &&
+             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->N, s->C, s->H, s->W)) &&
+             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->N, s->K, s->P, s->Q)) &&
+             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->K, 1, 1)) &&
+             !CUDNN_CHECK(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->K, s->C, s->R, s->S)) &&
+             !CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->c, s->pad, s->pad, s->stride, s->stride, 1, 1,
+                                                          CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT)) &&
+             !CUDNN_CHECK(cudnnSetConvolutionMathType(d->c, strict_math() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    if (!ok) descs_free(d);
+    return ok ? 0 : -1;
+}
+
+/* FFT and Winograd algorithms trade accuracy for speed: not in strict mode. */
+static int algo_exact(int dir, int a) {
+    if (dir == DC_CONV_FWD)
+        return a != CUDNN_CONVOLUTION_FWD_ALGO_FFT && a != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
+               a != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD && a != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+    if (dir == DC_CONV_BWD_DATA)
+        return a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT && a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING &&
+               a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD && a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+    return a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT && a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING &&
+           a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
+#define MAX_PERF 16
+
+/* Picks from the heuristics' ranked list: (algo, status, memory, mathType) per entry. */
+static int pick(int dir, int n, const int *algo, const cudnnStatus_t *st, const size_t *mem,
+                const cudnnMathType_t *math, ConvAlgo *out) {
+    const int strict = strict_math();
+    const size_t limit = gpu_ctx()->opt.conv_ws_limit;
+    for (int pass = 0; pass < 2; pass++) /* strict: FMA-math entries first, then any exact one */
+        for (int i = 0; i < n; i++) {
+            if (st[i] != CUDNN_STATUS_SUCCESS || mem[i] > limit) continue;
+            if (strict && (!algo_exact(dir, algo[i]) || (pass == 0 && math[i] != CUDNN_FMA_MATH))) continue;
+            out->algo = algo[i];
+            out->math = strict ? (int)CUDNN_FMA_MATH : (int)math[i];
+            out->ws = mem[i];
+            return 0;
+        }
+    return -1;
+}
+
+static const ConvAlgo *choose(const ConvShape *s, const ConvDescs *d, int dir) {
+    GpuContext *g = gpu_ctx();
+    int32_t key[DC_MAX_KEY];
+    int nk = dc_conv_key(s, dir, (int)g->opt.precision * 2 + (g->opt.allow_tf32 ? 1 : 0), key);
+    const ConvAlgo *hit = dc_get(&g->conv_cache, key, nk);
+    if (hit) return hit;
+    int n = 0, algo[MAX_PERF];
+    cudnnStatus_t st[MAX_PERF];
+    size_t mem[MAX_PERF];
+    cudnnMathType_t math[MAX_PERF];
+    if (dir == DC_CONV_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t p[MAX_PERF];
+        if (CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(g->cudnn, d->x, d->w, d->c, d->y, MAX_PERF, &n, p)))
+            return NULL;
+        for (int i = 0; i < n; i++) algo[i] = p[i].algo, st[i] = p[i].status, mem[i] = p[i].memory, math[i] = p[i].mathType;
+    } else if (dir == DC_CONV_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t p[MAX_PERF];
+        if (CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(g->cudnn, d->w, d->y, d->c, d->x, MAX_PERF, &n, p)))
+            return NULL;
+        for (int i = 0; i < n; i++) algo[i] = p[i].algo, st[i] = p[i].status, mem[i] = p[i].memory, math[i] = p[i].mathType;
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t p[MAX_PERF];
+        if (CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->cudnn, d->x, d->y, d->c, d->w, MAX_PERF, &n, p)))
+            return NULL;
+        for (int i = 0; i < n; i++) algo[i] = p[i].algo, st[i] = p[i].status, mem[i] = p[i].memory, math[i] = p[i].mathType;
+    }
+    ConvAlgo a;
+    if (pick(dir, n, algo, st, mem, math, &a) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "no usable algorithm (direction %d) for conv x [%d, %d, %d, %d] w [%d, %d, %d, %d] "
+                 "stride %d pad %d within %zu bytes of workspace", dir, s->N, s->C, s->H, s->W, s->K, s->C, s->R,
+                 s->S, s->stride, s->pad, g->opt.conv_ws_limit);
+        gpu_record_error(__FILE__, __LINE__, "cudnnGetConvolution*Algorithm_v7", "cuDNN", msg);
+        return NULL;
+    }
+    return dc_put(&g->conv_cache, key, nk, &a, sizeof a);
+}
+
+size_t cu_conv2d_workspace(const ConvShape *s) {
+    ConvDescs d;
+    if (gpu_failed() || descs_make(s, &d) != 0) return 0;
+    size_t ws = 0;
+    for (int dir = 0; dir < 3; dir++) {
+        const ConvAlgo *a = choose(s, &d, dir);
+        if (a && a->ws > ws) ws = a->ws;
+    }
+    descs_free(&d);
+    return (ws + sizeof(float) - 1) / sizeof(float);
+}
+
+void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
+    ConvDescs d;
+    if (gpu_failed() || descs_make(s, &d) != 0) return;
+    GpuContext *g = gpu_ctx();
+    const float one = 1.0f, zero = 0.0f;
+    const ConvAlgo *a = choose(s, &d, DC_CONV_FWD);
+    gpu_stream();
+    if (a && !CUDNN_CHECK(cudnnSetConvolutionMathType(d.c, (cudnnMathType_t)a->math)) &&
+        !CUDNN_CHECK(cudnnConvolutionForward(g->cudnn, &one, d.x, x, d.w, w, d.c, (cudnnConvolutionFwdAlgo_t)a->algo,
+                                             a->ws ? ws : NULL, a->ws, &zero, d.y, y)) &&
+        b)
+        CUDNN_CHECK(cudnnAddTensor(g->cudnn, &one, d.b, b, &one, d.y, y));
+    descs_free(&d);
+}
+
+void cu_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                        float *db, float *ws) {
+    ConvDescs d;
+    if (gpu_failed() || (!dx && !dw && !db) || descs_make(s, &d) != 0) return;
+    GpuContext *g = gpu_ctx();
+    const float one = 1.0f;
+    gpu_stream();
+    if (dx) {
+        const ConvAlgo *a = choose(s, &d, DC_CONV_BWD_DATA);
+        if (a && !CUDNN_CHECK(cudnnSetConvolutionMathType(d.c, (cudnnMathType_t)a->math)))
+            CUDNN_CHECK(cudnnConvolutionBackwardData(g->cudnn, &one, d.w, w, d.y, dy, d.c,
+                                                     (cudnnConvolutionBwdDataAlgo_t)a->algo, a->ws ? ws : NULL,
+                                                     a->ws, &one, d.x, dx));
+    }
+    if (dw) {
+        const ConvAlgo *a = choose(s, &d, DC_CONV_BWD_FILTER);
+        if (a && !CUDNN_CHECK(cudnnSetConvolutionMathType(d.c, (cudnnMathType_t)a->math)))
+            CUDNN_CHECK(cudnnConvolutionBackwardFilter(g->cudnn, &one, d.x, x, d.y, dy, d.c,
+                                                       (cudnnConvolutionBwdFilterAlgo_t)a->algo, a->ws ? ws : NULL,
+                                                       a->ws, &one, d.w, dw));
+    }
+    if (db) CUDNN_CHECK(cudnnConvolutionBackwardBias(g->cudnn, &one, d.y, dy, &one, d.b, db));
+    descs_free(&d);
+}

@@ -8,6 +8,6 @@ cd "$root"
 scripts/install_deps.sh
 scripts/build.sh
 build=${VQA_BUILD_DIR:-$root/build}
-# For now the demo checks the config, devices and inputs; it trains once the training
-# loop lands (then: "$build/vqa_train" configs/demo.yaml).
-"$build/vqa_train" --dry-run configs/demo.yaml
+# Trains the demo model (generating data/synth/ on the first run) and ends with the val
+# VQA accuracy next to the answer prior's. A rerun starts fresh in a new run folder.
+"$build/vqa_train" configs/demo.yaml --set run.out_dir="runs/demo-$(date +%Y%m%d-%H%M%S)"

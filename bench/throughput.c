@@ -1,0 +1,173 @@
+/* throughput.c: training throughput of the full fusion model (ResNet-50 + TinyBERT 4L-312D +
+ * mul fusion, 3129 answers) on the CUDA backend: samples/s and the step-time split (batch
+ * upload / forward / loss / backward / optimizer), for a frozen and a trainable image
+ * encoder, plus peak device memory. PyTorch's number for the same model comes from
+ * bench/compare_pytorch.py in the same device_check.sh run (bench/device_check.sh prints
+ * the ratio). Random inputs (never zeros: they can run faster than real data).
+ *
+ *   bench_throughput [--batch 256] [--steps 10] [--warmup 3] [--precision bf16|fp32|fp16]
+ *                    [--image-size 224] [--len 20] [--mode both|frozen|trainable]
+ *
+ * Phases are timed on the host between stream synchronizations, so the split adds a few
+ * synchronizations per step that the trainer does not need; the "step" column is the
+ * whole step. Without a usable GPU it prints why and exits 0 (nothing to measure). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cuda/backend_cuda.h"
+#include "cuda/gpu.h"
+#include "model/vqa_model.h"
+#include "train/trainer.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static uint64_t rng_state = 0x1234567ull;
+static float frand(void) { /* splitmix64 -> [0, 1) */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (float)((z ^ (z >> 31)) >> 40) * (1.0f / 16777216.0f);
+}
+
+typedef struct Split { double data, fwd, loss, bwd, opt, step; } Split;
+
+static int run_mode(const char *mode, int B, int S, int L, int A, int steps, int warmup, const char *prec, Err *e) {
+    const Backend *be = backend_cuda();
+    VqaModelConfig c;
+    vqa_model_config_default(&c, A);
+    snprintf(c.image_freeze, sizeof c.image_freeze, "%s", strcmp(mode, "frozen") == 0 ? "all" : "none");
+    snprintf(c.text_freeze, sizeof c.text_freeze, "none");
+    VqaModel m;
+    if (vqa_model_init(&m, &c, be, e) != 0) return -1;
+    /* batch: images on the device (uploaded from pinned memory each step, the loader's path);
+     * token ids / mask in pinned host memory, which the device reads directly (tiny) and the
+     * model's host-side input checks can read too */
+    const size_t nimg = (size_t)B * 3 * S * S, ntok = (size_t)B * L, ntgt = (size_t)B * A;
+    float *h_img = gpu_host_alloc(nimg * 4), *h_tgt = gpu_host_alloc(ntgt * 4);
+    int32_t *tok = gpu_host_alloc(ntok * 4), *typ = gpu_host_alloc(ntok * 4);
+    float *mask = gpu_host_alloc(ntok * 4);
+    float *d_img = be->alloc(nimg * 4), *d_tgt = be->alloc(ntgt * 4);
+    if (!h_img || !h_tgt || !tok || !typ || !mask || !d_img || !d_tgt) return err_set(e, "out of memory for the batch");
+    for (size_t i = 0; i < nimg; i++) h_img[i] = 4.0f * frand() - 2.0f;
+    for (size_t i = 0; i < ntgt; i++) h_tgt[i] = frand() < 0.002f ? 0.3f * (float)(1 + (int)(frand() * 3.3f)) : 0.0f;
+    for (int b = 0; b < B; b++) {
+        int len = 6 + (int)(frand() * (float)(L - 6));
+        for (int l = 0; l < L; l++) {
+            size_t i = (size_t)b * L + l;
+            tok[i] = l == 0 ? 101 : l == len - 1 ? 102 : l < len ? 1000 + (int32_t)(frand() * 20000) : 0;
+            typ[i] = 0;
+            mask[i] = l < len ? 1.0f : 0.0f;
+        }
+    }
+    be->copy_h2d(d_tgt, h_tgt, ntgt * 4);
+    Batch batch = {.size = B, .n_real = B, .image_size = S, .max_len = L, .n_answers = A, .images = d_img,
+                   .tokens = tok, .attn_mask = mask, .token_types = typ, .targets = d_tgt};
+    OptimSegment *segs = NULL;
+    int nseg = 0;
+    if (trainer_segments(&m.ps, 0.1f, &segs, &nseg, e) != 0) return -1;
+    size_t ng = m.ps.n_grads;
+    float *mom = ng ? be->alloc(ng * 4) : NULL, *vel = ng ? be->alloc(ng * 4) : NULL;
+    if (ng && (!mom || !vel)) return err_set(e, "out of memory for AdamW state");
+    if (ng) be->memset_zero(mom, ng * 4), be->memset_zero(vel, ng * 4);
+    ArenaMem am = gpu_arena_mem();
+    Arena arena;
+    arena_init_mem(&arena, 0, &am);
+    Split sum = {0};
+    uint64_t allocs_after_warmup = 0;
+    double loss = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        Split t;
+        double t0 = now_s();
+        arena_reset(&arena);
+        gpu_copy_h2d_async(d_img, h_img, nimg * 4);
+        gpu_copy_wait();
+        double t1 = now_s();
+        float *logits = NULL;
+        if (vqa_model_forward(&m, &batch, 1, (uint64_t)it, &arena, &logits, e) != 0) return -1;
+        be->synchronize();
+        double t2 = now_s();
+        float *dlogits = arena_floats(&arena, ntgt);
+        if (!dlogits) return err_set(e, "arena: out of device memory");
+        loss = be->bce_logits(B, A, logits, d_tgt, 1.0f, dlogits); /* waits for the value */
+        double t3 = now_s();
+        ps_zero_grads(&m.ps);
+        if (vqa_model_backward(&m, dlogits, &arena, e) != 0) return -1;
+        be->synchronize();
+        double t4 = now_s();
+        double norm = gpu_global_norm(m.ps.grads, ng);
+        if (norm > 1.0) gpu_scale(m.ps.grads, ng, (float)(1.0 / (norm + 1e-6)));
+        gpu_adamw_step(m.ps.values, m.ps.grads, mom, vel, segs, nseg, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, it + 1);
+        be->synchronize();
+        double t5 = now_s();
+        if (gpu_error(e) != 0) return -1;
+        t = (Split){t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0};
+        if (it == warmup) allocs_after_warmup = arena.n_sys_allocs;
+        if (it >= warmup) {
+            sum.data += t.data, sum.fwd += t.fwd, sum.loss += t.loss;
+            sum.bwd += t.bwd, sum.opt += t.opt, sum.step += t.step;
+        }
+    }
+    const double k = 1000.0 / steps;
+    printf("| %-9s | %-4s | %5d | %9.1f | %8.1f | %6.1f | %6.1f | %6.1f | %6.1f | %6.1f | %7.2f | %8.4f | %s |\n", mode,
+           prec, B, B * steps / sum.step, sum.step * k, sum.data * k, sum.fwd * k, sum.loss * k, sum.bwd * k,
+           sum.opt * k, (double)gpu_mem_peak() / (1 << 30), loss,
+           arena.n_sys_allocs == allocs_after_warmup ? "no" : "YES");
+    fflush(stdout);
+    arena_free(&arena);
+    be->free(mom), be->free(vel), be->free(d_img), be->free(d_tgt);
+    gpu_host_free(h_img), gpu_host_free(h_tgt), gpu_host_free(tok), gpu_host_free(typ), gpu_host_free(mask);
+    free(segs);
+    vqa_model_free(&m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int B = 256, steps = 10, warmup = 3, S = 224, L = 20, A = 3129;
+    const char *prec = "bf16", *mode = "both";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--precision")) prec = argv[i + 1];
+        else if (!strcmp(argv[i], "--image-size")) S = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--len")) L = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (steps < 1 || B < 1) return 2;
+    GpuOptions o;
+    gpu_options_default(&o);
+    o.precision = !strcmp(prec, "fp32") ? GPU_PREC_FP32 : !strcmp(prec, "fp16") ? GPU_PREC_FP16 : GPU_PREC_BF16;
+    Err e;
+    if (backend_cuda_init(&o, &e) != 0) {
+        printf("bench_throughput: nothing to measure: %s\n", e.msg);
+        return 0;
+    }
+    char dev[256];
+    gpu_describe(dev, sizeof dev);
+    printf("bench_throughput: ResNet-50 (224) + TinyBERT 4L-312D (len %d) + mul fusion, %d answers, %d timed steps "
+           "after %d warm-up; device %s\n", L, A, steps, warmup, dev);
+    printf("| image enc | prec | batch | samples/s | step ms | data | fwd | loss | bwd | opt | peak GiB | loss | "
+           "arena allocs in steady state |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    int rc = 0;
+    const char *modes[2] = {"frozen", "trainable"};
+    for (int i = 0; i < 2; i++) {
+        if (strcmp(mode, "both") && strcmp(mode, modes[i])) continue;
+        if (run_mode(modes[i], B, S, L, A, steps, warmup, prec, &e) != 0) {
+            printf("| %-9s | %-4s | %5d | failed: %s |\n", modes[i], prec, B, e.msg);
+            rc = 1;
+            gpu_error(&e);
+        }
+    }
+    backend_cuda_shutdown();
+    return rc;
+}

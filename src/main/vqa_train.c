@@ -15,6 +15,9 @@
 #include "config/config.h"
 #include "cuda/gpu.h"
 #include "train/train_main.h"
+#include "train/setup.h"
+#include "model/vqa_model.h"
+#include "ops/backend.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "vqa_version.h"
@@ -220,6 +223,50 @@ static int preflight(const Config *cfg, const CliArgs *cli, const Log *log) {
     return problems;
 }
 
+/* Counts the lines of a vocab.txt, or returns fallback when it cannot be read. */
+static int count_vocab_lines(const char *path, int fallback) {
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return fallback;
+    int n = 0, c, last = '\n';
+    while ((c = fgetc(f)) != EOF) {
+        if (c == '\n') n++;
+        last = c;
+    }
+    if (last != '\n') n++;
+    fclose(f);
+    return n > 0 ? n : fallback;
+}
+
+/* --dry-run's model summary: builds the model from the config on the CPU backend with
+ * random weights (weight files are not read), parameters per module, trainable vs
+ * frozen and memory. The answer count is model.num_answers, else data.answers.max_size
+ * (the real count comes from the training data), the vocab size from the vocab file
+ * (30522, BERT's, if it is missing). */
+static int dry_run_summary(const Config *cfg, const Log *log) {
+    int n_answers = cfg->model.num_answers > 0 ? cfg->model.num_answers : cfg->data.answers.max_size;
+    int vocab = count_vocab_lines(cfg->model.text_encoder.vocab, 30522);
+    VqaModelConfig mc;
+    VqaModel m;
+    Err err;
+    if (setup_model_config(cfg, n_answers, vocab, 0, &mc, &err) != 0) {
+        log_error(log, "model: %s", err.msg);
+        return 1;
+    }
+    mc.image_weights[0] = '\0';
+    mc.text_weights[0] = '\0';
+    if (vqa_model_init(&m, &mc, backend_cpu(), &err) != 0) {
+        log_error(log, "model: %s", err.msg);
+        return 1;
+    }
+    char buf[8192];
+    vqa_model_summary(&m, buf, sizeof buf);
+    log_info(log, "model summary (%d answers%s, vocab %d; weight files not read):", n_answers,
+             cfg->model.num_answers > 0 ? "" : " = data.answers.max_size until the data is read", vocab);
+    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) log_info(log, "  %s", l);
+    vqa_model_free(&m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     Args a;
     int rc = parse_args(argc, argv, &a);
@@ -269,6 +316,7 @@ int main(int argc, char **argv) {
     if (cli->dry_run) {
         if (log.rank == 0 || log.all_ranks) cfg_dump(&cfg, stdout);
         fflush(stdout);
+        problems += dry_run_summary(&cfg, &log);
         if (problems) log_error(&log, "dry run: %d problem%s above would stop a real run", problems,
                                 problems == 1 ? "" : "s");
         cfg_free(&cfg);

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# device_check.sh: everything the GPU needs, in ONE call of the device tool (< 8 minutes on a
+# lent H100/H200): unpack the carried Debian packages (.debs/, from
+# scripts/prepare_device_debs.sh) into a private prefix when the machine lacks libyaml / stb /
+# OpenBLAS / jansson, find cuDNN (CUDA toolkit, else PyTorch's nvidia-cudnn wheel), build with
+# CUDA for sm_90 without MPI, run `ctest -L gpu` (CPU-vs-GPU parity, GPU training run), the
+# throughput benchmark, and the same model in PyTorch; logs under $OUT; a short table last.
+#
+# Device call (from the repo root):  bash bench/device_check.sh        carry: [".debs"]
+# Knobs: BATCH (256), STEPS (10), ARCH (90), OUT (default build-device/out), FORCE_DEBS=1 (use
+# .debs even where the machine has the libraries: to test the unpacking here).
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="${OUT:-$ROOT/build-device/out}"
+BUILD="${VQA_DEVICE_BUILD:-/tmp/vqa-build-device}"
+P=/tmp/vqa_deps
+BATCH="${BATCH:-256}"
+STEPS="${STEPS:-10}"
+ARCH="${ARCH:-90}"
+mkdir -p "$OUT"
+LOG="$OUT/device_check.log"
+: >"$LOG"
+T0=$(date +%s)
+log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"; }
+declare -A R # summary rows
+
+# ---- 1. the machine ----
+{
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+    else
+        echo "no nvidia-smi (no GPU driver?)"
+    fi
+    nvcc --version 2>&1 | tail -1
+    python3 -c 'import torch; print("torch", torch.__version__)' 2>&1
+    nproc
+} >"$OUT/machine.txt"
+DEVICE=$(head -1 "$OUT/machine.txt")
+log "machine: $DEVICE"
+
+# ---- 2. host libraries ----
+if [ -z "${FORCE_DEBS:-}" ] && pkg-config --exists yaml-0.1 stb openblas jansson 2>/dev/null; then
+    log "libyaml/stb/OpenBLAS/jansson: found on the machine"
+else
+    if ! ls "$ROOT"/.debs/*.deb >/dev/null 2>&1; then
+        log "FATAL: no system libyaml/stb/OpenBLAS/jansson and no .debs/ (run scripts/prepare_device_debs.sh and carry .debs)"
+        exit 1
+    fi
+    rm -rf "$P" && mkdir -p "$P"
+    for f in "$ROOT"/.debs/*.deb; do dpkg-deb -x "$f" "$P" || dpkg -x "$f" "$P"; done
+    # .pc files name /usr: point them (and the stb/openblas include dirs) into the prefix
+    find "$P" -name '*.pc' -exec sed -i -e "s#=/usr#=$P/usr#g" -e "s#-I/usr#-I$P/usr#g" -e "s#-L/usr#-L$P/usr#g" {} +
+    ML=$P/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_PATH="$ML/pkgconfig:$ML/openblas-pthread/pkgconfig:$P/usr/share/pkgconfig"
+    export LD_LIBRARY_PATH="$ML:$ML/openblas-pthread:${LD_LIBRARY_PATH:-}"
+    export LIBRARY_PATH="$ML:$ML/openblas-pthread:${LIBRARY_PATH:-}"
+    if ! command -v pkg-config >/dev/null; then
+        PKGCONF_BIN="$P/usr/bin/pkgconf"
+        export PKG_CONFIG="$PKGCONF_BIN"
+    fi
+    log "unpacked $(ls "$ROOT"/.debs/*.deb | wc -l) .debs into $P"
+fi
+PKGARGS=()
+[ -n "${PKGCONF_BIN:-}" ] && PKGARGS=(-DPKG_CONFIG_EXECUTABLE="$PKGCONF_BIN")
+
+# ---- 3. cuDNN ----
+CUDNN=()
+if [ -z "$(ls /usr/local/cuda/lib*/libcudnn.so* /usr/lib/x86_64-linux-gnu/libcudnn.so* 2>/dev/null | head -1)" ]; then
+    sp=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
+    lib=$(find $sp -name 'libcudnn.so*' 2>/dev/null | sort | head -1)
+    if [ -n "$lib" ]; then
+        d=$(dirname "$lib")
+        inc=$(dirname "$d")/include
+        CUDNN=(-DVQA_CUDNN_LIB="$lib" -DVQA_CUDNN_INC="$inc")
+        export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+        log "cuDNN from the Python wheel: $lib"
+    else
+        log "cuDNN: not found in /usr/local/cuda nor in Python site-packages"
+    fi
+fi
+
+# ---- 4. build ----
+log "configure + build (sm_$ARCH, MPI off) -> $OUT/build.log"
+if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=ON -DVQA_MPI=OFF -DVQA_WERROR=ON \
+        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CUDNN[@]}" "${PKGARGS[@]}" >"$OUT/build.log" 2>&1 &&
+    timeout 300 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
+    R[build]="ok"
+else
+    R[build]="FAILED (see build.log)"
+    tail -30 "$OUT/build.log"
+fi
+log "build: ${R[build]}"
+
+# ---- 5. GPU tests ----
+if [ "${R[build]}" = ok ]; then
+    log "ctest -L gpu -> $OUT/ctest_gpu.log"
+    timeout 200 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
+    R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
+    R[parity]=$(grep -E "^[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1)
+    nskip=$(grep -c "(Skipped)" "$OUT/ctest_gpu.log")
+    [ "$nskip" != 0 ] && R[ctest]="${R[ctest]} ($nskip SKIPPED: $(grep -h -o 'SKIP: .*' "$OUT/ctest_gpu.log" | head -1 | cut -c1-80))"
+    grep -E "^FAIL|rel err|SKIP" "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
+    log "ctest: ${R[ctest]:-none}; parity: ${R[parity]:-none}"
+fi
+
+# ---- 6. throughput: ours, then PyTorch on the same GPU ----
+if [ "${R[build]}" = ok ]; then
+    log "bench_throughput --batch $BATCH -> $OUT/throughput.log"
+    timeout 240 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
+        >"$OUT/throughput.log" 2>&1
+    log "bench_throughput exit $?"
+    cat "$OUT/throughput.log" | tee -a "$LOG"
+fi
+log "compare_pytorch.py --batch $BATCH -> $OUT/pytorch.log"
+PYTHONUNBUFFERED=1 timeout 200 python3 "$ROOT/bench/compare_pytorch.py" --batch "$BATCH" --steps "$STEPS" \
+    >"$OUT/pytorch.log" 2>&1
+log "compare_pytorch exit $?"
+tail -4 "$OUT/pytorch.log" | tee -a "$LOG"
+
+# ---- 7. summary table (last) ----
+ours() { grep -E "^\| $1 " "$OUT/throughput.log" 2>/dev/null | awk -F'|' '{gsub(/ /, "", $5); print $5}'; }
+theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $4}'; }
+{
+    echo
+    echo "== device_check: $DEVICE, batch $BATCH, bf16, $(( $(date +%s) - T0 )) s =="
+    echo "build:        ${R[build]}"
+    echo "ctest -L gpu: ${R[ctest]:-not run}"
+    echo "parity:       ${R[parity]:-not run}"
+    printf "%-22s %12s %12s %8s\n" "samples/s" "ours" "pytorch" "ratio"
+    for m in frozen trainable; do
+        o=$(ours $m); t=$(theirs $m)
+        r=$(awk -v o="${o:-0}" -v t="${t:-0}" 'BEGIN { if (o > 0 && t > 0) printf "%.2f", o / t; else print "-" }')
+        printf "%-22s %12s %12s %8s\n" "image encoder $m" "${o:--}" "${t:--}" "$r"
+    done
+} | tee -a "$LOG"

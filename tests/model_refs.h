@@ -81,9 +81,7 @@ static inline StFile *mr_open_ref(const char *case_name) {
     char path[600];
     Err e;
     StFile *f = NULL;
-    const char *src = getenv("VQA_SRC");
-    if (src) snprintf(path, sizeof path, "%s/tests/ref/model_%s.safetensors", src, case_name);
-    else snprintf(path, sizeof path, "ref/model_%s.safetensors", case_name);
+    test_ref_path(path, sizeof path, "model_%s.safetensors", case_name);
     if (st_open(&f, path, &e) != 0) {
         fprintf(stderr, "reference missing (run tools/gen_model_refs.py): %s\n", e.msg);
         return NULL;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testlib.h"
+
 typedef struct RefTensor {
     char name[96];
     int ndim;
@@ -37,9 +39,7 @@ static inline void ref_free(RefSet *rs) {
 static inline int ref_load(RefSet *rs, const char *file) {
     memset(rs, 0, sizeof *rs);
     char path[1024];
-    const char *src = getenv("VQA_SRC");
-    if (src) snprintf(path, sizeof path, "%s/tests/ref/%s", src, file);
-    else snprintf(path, sizeof path, "ref/%s", file);
+    test_ref_path(path, sizeof path, "%s", file);
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cannot open reference file %s (run tools/gen_op_refs_a.py)\n", path);

@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testlib.h"
+
 /* Loads array `name` of exactly n values from ref file `file` (e.g. "opsb_loss.txt") into
  * out (double). Returns 0, or -1 after printing why (missing file/array, wrong count). */
 static inline int ref_load(const char *file, const char *name, double *out, size_t n) {
     char path[1024];
-    const char *src = getenv("VQA_SRC");
-    if (src) snprintf(path, sizeof path, "%s/tests/ref/%s", src, file);
-    else snprintf(path, sizeof path, "ref/%s", file);
+    test_ref_path(path, sizeof path, "%s", file);
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "ref_load: cannot open %s\n", path);

@@ -697,9 +697,7 @@ static StFile *open_case_ref(const char *name) {
     char path[600];
     Err e;
     StFile *f = NULL;
-    const char *src = getenv("VQA_SRC");
-    if (src) snprintf(path, sizeof path, "%s/tests/ref/bert_%s.safetensors", src, name);
-    else snprintf(path, sizeof path, "ref/bert_%s.safetensors", name);
+    test_ref_path(path, sizeof path, "bert_%s.safetensors", name);
     if (st_open(&f, path, &e) != 0) {
         fprintf(stderr, "reference missing (run tools/gen_bert_refs.py): %s\n", e.msg);
         return NULL;

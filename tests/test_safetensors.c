@@ -229,10 +229,9 @@ static void writer_rejects_duplicates_and_bad_arguments(void) {
 /* ---------------------------------------------------------------- Python reference */
 
 static void python_written_file_reads_back_exactly(void) {
-    const char *src = getenv("VQA_SRC");
     char path[1024], epath[1024];
-    snprintf(path, sizeof path, "%s/tests/ref/st_ref_mixed.safetensors", src ? src : "..");
-    snprintf(epath, sizeof epath, "%s/tests/ref/st_ref_expected.txt", src ? src : "..");
+    test_ref_path(path, sizeof path, "st_ref_mixed.safetensors");
+    test_ref_path(epath, sizeof epath, "st_ref_expected.txt");
     StFile *f = NULL;
     Err e = {{0}};
     CHECK_MSG(st_open(&f, path, &e) == 0, "%s", e.msg);

@@ -11,6 +11,7 @@
 #define VQA_TESTLIB_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,22 @@ static inline int test_summary(void) {
 static inline void test_skip(const char *why) {
     fprintf(stderr, "SKIP: %s\n", why);
     exit(77);
+}
+
+/* Path of a committed reference file: $VQA_SRC/tests/ref/<name> (CTest sets VQA_SRC), else
+ * ref/<name> relative to tests/, the working directory CTest gives. name is printf-style. */
+static inline char *test_ref_path(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline char *test_ref_path(char *buf, size_t cap, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const char *src = getenv("VQA_SRC");
+    if (src) snprintf(buf, cap, "%s/tests/ref/%s", src, name);
+    else snprintf(buf, cap, "ref/%s", name);
+    return buf;
 }
 
 /* ---- deterministic RNG for test data (splitmix64) ---- */

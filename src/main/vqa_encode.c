@@ -38,6 +38,7 @@
 #include "model/vqa_model.h"
 #include "ops/backend.h"
 #include "train/setup.h"
+#include "util/cli.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -84,22 +85,9 @@ static int parse_args(int argc, char **argv, Args *a) {
             continue;
         }
         static const char *const opts[] = {"--images", "--questions", "--out", "--set", "--batch", "--image-root", NULL};
-        int which = -1;
         const char *val = NULL;
-        for (int k = 0; opts[k]; k++) {
-            size_t n = strlen(opts[k]);
-            if (!strncmp(s, opts[k], n) && (s[n] == '\0' || s[n] == '=')) {
-                which = k;
-                if (s[n] == '=') {
-                    val = s + n + 1;
-                } else if (i + 1 < argc) {
-                    val = argv[++i];
-                } else {
-                    fprintf(stderr, "vqa_encode: %s needs a value (vqa_encode --help)\n", opts[k]);
-                    return -1;
-                }
-            }
-        }
+        int which = cli_option_value(argc, argv, &i, opts, &val, "vqa_encode");
+        if (which == -2) return -1;
         switch (which) {
         case 0: a->images = val; break;
         case 1: a->questions = val; break;

@@ -18,6 +18,7 @@
 #include "train/setup.h"
 #include "model/vqa_model.h"
 #include "ops/backend.h"
+#include "util/cli.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "vqa_version.h"
@@ -104,21 +105,8 @@ static int parse_args(int argc, char **argv, Args *a) {
         }
         /* options with a value: "--opt VALUE" or "--opt=VALUE" */
         static const char *const with_val[] = {"--set", "--resume", "--predict", NULL};
-        int which = -1;
-        for (int k = 0; with_val[k]; k++) {
-            size_t n = strlen(with_val[k]);
-            if (!strncmp(s, with_val[k], n) && (s[n] == '\0' || s[n] == '=')) {
-                which = k;
-                if (s[n] == '=') {
-                    val = s + n + 1;
-                } else if (i + 1 < argc) {
-                    val = argv[++i];
-                } else {
-                    fprintf(stderr, "vqa_train: %s needs a value (vqa_train --help)\n", with_val[k]);
-                    return -1;
-                }
-            }
-        }
+        int which = cli_option_value(argc, argv, &i, with_val, &val, "vqa_train");
+        if (which == -2) return -1;
         if (which == 0) {
             if (a->cli.nsets == MAX_SETS) {
                 fprintf(stderr, "vqa_train: more than %d --set options\n", MAX_SETS);

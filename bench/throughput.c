@@ -46,8 +46,8 @@ static int run_mode(const char *mode, int B, int S, int L, int A, int steps, int
     VqaModel m;
     if (vqa_model_init(&m, &c, be, e) != 0) return -1;
     /* batch: images on the device (uploaded from pinned memory each step, the loader's path);
-     * token ids / mask in pinned host memory, which the device reads directly (tiny) and the
-     * model's host-side input checks can read too */
+     * token ids / types / mask in pinned host memory: bert_forward checks them on the host
+     * and copies them into the device arena */
     const size_t nimg = (size_t)B * 3 * S * S, ntok = (size_t)B * L, ntgt = (size_t)B * A;
     float *h_img = gpu_host_alloc(nimg * 4), *h_tgt = gpu_host_alloc(ntgt * 4);
     int32_t *tok = gpu_host_alloc(ntok * 4), *typ = gpu_host_alloc(ntok * 4);

@@ -46,8 +46,10 @@ struct BertState {
     int pool_w, pool_b, pool_first, pool_end;
     /* per forward */
     BertLayerAct *act;                   /* [layers] */
-    const int32_t *tokens;
-    int32_t *pos_ids, *type_ids;         /* [N] */
+    const int32_t *tokens;               /* [N] in backend memory */
+    int32_t *pos_ids, *type_ids;         /* [N] in backend memory */
+    int32_t *host_ids;                   /* staging for a device backend: pos, type, tokens [3N] */
+    size_t host_cap;                     /* elements of host_ids; grows only when N does */
     float *esum, *emean, *erstd;         /* word + pos + type, LN stats */
     uint8_t *edm;                        /* embedding dropout keep mask */
     uint64_t eseed;
@@ -180,6 +182,7 @@ void bert_free(Bert *m) {
     if (m->st) {
         free(m->st->li);
         free(m->st->act);
+        free(m->st->host_ids);
         free(m->st);
     }
     m->st = NULL;
@@ -327,7 +330,7 @@ int bert_forward(Bert *m, const Backend *be, const int32_t *tokens, const int32_
     const size_t NH = (size_t)N * H;
     m->B = B;
     m->L = L;
-    m->mask = mask;
+    m->mask = mask; /* replaced by its device copy below for a device backend */
     m->sequence = m->pooled = NULL;
     s->training = training;
     s->p = training ? m->cfg.dropout : 0.f;
@@ -339,16 +342,41 @@ int bert_forward(Bert *m, const Backend *be, const int32_t *tokens, const int32_
         s->act[l].seed1 = site_seed(dropout_seed, 2 + 3 * l);
         s->act[l].seed2 = site_seed(dropout_seed, 3 + 3 * l);
     }
-    /* position ids 0..L-1 per row; token types 0 when not given (HF's buffered zeros) */
+    /* position ids 0..L-1 per row; token types 0 when not given (HF's buffered zeros).
+     * The batch (tokens, types, mask) lives on the host; ids are built there. The CPU
+     * backend writes them straight into the arena; a device backend builds them in a
+     * host staging buffer (grown only when N grows, so the steady state allocates
+     * nothing) and copies ids, tokens and mask into the device arena. */
+    const int on_host = be->device == DEV_CPU;
     s->pos_ids = arena_alloc(a, (size_t)N * sizeof(int32_t));
     s->type_ids = arena_alloc(a, (size_t)N * sizeof(int32_t));
     s->ws = arena_floats(a, be->attention_workspace(B, L, m->cfg.heads, H / m->cfg.heads) + 1);
     if (!s->pos_ids || !s->type_ids || !s->ws) return oom(e, "position ids");
+    if (!on_host && s->host_cap < (size_t)3 * N) {
+        int32_t *grown = realloc(s->host_ids, (size_t)3 * N * sizeof(int32_t));
+        if (!grown) return oom(e, "position ids (host staging)");
+        s->host_ids = grown;
+        s->host_cap = (size_t)3 * N;
+    }
+    int32_t *pos = on_host ? s->pos_ids : s->host_ids;
+    int32_t *typ = on_host ? s->type_ids : s->host_ids + N;
     for (int b = 0; b < B; b++)
         for (int l = 0; l < L; l++) {
-            s->pos_ids[(size_t)b * L + l] = l;
-            s->type_ids[(size_t)b * L + l] = token_types ? token_types[(size_t)b * L + l] : 0;
+            pos[(size_t)b * L + l] = l;
+            typ[(size_t)b * L + l] = token_types ? token_types[(size_t)b * L + l] : 0;
         }
+    if (!on_host) {
+        int32_t *dtok = arena_alloc(a, (size_t)N * sizeof(int32_t));
+        float *dmask = mask ? arena_floats(a, (size_t)N) : NULL;
+        if (!dtok || (mask && !dmask)) return oom(e, "token ids");
+        be->copy_h2d(s->pos_ids, pos, (size_t)N * sizeof(int32_t));
+        be->copy_h2d(s->type_ids, typ, (size_t)N * sizeof(int32_t));
+        be->copy_h2d(dtok, tokens, (size_t)N * sizeof(int32_t));
+        if (mask) be->copy_h2d(dmask, mask, (size_t)N * sizeof(float));
+        s->tokens = dtok;
+        mask = dmask;
+        m->mask = dmask;
+    }
 
     s->bwd_from = nm;
     if (training)

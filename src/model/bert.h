@@ -81,7 +81,8 @@ typedef struct Bert {
     int B, L;
     float *sequence;    /* [B, L, H] (padding positions computed too, as HF) */
     float *pooled;      /* [B, H] */
-    const float *mask;  /* [B, L] the mask given to bert_forward (borrowed; NULL = all tokens) */
+    const float *mask;  /* [B, L] the mask given to bert_forward (borrowed; NULL = all tokens);
+                         * for a device backend, its copy in the device arena */
 } Bert;
 
 /* Registers the parameters (above) in ps under prefix, in group. */

@@ -12,6 +12,7 @@ static const char *const resize_names[] = {"shorter_crop", "direct", NULL};
 static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101", NULL};
 static const char *const output_names[] = {"pooled", "grid", NULL};
 static const char *const text_arch_names[] = {"bert", NULL};
+static const char *const pool_names[] = {"cls", "mean", NULL};
 static const char *const fusion_names[] = {"concat", "mul", "attention", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "fp16", NULL};
@@ -93,6 +94,10 @@ const CfgKey cfg_keys[] = {
     K("data.synth.val_questions", CT_INT, data.synth.val_questions, "2000", 1, 1e8, 0, NULL,
       "synthetic validation questions"),
     K("data.synth.seed", CT_I64, data.synth.seed, "1", 0, I64MAX, 0, NULL, "seed of the synthetic dataset"),
+    K("data.synth.min_objects", CT_INT, data.synth.min_objects, "2", 1, 6, 0, NULL,
+      "fewest objects in a synthetic scene"),
+    K("data.synth.max_objects", CT_INT, data.synth.max_objects, "6", 1, 6, 0, NULL,
+      "most objects in a synthetic scene (fewer = easier scenes)"),
 
     KE("model.image_encoder.arch", model.image_encoder.arch, "resnet50", arch_names,
        "torchvision ResNet depth"),
@@ -106,6 +111,9 @@ const CfgKey cfg_keys[] = {
       "all | none | list of stages left trainable: stem, conv1, bn1, layer1..layer4"),
     KE("model.image_encoder.output", model.image_encoder.output, "pooled", output_names,
        "pooled vector [B, C] (concat, mul) or the grid [B, C, h, w] (attention)"),
+    K("model.image_encoder.stages", CT_INT, model.image_encoder.stages, "4", 1, 4, 0, NULL,
+      "ResNet stages used: 4 = the whole network (1/32 of the input); 3 ends after layer3 (1/16, "
+      "the conv4 features of CLEVR-style models), 2 after layer2 (1/8); later stages are not built"),
 
     KE("model.text_encoder.arch", model.text_encoder.arch, "bert", text_arch_names,
        "Hugging Face BertModel"),
@@ -131,6 +139,9 @@ const CfgKey cfg_keys[] = {
        "prefix of the tensor names in that file (\"bert.\" for original TinyBERT checkpoints)"),
     K("model.text_encoder.freeze", CT_FREEZE, model.text_encoder.freeze, "none", 0, 0, 0, NULL,
       "all | none | list of parts left trainable: embeddings, layer0..layerN-1, pooler"),
+    KE("model.text_encoder.pool", model.text_encoder.pool, "cls", pool_names,
+       "question feature for the fusion: cls = BERT's pooler (tanh dense over [CLS], as HF), "
+       "mean = mean of the last layer over the question's tokens (pooler unused and frozen)"),
 
     KE("model.fusion.type", model.fusion.type, "mul", fusion_names,
        "concat | mul (product of projections) | attention (question-guided, over the image grid)"),

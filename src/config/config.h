@@ -28,6 +28,7 @@ typedef enum CfgArch {
 } CfgArch;
 typedef enum CfgOutput { CFG_OUTPUT_POOLED = 0, CFG_OUTPUT_GRID = 1 } CfgOutput;
 typedef enum CfgTextArch { CFG_TEXT_BERT = 0 } CfgTextArch;
+typedef enum CfgTextPool { CFG_POOL_CLS = 0, CFG_POOL_MEAN = 1 } CfgTextPool;
 typedef enum CfgFusion { CFG_FUSION_CONCAT = 0, CFG_FUSION_MUL = 1, CFG_FUSION_ATTENTION = 2 } CfgFusion;
 typedef enum CfgSchedule { CFG_SCHED_COSINE = 0, CFG_SCHED_LINEAR = 1, CFG_SCHED_CONSTANT = 2 } CfgSchedule;
 typedef enum CfgPrecision { CFG_PREC_FP32 = 0, CFG_PREC_BF16 = 1, CFG_PREC_FP16 = 2 } CfgPrecision;
@@ -76,7 +77,7 @@ typedef struct Config {
         CfgResize resize;
         struct { int random_crop; int hflip; double color_jitter; } augment;
         int drop_last;             /* drop the last partial batch of an epoch (else pad) */
-        struct { char *dir; int train_questions, val_questions; int64_t seed; } synth;
+        struct { char *dir; int train_questions, val_questions; int64_t seed; int min_objects, max_objects; } synth;
     } data;
     struct {
         struct {
@@ -86,6 +87,7 @@ typedef struct Config {
             char *weights_prefix;  /* prefix of the tensor names in that file */
             CfgFreeze freeze;
             CfgOutput output;      /* pooled [B, C] or grid [B, C, h, w] */
+            int stages;            /* 1..4 ResNet stages built (4 = all) */
         } image_encoder;
         struct {
             CfgTextArch arch;
@@ -95,6 +97,7 @@ typedef struct Config {
             double dropout;
             char *weights, *weights_prefix;
             CfgFreeze freeze;
+            CfgTextPool pool;      /* the question feature: BERT's pooler ([CLS]) or the token mean */
         } text_encoder;
         struct { CfgFusion type; int hidden; double dropout; } fusion;
         int num_answers;           /* 0 = size of the answer vocabulary */

@@ -97,7 +97,7 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
     m->be = be;
     ps_init(&m->ps);
     if (c->num_answers < 1) return err_set(e, "model: %d answers (the answer vocabulary is empty)", c->num_answers);
-    ResnetConfig rc = {c->image_depth, c->image_width, 0, 0};
+    ResnetConfig rc = {c->image_depth, c->image_width, 0, 0, c->image_stages};
     if (resnet_build(&m->image, &rc, &m->ps, "image_encoder.", PG_IMAGE, e) != 0)
         return err_prefix(e, "model.image_encoder");
     if (bert_config_check(&c->text, e) != 0) return err_prefix(e, "model.text_encoder");
@@ -115,6 +115,9 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
         return err_prefix(e, "model.image_encoder.freeze");
     if (vqa_apply_freeze(&m->ps, "text_encoder.", c->text_freeze, 1, c->text.layers, e) != 0)
         return err_prefix(e, "model.text_encoder.freeze");
+    /* mean pooling bypasses BERT's pooler: frozen, so it keeps no gradient or AdamW state
+     * (and weight decay does not shrink weights nothing uses) */
+    if (c->text_mean_pool) ps_set_trainable_prefix(&m->ps, "text_encoder.pooler.", 0);
     m->image_trainable = ps_any_trainable(&m->ps, m->image.first_param, m->image.end_param);
     m->text_trainable = ps_any_trainable(&m->ps, m->text.first_param, m->text.end_param);
 
@@ -130,12 +133,58 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
 }
 
 void vqa_model_free(VqaModel *m) {
+    free(m->pool_w_host);
+    m->pool_w_host = NULL;
     resnet_free(&m->image);
     bert_free(&m->text);
     ps_free(&m->ps);
 }
 
 /* ---- step ---- */
+
+/* Mean pooling of the question tokens:
+ *   w[b, l]   = mask[b, l] / sum_l mask[b, l]          (host; mask NULL = all L tokens)
+ *   feat[b,:] = sum_l w[b, l] * seq[b, l, :]           [B, H]  (one [1,L]x[L,H] GEMM per row)
+ * and backward  dseq[b, l, :] = w[b, l] * dfeat[b, :]  ([L,1]x[1,H] per row).
+ * Built from the backend's GEMM so it runs unchanged on a device backend. */
+static int text_mean_pool_forward(VqaModel *m, const float *mask, int B, int L, Arena *a, Err *e) {
+    const Backend *be = m->be;
+    int H = m->cfg.text.hidden;
+    size_t n = (size_t)B * L;
+    if (n > m->pool_w_cap) {
+        float *w = realloc(m->pool_w_host, n * sizeof *w);
+        if (!w) return err_set(e, "model: out of memory (mean-pool weights, %zu floats)", n);
+        m->pool_w_host = w;
+        m->pool_w_cap = n;
+    }
+    for (int b = 0; b < B; b++) {
+        float *w = m->pool_w_host + (size_t)b * L;
+        double len = 0;
+        for (int l = 0; l < L; l++) len += mask ? mask[(size_t)b * L + l] : 1.0f;
+        for (int l = 0; l < L; l++) {
+            float mk = mask ? mask[(size_t)b * L + l] : 1.0f;
+            w[l] = len > 0 ? (float)(mk / len) : 0.0f; /* an all-padding row pools to 0 */
+        }
+    }
+    if (!(m->pool_w = arena_floats(a, n)) || !(m->text_feat = arena_floats(a, (size_t)B * H)))
+        return err_set(e, "model: out of memory (arena)");
+    be->copy_h2d(m->pool_w, m->pool_w_host, n * sizeof(float));
+    for (int b = 0; b < B; b++)
+        be->gemm(0, 0, 1, H, L, 1.0f, m->pool_w + (size_t)b * L, L, m->text.sequence + (size_t)b * L * H, H, 0.0f,
+                 m->text_feat + (size_t)b * H, H);
+    return 0;
+}
+
+/* dseq [B, L, H] (arena) from dfeat [B, H]; NULL when out of memory. */
+static float *text_mean_pool_backward(VqaModel *m, const float *dfeat, Arena *a) {
+    int B = m->B, L = m->L, H = m->cfg.text.hidden;
+    float *dseq = arena_floats(a, (size_t)B * L * H);
+    if (!dseq) return NULL;
+    for (int b = 0; b < B; b++)
+        m->be->gemm(1, 0, L, H, 1, 1.0f, m->pool_w + (size_t)b * L, L, dfeat + (size_t)b * H, H, 0.0f,
+                    dseq + (size_t)b * L * H, H);
+    return dseq;
+}
 
 int vqa_model_forward(VqaModel *m, const Batch *b, int training, uint64_t step_seed, Arena *a,
                       float **logits, Err *e) {
@@ -150,9 +199,12 @@ int vqa_model_forward(VqaModel *m, const Batch *b, int training, uint64_t step_s
     uint64_t s_text = step_seed * 0x9E3779B97F4A7C15ull + 1, s_head = step_seed * 0x9E3779B97F4A7C15ull + 2;
     if (bert_forward(&m->text, be, b->tokens, b->token_types, b->attn_mask, B, L, training, s_text, a, e) != 0)
         return -1;
+    m->L = L;
+    m->text_feat = m->text.pooled;
+    if (m->cfg.text_mean_pool && text_mean_pool_forward(m, b->attn_mask, B, L, a, e) != 0) return -1;
     const float *img = m->cfg.image_grid ? m->image.grid : m->image.pooled;
     int cells = m->cfg.image_grid ? m->image.gh * m->image.gw : 0;
-    if (fusion_forward(&m->fusion, be, img, cells, m->text.pooled, B, training, s_head, a, e) != 0) return -1;
+    if (fusion_forward(&m->fusion, be, img, cells, m->text_feat, B, training, s_head, a, e) != 0) return -1;
     m->logits = m->fusion.logits;
     if (logits) *logits = m->logits;
     return 0;
@@ -180,7 +232,13 @@ int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e) {
     int tail_order = m->image.first_param == 0 && m->image.end_param == m->text.first_param;
     if (fusion_backward(&m->fusion, be, dlogits, dimg, dtxt, a, e) != 0) return -1;
     if (m->grad_ready && tail_order) m->grad_ready(m->grad_ready_ctx, grads_from(&m->ps, m->text.end_param));
-    if (dtxt && bert_backward(&m->text, be, NULL, dtxt, a, e) != 0) return -1;
+    if (dtxt && m->cfg.text_mean_pool) {
+        float *dseq = text_mean_pool_backward(m, dtxt, a);
+        if (!dseq) return err_set(e, "model: out of memory (arena)");
+        if (bert_backward(&m->text, be, dseq, NULL, a, e) != 0) return -1;
+    } else if (dtxt && bert_backward(&m->text, be, NULL, dtxt, a, e) != 0) {
+        return -1;
+    }
     if (m->grad_ready && tail_order) m->grad_ready(m->grad_ready_ctx, grads_from(&m->ps, m->text.first_param));
     if (dimg && resnet_backward(&m->image, be, NULL, m->cfg.image_grid ? NULL : dimg,
                                 m->cfg.image_grid ? dimg : NULL, a, e) != 0)
@@ -211,8 +269,10 @@ void vqa_model_summary(const VqaModel *m, char *buf, size_t n) {
     char a[32], b[32], t[32];
     size_t off = 0;
 #define OUT(...) (off += (size_t)snprintf(buf + (off < n ? off : n), off < n ? n - off : 0, __VA_ARGS__))
-    OUT("model: resnet%d (width %g, %s) + bert %dL-%dH (%d heads, ffn %d) + %s fusion (hidden %d, dropout %g) -> %d answers\n",
-        c->image_depth, (double)c->image_width, c->image_grid ? "grid" : "pooled", c->text.layers, c->text.hidden,
+    char stg[32] = "";
+    if (c->image_stages && c->image_stages < 4) snprintf(stg, sizeof stg, ", layer1..layer%d", c->image_stages);
+    OUT("model: resnet%d (width %g%s, %s) + bert %dL-%dH (%d heads, ffn %d) + %s fusion (hidden %d, dropout %g) -> %d answers\n",
+        c->image_depth, (double)c->image_width, stg, c->image_grid ? "grid" : "pooled", c->text.layers, c->text.hidden,
         c->text.heads, c->text.ffn, fusion_type_name(c->fusion_type), c->fusion_hidden, (double)c->fusion_dropout,
         c->num_answers);
     OUT("  %-14s %14s %14s %14s\n", "module", "parameters", "trainable", "frozen");
@@ -228,7 +288,8 @@ void vqa_model_summary(const VqaModel *m, char *buf, size_t n) {
     fmt_count(tr, b, sizeof b);
     fmt_count(all - tr, t, sizeof t);
     OUT("  %-14s %14s %14s %14s\n", "total", a, b, t);
-    OUT("  freeze: image_encoder %s, text_encoder %s\n", c->image_freeze, c->text_freeze);
+    OUT("  freeze: image_encoder %s, text_encoder %s; question feature: %s\n", c->image_freeze, c->text_freeze,
+        c->text_mean_pool ? "mean of the tokens (pooler frozen)" : "BERT pooler over [CLS]");
     OUT("  memory (fp32): parameters %.1f MiB, buffers %.2f MiB, gradients %.1f MiB, AdamW state %.1f MiB\n",
         mib(ps->n_values), mib(ps->n_buffers), mib(ps->n_grads), mib(2 * ps->n_grads));
     if (m->load_notes[0]) OUT("%s\n", m->load_notes);

@@ -40,11 +40,14 @@ typedef struct VqaModelConfig {
     char image_weights_prefix[64];       /* prefix of the names in the file, e.g. "" or "backbone." */
     char image_freeze[256];              /* "all" | "none" | trainable stage list */
     int image_grid;                      /* output: 1 = grid [B, C, h, w], 0 = pooled [B, C] */
+    int image_stages;                    /* ResNet stages built, 1..4 (0 = 4) */
     /* model.text_encoder */
     BertConfig text;
     char text_weights[VQA_PATH_MAX];
     char text_weights_prefix[64];        /* e.g. "bert." for original TinyBERT checkpoints */
     char text_freeze[256];
+    int text_mean_pool;                  /* question feature: 0 = BERT pooler over [CLS] (HF),
+                                          * 1 = mask-weighted mean of the last layer's tokens */
     /* model.fusion */
     FusionType fusion_type;
     int fusion_hidden;
@@ -76,6 +79,13 @@ typedef struct VqaModel {
     int B;
     float *logits;                        /* [B, A] (arena) */
     uint64_t step_seed;
+    /* mean pooling (text_mean_pool): per-token weights mask/len [B, L], built on the host
+     * (pool_w_host, owned, grown with B*L) and copied into the arena (pool_w) */
+    float *pool_w_host;
+    size_t pool_w_cap;
+    float *pool_w;
+    float *text_feat;                     /* [B, H] the question feature given to the fusion */
+    int L;
 } VqaModel;
 
 int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err *e);

@@ -20,8 +20,9 @@ int setup_synth(const Config *cfg, const Log *log, Err *e) {
     if (!dir || !*dir) return 0;
     char stamp_path[4200], want[256], have[256] = "";
     snprintf(stamp_path, sizeof stamp_path, "%s/synth.stamp", dir);
-    snprintf(want, sizeof want, "vqa_synth train=%d val=%d size=%d seed=%lld\n", cfg->data.synth.train_questions,
-             cfg->data.synth.val_questions, cfg->data.image_size, (long long)cfg->data.synth.seed);
+    snprintf(want, sizeof want, "vqa_synth train=%d val=%d size=%d seed=%lld objects=%d..%d\n",
+             cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
+             (long long)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects);
     FILE *f = fopen(stamp_path, "r");
     if (f) {
         size_t n = fread(have, 1, sizeof have - 1, f);
@@ -35,7 +36,7 @@ int setup_synth(const Config *cfg, const Log *log, Err *e) {
              dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
              cfg->data.image_size, (long long)cfg->data.synth.seed, have[0] ? ": settings changed" : "");
     SynthOpts o = {dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
-                   (uint64_t)cfg->data.synth.seed};
+                   (uint64_t)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects};
     SynthStats st;
     if (synth_write(&o, &st, e) != 0) return err_prefix(e, "data.synth");
     log_info(log, "data: %lld questions, %lld images written in %.1f s", (long long)st.questions, (long long)st.images,
@@ -66,6 +67,7 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
     snprintf(mc->image_weights_prefix, sizeof mc->image_weights_prefix, "%s", ie->weights_prefix ? ie->weights_prefix : "");
     cfg_freeze_string(&ie->freeze, mc->image_freeze, sizeof mc->image_freeze);
     mc->image_grid = ie->output == CFG_OUTPUT_GRID;
+    mc->image_stages = ie->stages;
     mc->text.layers = te->layers;
     mc->text.hidden = te->hidden;
     mc->text.heads = te->heads;
@@ -78,6 +80,7 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
     snprintf(mc->text_weights, sizeof mc->text_weights, "%s", te->weights ? te->weights : "");
     snprintf(mc->text_weights_prefix, sizeof mc->text_weights_prefix, "%s", te->weights_prefix ? te->weights_prefix : "");
     cfg_freeze_string(&te->freeze, mc->text_freeze, sizeof mc->text_freeze);
+    mc->text_mean_pool = te->pool == CFG_POOL_MEAN;
     mc->fusion_type = (FusionType)cfg->model.fusion.type;
     mc->fusion_hidden = cfg->model.fusion.hidden;
     mc->fusion_dropout = (float)cfg->model.fusion.dropout;

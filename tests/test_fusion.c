@@ -221,7 +221,7 @@ static void parity_resnet_attention(const char *dir) {
     const int N = 2, H = 64, W = 80, Ht = 12, hid = 8, nA = 7;
     ps_init(&ps);
     arena_init(&a, 0);
-    ResnetConfig rc = {18, 0.0625f, 0, 0};
+    ResnetConfig rc = {18, 0.0625f, 0, 0, 4};
     CHECK(resnet_build(&rn, &rc, &ps, "image_encoder.", PG_IMAGE, &e) == 0);
     FusionConfig fc = {FUSION_ATTENTION, rn.out_channels, Ht, hid, nA, 0.f};
     CHECK(fusion_build(&f, &fc, &ps, &e) == 0);

@@ -17,10 +17,12 @@ typedef struct Net {
 } Net;
 
 static int net_build(Net *n, int depth, float width, int fc, int classes, const char *train_prefix,
-                     uint64_t seed) {
+                     uint64_t seed);
+static int net_build_stages(Net *n, int depth, float width, int fc, int classes, const char *train_prefix,
+                            uint64_t seed, int stages) {
     Err e;
     ps_init(&n->ps);
-    ResnetConfig c = {depth, width, fc, classes};
+    ResnetConfig c = {depth, width, fc, classes, stages};
     if (resnet_build(&n->r, &c, &n->ps, "", PG_IMAGE, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
@@ -54,7 +56,7 @@ static void parameter_counts_match_torchvision(void) {
         Resnet r;
         Err e;
         ps_init(&ps);
-        ResnetConfig c = {cases[i].depth, 1.0f, cases[i].fc, 1000};
+        ResnetConfig c = {cases[i].depth, 1.0f, cases[i].fc, 1000, 4};
         CHECK(resnet_build(&r, &c, &ps, "", PG_IMAGE, &e) == 0);
         CHECK_MSG(ps_numel(&ps, -1, 0) == cases[i].want, "resnet%d fc=%d: %zu parameters", cases[i].depth,
                   cases[i].fc, ps_numel(&ps, -1, 0));
@@ -70,7 +72,7 @@ static void names_shapes_and_strides_are_torchvision_v15(void) {
     Resnet r;
     Err e;
     ps_init(&ps);
-    ResnetConfig c = {50, 1.0f, 1, 1000};
+    ResnetConfig c = {50, 1.0f, 1, 1000, 4};
     CHECK(resnet_build(&r, &c, &ps, "image_encoder.", PG_IMAGE, &e) == 0);
     struct { const char *name; int ndim; int64_t s[4]; } want[] = {
         {"image_encoder.conv1.weight", 4, {64, 3, 7, 7}},
@@ -117,6 +119,11 @@ static void grid_size_follows_input_size(void) {
     resnet_grid_size(&n.r, 224, 224, &n.r.gh, &n.r.gw);
     CHECK(n.r.gh == 7 && n.r.gw == 7);
     net_free(&n);
+}
+
+static int net_build(Net *n, int depth, float width, int fc, int classes, const char *train_prefix,
+                     uint64_t seed) {
+    return net_build_stages(n, depth, width, fc, classes, train_prefix, seed, 4);
 }
 
 /* ---- finite differences ---- */
@@ -185,6 +192,48 @@ static void bottleneck_gradients_match_finite_differences(void) {
                            "layer3.2.bn1.weight", "layer3.5.conv3.weight", "layer3.5.bn3.bias"};
     gradcheck_net(&n, names, 6, 4, 48, 0.15);
     net_free(&n);
+}
+
+/* stages = 2: the network ends after layer2 (grid 1/8 of the input, 2C channels); its
+ * tensors are the full network's first ones, same names, shapes and seeded values; its
+ * gradients pass the same finite-difference check. */
+static void truncated_network_is_the_full_networks_prefix(void) {
+    Net full, part;
+    Err e;
+    if (net_build(&full, 18, 0.25f, 0, 0, NULL, 5) != 0 || net_build_stages(&part, 18, 0.25f, 0, 0, NULL, 5, 2) != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK(part.r.out_channels == 2 * part.r.base);
+    CHECK(ps_count(&part.ps) > 0 && ps_count(&part.ps) < ps_count(&full.ps));
+    for (int i = 0; i < ps_count(&part.ps); i++) {
+        const ParamInfo *p = ps_info(&part.ps, i), *q = ps_info(&full.ps, i);
+        CHECK_MSG(!strcmp(p->name, q->name) && p->numel == q->numel, "%s vs %s", p->name, q->name);
+        CHECK_MSG(strncmp(p->name, "layer3", 6) && strncmp(p->name, "layer4", 6), "%s built", p->name);
+        if (p->numel == q->numel && ps_value(&part.ps, i) && ps_value(&full.ps, i))
+            CHECK_MSG(!memcmp(ps_value(&part.ps, i), ps_value(&full.ps, i), p->numel * sizeof(float)), "%s", p->name);
+    }
+    float *x = arena_zeros(&part.a, (size_t)2 * 3 * 64 * 64);
+    CHECK(resnet_forward(&part.r, backend_cpu(), x, 2, 64, 64, 0, &part.a, &e) == 0);
+    CHECK(part.r.gh == 8 && part.r.gw == 8);
+    net_free(&full);
+    net_free(&part);
+
+    Net g;
+    if (net_build_stages(&g, 18, 0.25f, 1, 5, NULL, 6, 2) != 0) { CHECK(0); return; }
+    const char *names[] = {"conv1.weight", "layer1.1.conv2.weight", "layer2.0.downsample.0.weight", "layer2.1.bn2.bias",
+                           "fc.weight"};
+    gradcheck_net(&g, names, 5, 4, 32, 0.15);
+    ResnetConfig bad = {18, 0.25f, 0, 0, 5};
+    Resnet r;
+    ParamStore ps;
+    ps_init(&ps);
+    memset(&r, 0, sizeof r);
+    CHECK(resnet_build(&r, &bad, &ps, "", PG_IMAGE, &e) != 0);
+    CHECK_STR_CONTAINS(e.msg, "stages");
+    resnet_free(&r);
+    ps_free(&ps);
+    net_free(&g);
 }
 
 /* ---- freezing ---- */
@@ -397,6 +446,7 @@ int main(int argc, char **argv) {
     RUN(grid_size_follows_input_size);
     RUN(basic_block_gradients_match_finite_differences);
     RUN(bottleneck_gradients_match_finite_differences);
+    RUN(truncated_network_is_the_full_networks_prefix);
     RUN(frozen_stages_have_no_grads_keep_bn_stats_and_stop_backward);
     RUN(fully_frozen_encoder_runs_forward_only);
     RUN(second_step_allocates_nothing);

@@ -129,7 +129,7 @@ static void expected_answer(const char *q, const Blob *b, int nb, char *out, siz
 }
 
 static void answers_agree_with_the_images(void) {
-    SynthOpts o = {OUT, 300, 100, 64, 7};
+    SynthOpts o = {OUT, 300, 100, 64, 7, 0, 0};
     SynthStats st;
     Err e;
     CHECK(synth_write(&o, &st, &e) == 0);
@@ -218,7 +218,7 @@ static int files_equal(const char *a, const char *b) {
 }
 
 static void same_seed_same_files_other_seed_other_files(void) {
-    SynthOpts a = {OUT "_a", 40, 10, 64, 3}, b = {OUT "_b", 40, 10, 64, 3}, c = {OUT "_c", 40, 10, 64, 4};
+    SynthOpts a = {OUT "_a", 40, 10, 64, 3, 0, 0}, b = {OUT "_b", 40, 10, 64, 3, 0, 0}, c = {OUT "_c", 40, 10, 64, 4, 0, 0};
     Err e;
     CHECK(synth_write(&a, NULL, &e) == 0 && synth_write(&b, NULL, &e) == 0 && synth_write(&c, NULL, &e) == 0);
     CHECK(files_equal(OUT "_a/train_annotations.json", OUT "_b/train_annotations.json"));
@@ -228,7 +228,7 @@ static void same_seed_same_files_other_seed_other_files(void) {
 }
 
 static void ten_thousand_questions_timing(void) {
-    SynthOpts o = {OUT "_10k", 10000, 0, 64, 1};
+    SynthOpts o = {OUT "_10k", 10000, 0, 64, 1, 0, 0};
     SynthStats st;
     Err e;
     double t0 = time_now();
@@ -237,7 +237,25 @@ static void ten_thousand_questions_timing(void) {
             (long long)st.images, time_now() - t0);
 }
 
+/* --min-objects / --max-objects: every scene's object count lies in the range and the
+ * range's ends occur; an impossible range is refused with the numbers in the message. */
+static void object_count_follows_the_range(void) {
+    int seen[SYNTH_MAX_OBJECTS + 1] = {0};
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        SynthScene sc;
+        synth_scene(seed, 64, 1, 3, &sc);
+        CHECK(sc.n >= 1 && sc.n <= 3);
+        if (sc.n >= 0 && sc.n <= SYNTH_MAX_OBJECTS) seen[sc.n]++;
+    }
+    CHECK(seen[1] > 0 && seen[3] > 0);
+    SynthOpts bad = {OUT "_bad", 10, 10, 64, 1, 4, 2};
+    Err e;
+    CHECK(synth_write(&bad, NULL, &e) != 0);
+    CHECK_STR_CONTAINS(e.msg, "4..2");
+}
+
 int main(void) {
+    RUN(object_count_follows_the_range);
     RUN(answers_agree_with_the_images);
     RUN(same_seed_same_files_other_seed_other_files);
     RUN(ten_thousand_questions_timing);

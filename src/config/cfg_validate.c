@@ -43,11 +43,11 @@ static const char *val(const Config *c, const char *key, char *buf, size_t cap) 
     return buf;
 }
 
-/* ResNet: output side after the stem (two stride-2 steps) and three stride-2 stages,
- * each rounding up as torchvision's padded convolutions do. */
-static int resnet_grid_side(int image_size) {
+/* ResNet: output side after the stem (two stride-2 steps) and one stride-2 step per stage
+ * after the first, each rounding up as torchvision's padded convolutions do. */
+static int resnet_grid_side(int image_size, int stages) {
     int s = image_size;
-    for (int i = 0; i < 5; i++) s = (s + 1) / 2;
+    for (int i = 0; i < stages + 1; i++) s = (s + 1) / 2;
     return s;
 }
 
@@ -145,6 +145,14 @@ int cfg_validate(const Config *c, Err *err) {
         return bad(c, err, "data.max_question_len", "%d exceeds model.text_encoder.max_positions = %d",
                    c->data.max_question_len, max_pos);
     if (check_freeze_names(c, err, "model.image_encoder.freeze", &c->model.image_encoder.freeze, 0) != 0) return -1;
+    const CfgFreeze *imf = &c->model.image_encoder.freeze;
+    for (int i = 0; imf->mode == CFG_FREEZE_LIST && i < imf->n; i++)
+        if (!strncmp(imf->trainable[i], "layer", 5) && imf->trainable[i][5] - '0' > c->model.image_encoder.stages)
+            return bad(c, err, "model.image_encoder.freeze", "\"%s\" is not built: model.image_encoder.stages is %d",
+                       imf->trainable[i], c->model.image_encoder.stages);
+    if (c->data.synth.min_objects > c->data.synth.max_objects)
+        return bad(c, err, "data.synth.min_objects", "%d is above data.synth.max_objects = %d",
+                   c->data.synth.min_objects, c->data.synth.max_objects);
     if (check_freeze_names(c, err, "model.text_encoder.freeze", &c->model.text_encoder.freeze, layers) != 0)
         return -1;
 
@@ -157,11 +165,12 @@ int cfg_validate(const Config *c, Err *err) {
         return bad(c, err, "model.image_encoder.output", "grid is only used by model.fusion.type: attention; "
                    "%s fusion takes the pooled vector (set output: pooled)", cfg_enum_name(c, "model.fusion.type"));
     if (c->model.fusion.type == CFG_FUSION_ATTENTION) {
-        int g = resnet_grid_side(c->data.image_size);
+        int st = c->model.image_encoder.stages, g = resnet_grid_side(c->data.image_size, st);
         if (g < 2)
-            return bad(c, err, "data.image_size", "%d gives a %dx%d %s grid: attention over one cell is the "
-                       "pooled vector; use data.image_size >= 33 (224 gives 7x7)", c->data.image_size, g, g,
-                       cfg_enum_name(c, "model.image_encoder.arch"));
+            return bad(c, err, "data.image_size", "%d gives a %dx%d %s grid (%d stages): attention over one "
+                       "cell is the pooled vector; use data.image_size >= %d (224 gives %dx%d)", c->data.image_size,
+                       g, g, cfg_enum_name(c, "model.image_encoder.arch"), st, (1 << st) + 1,
+                       resnet_grid_side(224, st), resnet_grid_side(224, st));
     }
 
     /* training length and schedule */

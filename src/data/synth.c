@@ -36,11 +36,11 @@ static double rng_unif(Rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 900
 
 /* ------------------------------------------------------------------ scenes */
 
-void synth_scene(uint64_t seed, int size, SynthScene *s) {
+void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, SynthScene *s) {
     Rng r = {seed};
     memset(s, 0, sizeof *s);
     s->size = size;
-    int want = rng_int(&r, 2, SYNTH_MAX_OBJECTS);
+    int want = rng_int(&r, min_objects, max_objects);
     int rmin = size * 6 / 64, rmax = size * 9 / 64;
     if (rmin < 2) rmin = 2;
     if (rmax < rmin) rmax = rmin;
@@ -316,7 +316,7 @@ static int write_split(const SynthOpts *o, int split, int64_t n_questions, Synth
     while (done < n_questions) {
         uint64_t seed = split_seed(o->seed, split, image);
         SynthScene sc;
-        synth_scene(seed, S, &sc);
+        synth_scene(seed, S, o->min_objects, o->max_objects, &sc);
         SynthQA qa[5];
         int nq = synth_questions(&sc, seed ^ 0x5bd1e995ull, qa, 5);
         if (nq > n_questions - done) nq = (int)(n_questions - done);
@@ -376,7 +376,15 @@ static int write_vocab(const char *dir, Err *err) {
     return 0;
 }
 
-int synth_write(const SynthOpts *o, SynthStats *st, Err *err) {
+int synth_write(const SynthOpts *opts, SynthStats *st, Err *err) {
+    SynthOpts oo = *opts, *o = &oo;
+    if (!o->min_objects && !o->max_objects) {
+        o->min_objects = 2;
+        o->max_objects = SYNTH_MAX_OBJECTS;
+    }
+    if (o->min_objects < 1 || o->max_objects > SYNTH_MAX_OBJECTS || o->min_objects > o->max_objects)
+        return err_set(err, "vqa_synth: objects per scene %d..%d (need 1 <= min <= max <= %d)", o->min_objects,
+                       o->max_objects, SYNTH_MAX_OBJECTS);
     SynthStats local;
     if (!st) st = &local;
     memset(st, 0, sizeof *st);

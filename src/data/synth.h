@@ -52,7 +52,7 @@ const char *synth_shape_name(int s);
 void synth_color_rgb(int c, uint8_t rgb[3]);
 void synth_background_rgb(uint8_t rgb[3]);
 
-void synth_scene(uint64_t seed, int size, SynthScene *s);
+void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, SynthScene *s);
 /* px: [size, size, 3] RGB */
 void synth_render(const SynthScene *s, uint8_t *px);
 /* Up to max questions for the scene (3-5 when max allows); returns how many. */
@@ -63,6 +63,8 @@ typedef struct SynthOpts {
     int n_train, n_val;   /* questions per split */
     int size;             /* image side in pixels (default 64) */
     uint64_t seed;
+    int min_objects, max_objects; /* objects per scene, uniform in [min, max] (1..SYNTH_MAX_OBJECTS;
+                                   * 0, 0 = the default 2..6). Fewer objects = easier scenes. */
 } SynthOpts;
 
 typedef struct SynthStats {

@@ -1,5 +1,5 @@
 /* vqa_synth.c: writes the synthetic shapes dataset in VQA v2 format (see data/synth.h).
- *   vqa_synth --out DIR [--train N] [--val N] [--size PX] [--seed S] */
+ *   vqa_synth --out DIR [--train N] [--val N] [--size PX] [--min-objects K] [--max-objects K] [--seed S] */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +8,12 @@
 #include "data/synth.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vqa_synth --out DIR [--train N] [--val N] [--size PX] [--seed S]\n"
+    fprintf(f, "usage: vqa_synth --out DIR [--train N] [--val N] [--size PX] [--min-objects K] [--max-objects K]\n"
+               "                 [--seed S]\n"
                "  writes DIR/{train,val}_{questions,annotations}.json (VQA v2 format),\n"
                "  DIR/images/{train,val}/COCO_synth_<split>_%%012d.png and DIR/vocab.txt\n"
-               "  defaults: --train 8000 --val 2000 --size 64 --seed 42 (N = questions)\n");
+               "  defaults: --train 8000 --val 2000 --size 64 --min-objects 2 --max-objects 6 --seed 42\n"
+               "  (N = questions; objects per scene uniform in [min, max], at most 6)\n");
 }
 
 static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
@@ -27,7 +29,7 @@ static int parse_int(const char *flag, const char *s, long long lo, long long hi
 }
 
 int main(int argc, char **argv) {
-    SynthOpts o = {NULL, 8000, 2000, 64, 42};
+    SynthOpts o = {NULL, 8000, 2000, 64, 42, 2, SYNTH_MAX_OBJECTS};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -45,6 +47,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--train")) { if (parse_int(a, v, 0, 100000000, &x)) return 1; o.n_train = (int)x; }
         else if (!strcmp(a, "--val")) { if (parse_int(a, v, 0, 100000000, &x)) return 1; o.n_val = (int)x; }
         else if (!strcmp(a, "--size")) { if (parse_int(a, v, 16, 1024, &x)) return 1; o.size = (int)x; }
+        else if (!strcmp(a, "--min-objects")) { if (parse_int(a, v, 1, SYNTH_MAX_OBJECTS, &x)) return 1; o.min_objects = (int)x; }
+        else if (!strcmp(a, "--max-objects")) { if (parse_int(a, v, 1, SYNTH_MAX_OBJECTS, &x)) return 1; o.max_objects = (int)x; }
         else if (!strcmp(a, "--seed")) { if (parse_int(a, v, 0, 0x7fffffffffffffffll, &x)) return 1; o.seed = (uint64_t)x; }
         else {
             fprintf(stderr, "vqa_synth: unknown option %s\n", a);

@@ -67,7 +67,10 @@ int resnet_build(Resnet *r, const ResnetConfig *c, ParamStore *ps, const char *p
     if (r->base < 1) return err_set(e, "resnet: width %g gives %d base channels (need >= 1)", (double)c->width, r->base);
     if (c->with_fc && c->num_classes < 1) return err_set(e, "resnet: fc with %d classes", c->num_classes);
     int exp = bottleneck ? 4 : 1;
-    r->n_blocks = nb[0] + nb[1] + nb[2] + nb[3];
+    int stages = c->stages ? c->stages : 4;
+    if (stages < 1 || stages > 4) return err_set(e, "resnet: %d stages (need 1..4)", c->stages);
+    r->n_blocks = 0;
+    for (int s = 0; s < stages; s++) r->n_blocks += nb[s];
     r->blocks = calloc((size_t)r->n_blocks, sizeof *r->blocks);
     if (!r->blocks) return err_set(e, "resnet: out of memory");
 
@@ -78,7 +81,7 @@ int resnet_build(Resnet *r, const ResnetConfig *c, ParamStore *ps, const char *p
     r->stem_end = ps_count(ps);
 
     int inplanes = r->base, bi = 0;
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < stages; s++) {
         int planes = r->base << s, stride = s == 0 ? 1 : 2;
         for (int j = 0; j < nb[s]; j++, bi++) {
             RnBlock *b = &r->blocks[bi];
@@ -178,15 +181,15 @@ static void plan(Resnet *r, const Backend *be, int N, int H, int W, size_t *max_
 }
 
 void resnet_grid_size(const Resnet *r, int H, int W, int *gh, int *gw) {
-    /* stem conv 7/2 p3, maxpool 3/2 p1, then one 3x3(or 1x1)/2 per stage 2..4 */
+    /* stem conv 7/2 p3, maxpool 3/2 p1, then one 3x3(or 1x1)/2 per stage 2..stages */
     int h = (H + 2 * 3 - 7) / 2 + 1, w = (W + 2 * 3 - 7) / 2 + 1;
     h = (h + 2 - 3) / 2 + 1;
     w = (w + 2 - 3) / 2 + 1;
-    for (int s = 0; s < 3; s++) {
+    int stages = r->cfg.stages ? r->cfg.stages : 4;
+    for (int s = 0; s < stages - 1; s++) {
         h = (h + 2 - 3) / 2 + 1;
         w = (w + 2 - 3) / 2 + 1;
     }
-    (void)r;
     *gh = h;
     *gw = w;
 }

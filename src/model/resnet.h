@@ -13,7 +13,8 @@
  *   avgpool (global) -> pooled [N, 8C*exp];  optional fc (pooled -> num_classes).
  * Convs have no bias. BN: eps 1e-5, momentum 0.1, PyTorch running-stat semantics.
  * Layout: NCHW everywhere ([N, 3, H, W] in, grid [N, Cout, h, w] out, h = ceil(H/32) for
- * the usual sizes: 7x7 at 224).
+ * the usual sizes: 7x7 at 224; with cfg.stages = S < 4 the network ends after layerS,
+ * h = ceil(H / 2^(S+1)) and Cout = planes of layerS * expansion).
  *
  * Freezing is read from the ParamStore flags (set by name prefix before ps_finalize):
  *  - BN of a stage whose BN weight is frozen runs in eval mode (running stats, no update);
@@ -37,6 +38,9 @@ typedef struct ResnetConfig {
     float width;      /* channel multiplier: base width round(64 * width) >= 1 */
     int with_fc;      /* register fc.{weight,bias} (ImageNet head); the VQA model does not */
     int num_classes;  /* fc outputs (1000) */
+    int stages;       /* 1..4 stages built (0 = 4, the whole network); fewer stages give an
+                       * earlier, finer feature map (3 = "conv4" features, 1/16 of the input,
+                       * as CLEVR-style VQA models use), and layerN beyond it do not exist */
 } ResnetConfig;
 
 /* conv (no bias) followed by BN: one unit of the network */

@@ -75,12 +75,20 @@ static int train(const Backend *be, const char *out_dir, int max_steps, const ch
     log_init(&log, 0, 0);
     Trainer *t = calloc(1, sizeof *t);
     Err e;
-    int rc = trainer_init_on(t, &cfg, &cli, &log, NULL, be, &e);
+    Comm *comm = NULL; /* a world of one, as train_main makes it */
+    if (comm_init(&comm, NULL, NULL, &e) != 0) {
+        fprintf(stderr, "comm: %s\n", e.msg);
+        free(t);
+        cfg_free(&cfg);
+        return -1;
+    }
+    int rc = trainer_init_on(t, &cfg, &cli, &log, comm, be, &e);
     if (rc == 0) rc = trainer_run(t, &e);
     if (rc != 0) fprintf(stderr, "train (%s): %s\n", be ? be->name : "cpu", e.msg);
     if (rc == 0) snprintf(ckpt, cap, "%s", t->last_ckpt);
     trainer_free(t);
     free(t);
+    comm_finalize(comm);
     cfg_free(&cfg);
     return rc;
 }

@@ -3,7 +3,8 @@
 # lent H100/H200): unpack the carried Debian packages (.debs/, from
 # scripts/prepare_device_debs.sh) into a private prefix when the machine lacks libyaml / stb /
 # OpenBLAS / jansson, find cuDNN (CUDA toolkit, else PyTorch's nvidia-cudnn wheel), build with
-# CUDA for sm_90 without MPI, run `ctest -L gpu` (CPU-vs-GPU parity, GPU training run), the
+# CUDA for sm_90 without MPI, run `ctest -L gpu` (CPU-vs-GPU parity; test_gpu_train: 50 steps
+# of `vqa_train device: cuda` in fp32 and bf16 against the CPU run, --predict on the GPU), the
 # throughput benchmark, and the same model in PyTorch; logs under $OUT; a short table last.
 #
 # Device call (from the repo root):  bash bench/device_check.sh        carry: [".debs"]
@@ -94,12 +95,15 @@ log "build: ${R[build]}"
 # ---- 5. GPU tests ----
 if [ "${R[build]}" = ok ]; then
     log "ctest -L gpu -> $OUT/ctest_gpu.log"
-    timeout 200 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
+    timeout 240 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
     R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
     R[parity]=$(grep -E "^[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1)
     nskip=$(grep -c "(Skipped)" "$OUT/ctest_gpu.log")
     [ "$nskip" != 0 ] && R[ctest]="${R[ctest]} ($nskip SKIPPED: $(grep -h -o 'SKIP: .*' "$OUT/ctest_gpu.log" | head -1 | cut -c1-80))"
-    grep -E "^FAIL|rel err|SKIP" "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
+    # test_gpu_train's comparison lines (fp32 / bf16 loss vs CPU, predictions)
+    R[train]=$(grep -hoE "(fp32|bf16)?[^:]*: largest relative loss difference GPU vs CPU [^,]*|predictions: .*differ.*" \
+        "$OUT/ctest_gpu.log" | sed -E 's/.*(gpu32|gpu16).*difference GPU vs CPU/\1/' | tr '\n' ';')
+    grep -E "^FAIL|rel err|SKIP|largest relative loss|predictions: " "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
     log "ctest: ${R[ctest]:-none}; parity: ${R[parity]:-none}"
 fi
 
@@ -126,6 +130,7 @@ theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $
     echo "build:        ${R[build]}"
     echo "ctest -L gpu: ${R[ctest]:-not run}"
     echo "parity:       ${R[parity]:-not run}"
+    echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu16 = bf16: largest relative loss difference vs CPU)"
     printf "%-22s %12s %12s %8s\n" "samples/s" "ours" "pytorch" "ratio"
     for m in frozen trainable; do
         o=$(ours $m); t=$(theirs $m)

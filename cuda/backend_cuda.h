@@ -76,6 +76,8 @@ void gpu_host_free(void *p);
  * the next op it runs. src must stay unchanged until gpu_copy_wait(). */
 void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes);
 void gpu_copy_wait(void); /* host waits for the copies queued so far */
+/* The compute stream (a cudaStream_t) for comm_set_stream (NCCL), NULL before init. */
+void *gpu_compute_stream(void);
 
 /* ---- optimizer step on device buffers (same math as train/optim.c, bit-for-bit in
  * structure: step_size and the bias corrections computed in double on the host) ----

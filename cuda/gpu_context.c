@@ -7,6 +7,7 @@
  * default stream; the copy stream carries batch uploads, and the compute stream waits on
  * an event before its next op (gpu_stream()). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/gpu.h"
@@ -154,6 +155,39 @@ void gpu_host_free(void *p) {
     if (p) CUDA_CHECK(cudaFreeHost(p));
 }
 
+/* Loader batch slots. A 64-byte header in front of the block records how it was obtained,
+ * so gpu_pinned_free needs no lookup table (and no global state) to release it. */
+#define PIN_HDR 64
+void *gpu_pinned_alloc(size_t bytes) {
+    unsigned char *p = NULL;
+    int locked = 1;
+    /* portable: valid for every CUDA context of the process (not only the current one) */
+    if (cudaHostAlloc((void **)&p, bytes + PIN_HDR, cudaHostAllocPortable) != cudaSuccess) {
+        (void)cudaGetLastError(); /* no driver / no GPU: plain memory, not an error */
+        locked = 0;
+        if (posix_memalign((void **)&p, 64, bytes + PIN_HDR) != 0) return NULL;
+    }
+    memcpy(p, &locked, sizeof locked);
+    return p + PIN_HDR;
+}
+
+int gpu_pinned_is_locked(const void *p) {
+    int locked = 0;
+    if (p) memcpy(&locked, (const unsigned char *)p - PIN_HDR, sizeof locked);
+    return locked;
+}
+
+void gpu_pinned_free(void *p) {
+    if (!p) return;
+    unsigned char *base = (unsigned char *)p - PIN_HDR;
+    if (gpu_pinned_is_locked(p))
+        CUDA_CHECK(cudaFreeHost(base));
+    else
+        free(base);
+}
+
+void *gpu_compute_stream(void) { return g_ctx.ready ? (void *)g_ctx.stream : NULL; }
+
 void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) {
     if (!bytes || gpu_failed()) return;
     if (CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_ctx.copy_stream))) return;
@@ -245,6 +279,7 @@ static const Backend cuda_backend = {
     .copy_d2h = cu_copy_d2h,
     .copy_d2d = cu_copy_d2d,
     .synchronize = cu_synchronize,
+    .copy_h2d_async = gpu_copy_h2d_async,
     .set_threads = op_set_threads, /* host threads (loader-side work, CPU fallbacks) */
     .get_threads = op_get_threads,
     .gemm = cu_gemm,
@@ -286,6 +321,10 @@ static const Backend cuda_backend = {
     .attention_backward = cu_attention_backward,
     .bce_logits = cu_bce_logits,
     .soft_xent = cu_soft_xent,
+    .adamw_step = gpu_adamw_step,
+    .global_norm = gpu_global_norm,
+    .has_nonfinite = gpu_has_nonfinite,
+    .scale = gpu_scale,
 };
 
 const Backend *backend_cuda(void) { return g_ctx.ready ? &cuda_backend : NULL; }

@@ -4,6 +4,7 @@
 #include "cuda/gpu.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cuda/backend_cuda.h"
 
@@ -67,3 +68,16 @@ void gpu_cast_f32_to_bf16(const float *x, uint16_t *y, size_t n) { (void)x, (voi
 void gpu_cast_bf16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }
 void gpu_cast_f32_to_f16(const float *x, uint16_t *y, size_t n) { (void)x, (void)y, (void)n; }
 void gpu_cast_f16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }
+
+/* no CUDA: loader slots are plain aligned host memory */
+void *gpu_pinned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+void gpu_pinned_free(void *p) { free(p); }
+int gpu_pinned_is_locked(const void *p) {
+    (void)p;
+    return 0;
+}
+void *gpu_compute_stream(void) { return NULL; }

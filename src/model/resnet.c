@@ -130,6 +130,8 @@ int resnet_build(Resnet *r, const ResnetConfig *c, ParamStore *ps, const char *p
 }
 
 void resnet_free(Resnet *r) {
+    if (r->one) r->one_be->free(r->one);
+    r->one = NULL;
     free(r->blocks);
     r->blocks = NULL;
     r->n_blocks = 0;
@@ -217,11 +219,9 @@ static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const float *x,
         be->batchnorm_forward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
                                     BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
                                     c->mean, c->rstd);
-        /* num_batches_tracked += 1 (a scalar in backend memory) */
-        float cnt;
-        be->copy_d2h(&cnt, ps_value(ps, c->nbt), sizeof cnt);
-        cnt += 1.0f;
-        be->copy_h2d(ps_value(ps, c->nbt), &cnt, sizeof cnt);
+        /* num_batches_tracked += 1: a scalar in backend memory, added on the backend (no
+         * host round trip; exact in float up to 2^24 batches) */
+        be->add_forward(1, ps_value(ps, c->nbt), r->one, ps_value(ps, c->nbt));
     } else {
         c->mean = c->rstd = NULL;
         be->batchnorm_forward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
@@ -285,6 +285,12 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     r->ws_floats = max_ws ? max_ws : 1;
     r->ws = arena_floats(a, r->ws_floats);
     if (!r->ws) return oom(e, "conv workspace");
+    if (training && !r->one) { /* once per model: the constant for num_batches_tracked */
+        static const float k_one = 1.0f;
+        if (!(r->one = be->alloc(sizeof k_one))) return err_set(e, "resnet: out of memory (backend scalar)");
+        r->one_be = be;
+        be->copy_h2d(r->one, &k_one, sizeof k_one);
+    }
 
     /* modules 0 (stem) .. n_blocks: keep activations from the lowest trainable one up */
     int nm = r->n_blocks + 1;

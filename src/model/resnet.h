@@ -94,6 +94,10 @@ typedef struct Resnet {
     float *grid;                 /* [N, out_channels, gh, gw] */
     float *pooled;               /* [N, out_channels] */
     float *logits;               /* [N, num_classes] when with_fc */
+    /* 1.0f in backend memory (owned; from one_be), so that num_batches_tracked += 1 is an
+     * add entry queued like the other ops instead of a host round trip per BN layer */
+    float *one;
+    const Backend *one_be;
 } Resnet;
 
 /* Registers the parameters under prefix (e.g. "image_encoder.") in group. Errors: depth

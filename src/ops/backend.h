@@ -18,6 +18,8 @@
 #include "ops/ops.h"
 #include "ops/tensor.h"
 
+struct OptimSegment; /* train/optim.h: a run of gradients and how it is optimized */
+
 typedef struct Backend {
     const char *name; /* "cpu", "cuda" */
     Device device;
@@ -30,6 +32,11 @@ typedef struct Backend {
     void (*copy_d2h)(void *dst, const void *src, size_t bytes);
     void (*copy_d2d)(void *dst, const void *src, size_t bytes);
     void (*synchronize)(void);        /* wait for queued work (no-op on CPU) */
+    /* Batch upload: src should be pinned host memory (gpu_pinned_alloc); the copy runs on
+     * the backend's copy stream and later ops wait for it, so it overlaps whatever the
+     * device is still doing. src must stay unchanged until an entry that returns a host
+     * value (a loss, copy_d2h, global_norm, ...) or synchronize() has returned. */
+    void (*copy_h2d_async)(void *dst, const void *src, size_t bytes);
 
     /* ---- threads and GEMM ---- */
     void (*set_threads)(int n);
@@ -126,6 +133,15 @@ typedef struct Backend {
                          float grad_scale, float *dlogits);
     double (*soft_xent)(int N, int A, const float *logits, const float *targets,
                         float grad_scale, float *dlogits);
+
+    /* ---- optimizer side of a step, on the flat buffers (the math of train/optim.h) ---- */
+    /* AdamW over segs (host array): t = the step count AFTER increment; m, v [n_grads]. */
+    void (*adamw_step)(float *params, const float *grads, float *m, float *v,
+                       const struct OptimSegment *segs, int n_segs, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, int64_t t);
+    double (*global_norm)(const float *g, size_t n); /* sqrt(sum g^2) in double; waits */
+    int (*has_nonfinite)(const float *g, size_t n);  /* 1 if any inf/NaN; waits */
+    void (*scale)(float *x, size_t n, float s);      /* x *= s */
 } Backend;
 
 /* The CPU reference backend (the op_* functions of src/ops on host memory). Never NULL. */

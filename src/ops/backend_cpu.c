@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The optimizer's reference math lives in train/optim.c (library vqa_optim, which depends
+ * on nothing of ours); the table's optimizer entries are thin adapters over it. */
+#include "train/optim.h"
+
 static void *cpu_alloc(size_t bytes) {
     void *p = NULL;
     /* 64-byte alignment for SIMD loads; round up as aligned_alloc requires. */
@@ -21,6 +25,19 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 }
 static void cpu_synchronize(void) {}
 
+static void cpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs,
+                           int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay,
+                           int64_t t) {
+    /* adamw_step increments t first: hand it the count before this step */
+    AdamW o = {beta1, beta2, eps, weight_decay, t - 1, 0, m, v, NULL};
+    adamw_step(&o, params, grads, segs, n_segs, lr);
+}
+static void cpu_scale(float *x, size_t n, float s) {
+    const long nn = (long)n;
+#pragma omp parallel for schedule(static) if (nn > 65536)
+    for (long i = 0; i < nn; i++) x[i] *= s;
+}
+
 static const Backend cpu_backend = {
     .name = "cpu",
     .device = DEV_CPU,
@@ -31,6 +48,7 @@ static const Backend cpu_backend = {
     .copy_d2h = cpu_copy,
     .copy_d2d = cpu_copy,
     .synchronize = cpu_synchronize,
+    .copy_h2d_async = cpu_copy,
     .set_threads = op_set_threads,
     .get_threads = op_get_threads,
     .gemm = op_gemm,
@@ -72,6 +90,10 @@ static const Backend cpu_backend = {
     .attention_backward = op_attention_backward,
     .bce_logits = op_bce_logits,
     .soft_xent = op_soft_xent,
+    .adamw_step = cpu_adamw_step,
+    .global_norm = grad_global_norm,
+    .has_nonfinite = grads_have_nonfinite,
+    .scale = cpu_scale,
 };
 
 const Backend *backend_cpu(void) { return &cpu_backend; }

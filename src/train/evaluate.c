@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/train_device.h"
 #include "util/log.h"
 
 double train_loss(const Backend *be, LossKind kind, int rows, int n_real, int A, const float *logits,
                   const float *targets, float weight, float grad_scale, float *dlogits) {
-    if (dlogits && rows > n_real) memset(dlogits + (size_t)n_real * A, 0, sizeof(float) * (size_t)(rows - n_real) * A);
+    if (dlogits && rows > n_real) /* backend memory: zeroed by the backend */
+        be->memset_zero(dlogits + (size_t)n_real * A, sizeof(float) * (size_t)(rows - n_real) * A);
     if (n_real <= 0) return 0.0;
     /* the ops average over the rows they see: only the real ones */
     double l = kind == LOSS_SOFTMAX ? be->soft_xent(n_real, A, logits, targets, weight * grad_scale, dlogits)
@@ -47,6 +49,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     if (!(r->preds = calloc((size_t)(ds->n ? ds->n : 1), sizeof *r->preds))) return err_set(e, "evaluation: out of memory");
     int32_t *am = NULL;
     size_t am_cap = 0;
+    HostBuf hlog = {NULL, 0};
     double loss_sum = 0, score_sum = 0;
     int have_targets = 0;
     if (loader_start_epoch(l, 0, 0, e) != 0) goto fail;
@@ -57,8 +60,16 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
         if (k == 0) break;
         arena_reset(a);
         float *logits;
-        if (vqa_model_forward(m, b, 0, 0, a, &logits, e) != 0) {
+        const float *hl;
+        Batch v; /* images and targets in backend memory (train_device.h) */
+        if (tdev_batch_view(m->be, b, a, &v, e) != 0 || vqa_model_forward(m, &v, 0, 0, a, &logits, e) != 0) {
+            m->be->synchronize();
             loader_release(l, b);
+            goto fail;
+        }
+        if (!(hl = tdev_host_floats(m->be, logits, (size_t)b->n_real * A, &hlog))) {
+            loader_release(l, b);
+            err_set(e, "evaluation: out of memory (host logits)");
             goto fail;
         }
         if ((size_t)b->size > am_cap) {
@@ -70,14 +81,14 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
                 goto fail;
             }
         }
-        train_argmax(b->n_real, A, logits, am);
+        train_argmax(b->n_real, A, hl, am);
         for (int i = 0; i < b->n_real; i++) {
             int64_t idx = b->sample_index[i];
             if (idx >= 0 && idx < ds->n) r->preds[idx] = ans_vocab_answer(vocab, am[i]);
         }
         if (b->targets) {
             have_targets = 1;
-            loss_sum += train_loss(m->be, kind, b->size, b->n_real, A, logits, b->targets, 1.0f, 1.0f, NULL) * b->n_real;
+            loss_sum += train_loss(m->be, kind, b->size, b->n_real, A, logits, v.targets, 1.0f, 1.0f, NULL) * b->n_real;
             score_sum += train_argmax_score(b->n_real, A, b->targets, am);
         }
         r->n += b->n_real;
@@ -85,6 +96,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     }
     free(am);
     am = NULL;
+    hostbuf_free(&hlog);
     r->loss = have_targets && r->n ? loss_sum / (double)r->n : NAN;
     r->target_score = have_targets && r->n ? 100.0 * score_sum / (double)r->n : NAN;
     r->accuracy = NAN;
@@ -97,6 +109,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     return 0;
 fail:
     free(am);
+    hostbuf_free(&hlog);
     eval_result_free(r);
     return -1;
 }

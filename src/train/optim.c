@@ -11,6 +11,7 @@ int adamw_init(AdamW *o, size_t n_grad, float beta1, float beta2, float eps, flo
     o->weight_decay = weight_decay;
     o->t = 0;
     o->n = n_grad;
+    o->free_fn = NULL;
     o->m = calloc(n_grad ? n_grad : 1, sizeof(float));
     o->v = calloc(n_grad ? n_grad : 1, sizeof(float));
     if (!o->m || !o->v) {
@@ -20,9 +21,15 @@ int adamw_init(AdamW *o, size_t n_grad, float beta1, float beta2, float eps, flo
     return 0;
 }
 
+void adamw_init_buffers(AdamW *o, size_t n_grad, float beta1, float beta2, float eps, float weight_decay,
+                        float *m, float *v, void (*free_fn)(void *p)) {
+    *o = (AdamW){beta1, beta2, eps, weight_decay, 0, n_grad, m, v, free_fn};
+}
+
 void adamw_free(AdamW *o) {
-    free(o->m);
-    free(o->v);
+    void (*f)(void *) = o->free_fn ? o->free_fn : free;
+    if (o->m) f(o->m);
+    if (o->v) f(o->v);
     o->m = o->v = NULL;
     o->n = 0;
 }
@@ -92,9 +99,14 @@ double grad_global_norm(const float *g, size_t n) {
     return sqrt(s);
 }
 
-float grad_clip(float *g, size_t n, double norm, float max_norm) {
+float grad_clip_coef(double norm, float max_norm) {
     if (max_norm <= 0 || !isfinite(norm)) return 1.0f;
     float coef = (float)(max_norm / (norm + 1e-6));
+    return coef >= 1.0f ? 1.0f : coef;
+}
+
+float grad_clip(float *g, size_t n, double norm, float max_norm) {
+    float coef = grad_clip_coef(norm, max_norm);
     if (coef >= 1.0f) return 1.0f;
     const long nn = (long)n;
 #pragma omp parallel for schedule(static) if (nn > 65536)

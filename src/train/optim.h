@@ -24,10 +24,16 @@ typedef struct AdamW {
     int64_t t;         /* steps taken (for bias correction) */
     size_t n;          /* moment elements = gradient elements */
     float *m, *v;      /* owned, zero-initialized */
+    void (*free_fn)(void *p); /* how m and v are released: NULL = free() (host calloc) */
 } AdamW;
 
 /* Returns -1 if out of memory. */
 int adamw_init(AdamW *o, size_t n_grad, float beta1, float beta2, float eps, float weight_decay);
+/* The same over moment buffers the caller allocated and zeroed elsewhere (e.g. device
+ * memory of a Backend: then only Backend entries may read them); o takes ownership and
+ * adamw_free releases them with free_fn. */
+void adamw_init_buffers(AdamW *o, size_t n_grad, float beta1, float beta2, float eps, float weight_decay,
+                        float *m, float *v, void (*free_fn)(void *p));
 void adamw_free(AdamW *o);
 /* One step (PyTorch torch.optim.AdamW semantics):
  *   t += 1
@@ -47,6 +53,9 @@ double grad_global_norm(const float *g, size_t n);
 /* Scales g so that its norm is at most max_norm (as torch.nn.utils.clip_grad_norm_:
  * coefficient max_norm / (norm + 1e-6), applied only when < 1). Returns the coefficient. */
 float grad_clip(float *g, size_t n, double norm, float max_norm);
+/* grad_clip's coefficient alone (1 when no clipping applies), for buffers that another
+ * backend scales. */
+float grad_clip_coef(double norm, float max_norm);
 
 /* Dynamic loss scaling (fp16): multiply the loss by scale; after backward, if any
  * gradient is inf/NaN, skip the step and multiply scale by backoff; after

@@ -16,6 +16,7 @@
 #include "train/npy.h"
 #include "train/run_dir.h"
 #include "train/setup.h"
+#include "train/train_device.h"
 #include "train/train_state.h"
 
 int predict_write(const char *json_path, const char *npy_path, const VqaDataset *ds, const char *const *preds, Err *e) {
@@ -23,10 +24,13 @@ int predict_write(const char *json_path, const char *npy_path, const VqaDataset 
     return npy_write_unicode(npy_path, preds, ds->n, e);
 }
 
-int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) {
-    const Backend *be = backend_cpu();
-    if (cli->device == CFG_DEVICE_CUDA)
-        return err_set(e, "device cuda: prediction runs on the CPU backend only in this build (set device: cpu)");
+int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) { return predict_run_on(cfg, cli, log, NULL, e); }
+
+int predict_run_on(const Config *cfg, const CliArgs *cli, Log *log, const Backend *given, Err *e) {
+    TrainDevice dev;
+    if (tdev_open(&dev, cfg, cli->device, cli->n_gpus, NULL, given, e) != 0) return -1;
+    const Backend *be = dev.be;
+    log_info(log, "predict on %s", dev.desc);
     be->set_threads(cfg->train.threads);
     VqaDataset ds = {0};
     Tokenizer *tok = NULL;
@@ -36,7 +40,7 @@ int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) {
     Loader *l = NULL;
     Arena arena;
     EvalResult r = {0};
-    arena_init(&arena, 1 << 20);
+    tdev_arena_init(be, &arena, 1 << 20);
     CfgSplit split = cfg->predict.split;
     const char *sname = setup_split_name(split);
 
@@ -66,11 +70,13 @@ int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) {
                  (unsigned long long)h);
     LoaderOpts o;
     loader_opts_from_config(&o, cfg, 0, 0, 1);
+    o.alloc = tdev_loader_alloc(be);
     /* targets only when the split has answers (for the loss) */
     if (loader_open(&l, &o, &ds, tok, ds.has_answers ? vocab : NULL, e) != 0) goto done;
     log_info(log, "predict: %s split, %lld questions, checkpoint %s (%d answers)", sname, (long long)ds.n, cli->predict,
              ans_vocab_size(vocab));
-    if (evaluate(&model, l, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, &r, e) != 0)
+    if (evaluate(&model, l, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, &r, e) != 0 ||
+        tdev_check(&dev, e) != 0)
         goto done;
 
     char json[4200], npy[4200];
@@ -104,5 +110,6 @@ done:
     tok_free(tok);
     if (ds.samples) ds_free(&ds);
     arena_free(&arena);
+    tdev_close(&dev); /* last: the model and the arena were backend memory */
     return rc;
 }

@@ -8,6 +8,7 @@
 #define VQA_TRAIN_PREDICT_H
 
 #include "config/config.h"
+#include "ops/backend.h"
 #include "data/dataset.h"
 #include "train/train_main.h"
 #include "util/err.h"
@@ -18,5 +19,7 @@ int predict_write(const char *json_path, const char *npy_path, const VqaDataset 
 
 /* The whole --predict run. */
 int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e);
+/* The same on a given backend instead of the one cli->device names (NULL: that one). */
+int predict_run_on(const Config *cfg, const CliArgs *cli, Log *log, const Backend *be, Err *e);
 
 #endif

@@ -54,7 +54,7 @@ int tstate_save(const char *dir, const ParamStore *ps, const AdamW *opt, const T
                 const AnswerVocab *vocab, const char *config_yaml, uint64_t config_hash,
                 char *path_out, size_t path_cap, Err *e) {
     StWriter *w = st_writer_new();
-    float *hv = NULL, *hb = NULL;
+    float *hv = NULL, *hb = NULL, *hm = NULL, *hvv = NULL;
     int64_t *i64 = NULL;
     const char **ans = NULL;
     int rc = -1;
@@ -81,9 +81,12 @@ int tstate_save(const char *dir, const ParamStore *ps, const AdamW *opt, const T
     }
     char buf[64];
     if (opt) {
+        /* the moments live in the same backend memory as the parameters */
         int64_t n = (int64_t)opt->n;
-        st_writer_add(w, T_EXP_AVG, DT_F32, 1, &n, opt->m);
-        st_writer_add(w, T_EXP_AVG_SQ, DT_F32, 1, &n, opt->v);
+        const float *m = host_view(ps, opt->m, opt->n, &hm), *v = host_view(ps, opt->v, opt->n, &hvv);
+        if (opt->n && (!m || !v)) goto oom;
+        st_writer_add(w, T_EXP_AVG, DT_F32, 1, &n, m);
+        st_writer_add(w, T_EXP_AVG_SQ, DT_F32, 1, &n, v);
         ckpt_meta_set_i64(w, KEY_ADAM_T, opt->t);
     }
     if (st) {
@@ -116,6 +119,8 @@ done:
     st_writer_free(w);
     free(hv);
     free(hb);
+    free(hm);
+    free(hvv);
     free(i64);
     free(ans);
     return rc;
@@ -190,10 +195,27 @@ int tstate_load(const char *path, ParamStore *ps, AdamW *opt, TrainState *st,
             ps->be->copy_h2d(dst, tmp, p->numel * sizeof *tmp);
     }
     if (opt) {
+        /* backend memory: read into a host buffer, then copy_h2d */
         int64_t n = (int64_t)opt->n;
-        if (ckpt_load_f32(f, T_EXP_AVG, opt->m, 1, &n, e) != 0 || ckpt_load_f32(f, T_EXP_AVG_SQ, opt->v, 1, &n, e) != 0 ||
-            ckpt_meta_i64(f, KEY_ADAM_T, &opt->t, e) != 0) {
-            err_prefix(e, "optimizer state (were different parameters frozen?)");
+        float *mv[2] = {opt->m, opt->v};
+        const char *names[2] = {T_EXP_AVG, T_EXP_AVG_SQ};
+        if (!on_host && opt->n > tmp_n) {
+            float *p = realloc(tmp, opt->n * sizeof *tmp);
+            if (!p) {
+                err_set(e, "%s: out of memory", path);
+                goto done;
+            }
+            tmp = p;
+        }
+        for (int k = 0; k < 2; k++) {
+            if (ckpt_load_f32(f, names[k], on_host ? mv[k] : tmp, 1, &n, e) != 0) {
+                err_prefix(e, "optimizer state (were different parameters frozen?)");
+                goto done;
+            }
+            if (!on_host) ps->be->copy_h2d(mv[k], tmp, opt->n * sizeof *tmp);
+        }
+        if (ckpt_meta_i64(f, KEY_ADAM_T, &opt->t, e) != 0) {
+            err_prefix(e, "optimizer state");
             goto done;
         }
     }

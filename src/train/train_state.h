@@ -33,7 +33,9 @@ typedef struct TrainState {
     LossScaler scaler;
 } TrainState;
 
-/* Writes <dir>/step_<step>.safetensors atomically; path_out gets its path. opt may be NULL
+/* ps's buffers and opt's moments may be backend (device) memory of ps->be: they travel
+ * through host copies (copy_d2h on save, copy_h2d on load).
+ * Writes <dir>/step_<step>.safetensors atomically; path_out gets its path. opt may be NULL
  * (weights-only); config_yaml may be NULL. */
 int tstate_save(const char *dir, const ParamStore *ps, const AdamW *opt, const TrainState *st,
                 const AnswerVocab *vocab, const char *config_yaml, uint64_t config_hash,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/prep.h"
+#include "cuda/backend_cuda.h"
 #include "io/checkpoint.h"
 #include "train/predict.h"
 #include "train/setup.h"
@@ -38,14 +39,15 @@ float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps) {
     return lr_at(k, (float)cfg->train.lr, step, cfg->train.warmup_steps, total_steps);
 }
 
-int trainer_unscale(LossScaler *s, float *g, size_t n) {
+int trainer_unscale_be(const Backend *be, LossScaler *s, float *g, size_t n) {
     float scale = s->scale;
-    int found_inf = grads_have_nonfinite(g, n);
+    int found_inf = be->has_nonfinite(g, n);
     if (loss_scaler_update(s, found_inf)) return 1;
-    float inv = 1.0f / scale;
-    for (size_t i = 0; i < n; i++) g[i] *= inv;
+    be->scale(g, n, 1.0f / scale);
     return 0;
 }
+
+int trainer_unscale(LossScaler *s, float *g, size_t n) { return trainer_unscale_be(backend_cpu(), s, g, n); }
 
 int trainer_segments(const ParamStore *ps, float encoder_lr_mult, OptimSegment **out, int *n, Err *e) {
     *out = NULL;
@@ -121,6 +123,7 @@ static int open_loaders(Trainer *t, Err *e) {
     LoaderOpts o;
     char prep[4200];
     loader_opts_from_config(&o, cfg, 1, t->rank, t->world);
+    o.alloc = tdev_loader_alloc(t->be); /* pinned slots for a device: async uploads */
     if (cfg->data.prepared) {
         prep_split_path(cfg->data.prepared, "train", prep, sizeof prep);
         o.prepared = prep;
@@ -129,6 +132,7 @@ static int open_loaders(Trainer *t, Err *e) {
     if (t->have_eval && t->rank == 0) {
         /* rank 0 evaluates the whole split alone: in order, padded, no augmentation */
         loader_opts_from_config(&o, cfg, 0, 0, 1);
+        o.alloc = tdev_loader_alloc(t->be);
         o.prepared = NULL;
         if (loader_open(&t->eval_loader, &o, &t->eval_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "eval loader");
     }
@@ -158,6 +162,7 @@ static void log_startup(Trainer *t) {
         snprintf(buf, sizeof buf, "%s", t->model.load_notes);
         for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) log_info(log, "weights: %s", l);
     }
+    log_info(log, "device: %s", t->dev.desc);
     log_info(log, "train: %d rank%s x batch %d x accum %d = %d samples per step; %lld batches per epoch per rank, "
              "%lld steps per epoch, %lld steps; loss %s, lr %g (encoders x%g), %s schedule, warm-up %lld, threads %d",
              t->world, t->world == 1 ? "" : "s", cfg->train.batch_size, cfg->train.grad_accum,
@@ -168,6 +173,34 @@ static void log_startup(Trainer *t) {
 }
 
 int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e) {
+    return trainer_init_on(t, cfg, cli, log, comm, NULL, e);
+}
+
+/* AdamW moments in the backend's memory (zeroed), so the optimizer entry updates them in
+ * place on the device. */
+static int optimizer_init(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
+    size_t n = t->model.ps.n_grads;
+    float b1 = (float)cfg->train.adam_beta1, b2 = (float)cfg->train.adam_beta2, eps = (float)cfg->train.adam_eps,
+          wd = (float)cfg->train.weight_decay;
+    if (tdev_on_host(t->be)) {
+        if (adamw_init(&t->opt, n, b1, b2, eps, wd) != 0) return err_set(e, "optimizer: out of memory");
+        return 0;
+    }
+    float *m = t->be->alloc(n * sizeof(float)), *v = t->be->alloc(n * sizeof(float));
+    if (!m || !v) {
+        t->be->free(m);
+        t->be->free(v);
+        return err_set(e, "optimizer: out of device memory for the AdamW moments (2 x %zu floats)", n);
+    }
+    t->be->memset_zero(m, n * sizeof(float));
+    t->be->memset_zero(v, n * sizeof(float));
+    adamw_init_buffers(&t->opt, n, b1, b2, eps, wd, m, v, t->be->free);
+    return 0;
+}
+
+int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *be,
+                    Err *e) {
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->cli = cli;
@@ -175,16 +208,18 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
     t->comm = comm;
     t->rank = comm ? comm_rank(comm) : 0;
     t->world = comm ? comm_world(comm) : 1;
-    t->be = backend_cpu();
     t->prior_acc = NAN;
     t->last_eval_acc = NAN;
     t->last_ckpt_step = t->last_eval_step = -1;
     t->loss_kind = cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE;
-    arena_init(&t->arena, 1 << 20);
-    if (cli->device == CFG_DEVICE_CUDA)
-        return err_set(e, "device cuda: the training loop runs on the CPU backend only in this build (set device: cpu)");
-    /* dist.backend for host (CPU) buffers; CommBackend has CfgDistBackend's values */
-    if (comm && comm_setup(comm, (CommBackend)cfg->dist.backend, -1, e) != 0) return -1;
+    /* the backend first: a GPU that cannot start is the first error, before any file work */
+    if (tdev_open(&t->dev, cfg, cli->device, cli->n_gpus, comm, be, e) != 0) return -1;
+    t->be = t->dev.be;
+    tdev_arena_init(t->be, &t->arena, 1 << 20);
+    /* dist.backend (CommBackend has CfgDistBackend's values): auto picks NCCL for GPU
+     * buffers when built with it; NCCL runs on the compute stream */
+    if (comm && comm_setup(comm, (CommBackend)cfg->dist.backend, t->dev.cuda_device, e) != 0) return -1;
+    if (comm && t->dev.cuda_started) comm_set_stream(comm, gpu_compute_stream());
     t->be->set_threads(cfg->train.threads);
 
     /* the run directory first, so train.log has every line that follows */
@@ -249,9 +284,7 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
     t->model_ready = 1;
     if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");
     if (trainer_segments(&t->model.ps, (float)cfg->train.encoder_lr_mult, &t->segs, &t->n_segs, e) != 0) return -1;
-    if (adamw_init(&t->opt, t->model.ps.n_grads, (float)cfg->train.adam_beta1, (float)cfg->train.adam_beta2,
-                   (float)cfg->train.adam_eps, (float)cfg->train.weight_decay) != 0)
-        return err_set(e, "optimizer: out of memory");
+    if (optimizer_init(t, e) != 0) return -1;
     loss_scaler_init(&t->st.scaler, cfg->train.precision == CFG_PREC_FP16 ? (float)cfg->train.loss_scale.init : 1.0f,
                      (float)cfg->train.loss_scale.growth_factor, (float)cfg->train.loss_scale.backoff,
                      cfg->train.loss_scale.growth_interval);
@@ -308,7 +341,9 @@ void trainer_free(Trainer *t) {
     ds_free(&t->train_ds);
     if (t->have_eval || t->eval_ds.samples) ds_free(&t->eval_ds);
     arena_free(&t->arena);
+    hostbuf_free(&t->logits_host);
     free(t->config_yaml);
+    tdev_close(&t->dev); /* last: everything above may hold backend memory */
     memset(t, 0, sizeof *t);
 }
 
@@ -336,6 +371,10 @@ static int run_eval(Trainer *t, EvalResult *keep, Err *e) {
     EvalResult r;
     if (evaluate(&t->model, t->eval_loader, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, &r, e) != 0)
         return err_prefix(e, "evaluation at step %lld", (long long)t->st.step);
+    if (tdev_check(&t->dev, e) != 0) {
+        eval_result_free(&r);
+        return err_prefix(e, "evaluation at step %lld", (long long)t->st.step);
+    }
     t->last_eval_step = t->st.step;
     t->last_eval_acc = r.accuracy;
     int best = r.accuracy > t->st.best_acc;
@@ -443,7 +482,10 @@ int trainer_run(Trainer *t, Err *e) {
             while (loader_pop_bad_report(t->train_loader, bad, sizeof bad)) log_warn(t->log, "bad image (zeroed): %s", bad);
             arena_reset(&t->arena);
             float *logits, *dlogits;
-            if (vqa_model_forward(m, b, 1, trainer_step_seed(t->st.seed, t->st.step, mi), &t->arena, &logits, e) != 0) {
+            Batch v; /* b with images and targets in backend memory */
+            if (tdev_batch_view(t->be, b, &t->arena, &v, e) != 0 ||
+                vqa_model_forward(m, &v, 1, trainer_step_seed(t->st.seed, t->st.step, mi), &t->arena, &logits, e) != 0) {
+                t->be->synchronize(); /* the upload may still read the slot */
                 loader_release(t->train_loader, b);
                 goto done;
             }
@@ -452,10 +494,17 @@ int trainer_run(Trainer *t, Err *e) {
                 err_set(e, "out of memory (arena)");
                 goto done;
             }
-            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, b->targets, 1.0f / (float)n_micro,
+            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, v.targets, 1.0f / (float)n_micro,
                                   scale, dlogits);
             step_loss += l;
-            train_argmax(b->n_real, A, logits, am);
+            /* the arg-max on the host: one copy of the real rows' logits */
+            const float *hl = tdev_host_floats(t->be, logits, (size_t)b->n_real * A, &t->logits_host);
+            if (!hl) {
+                loader_release(t->train_loader, b);
+                err_set(e, "out of memory (host copy of the logits)");
+                goto done;
+            }
+            train_argmax(b->n_real, A, hl, am);
             w.score_sum += train_argmax_score(b->n_real, A, b->targets, am);
             w.score_n += b->n_real;
             w.samples += (int64_t)b->n_real * t->world;
@@ -477,18 +526,24 @@ int trainer_run(Trainer *t, Err *e) {
         int skipped = 0;
         if (use_scaler) {
             float old = t->st.scaler.scale;
-            skipped = trainer_unscale(&t->st.scaler, ps->grads, ps->n_grads);
+            skipped = trainer_unscale_be(t->be, &t->st.scaler, ps->grads, ps->n_grads);
             if (skipped)
                 log_warn(t->log, "step %lld: inf/NaN gradients at loss scale %g: step skipped, scale now %g (%lld skipped)",
                          (long long)t->st.step, (double)old, (double)t->st.scaler.scale, (long long)t->st.scaler.skipped);
         }
         float lr = trainer_lr(cfg, t->st.step, t->total_steps);
         double gnorm = NAN;
-        if (!skipped) {
-            gnorm = grad_global_norm(ps->grads, ps->n_grads);
-            if (cfg->train.clip_grad_norm > 0) grad_clip(ps->grads, ps->n_grads, gnorm, (float)cfg->train.clip_grad_norm);
-            adamw_step(&t->opt, ps->values, ps->grads, t->segs, t->n_segs, lr);
+        if (!skipped) { /* on the backend's buffers: only the norm comes back to the host */
+            const Backend *be = t->be;
+            gnorm = be->global_norm(ps->grads, ps->n_grads);
+            float coef = cfg->train.clip_grad_norm > 0 ? grad_clip_coef(gnorm, (float)cfg->train.clip_grad_norm) : 1.0f;
+            if (coef < 1.0f) be->scale(ps->grads, ps->n_grads, coef);
+            t->opt.t += 1;
+            be->adamw_step(ps->values, ps->grads, t->opt.m, t->opt.v, t->segs, t->n_segs, lr, t->opt.beta1, t->opt.beta2,
+                           t->opt.eps, t->opt.weight_decay, t->opt.t);
         }
+        /* the first failed CUDA call of the step, with its file:line (no-op on the CPU) */
+        if (tdev_check(&t->dev, e) != 0) goto done;
         t->st.step++;
         t->st.sampler_pos = loader_position(t->train_loader);
         if (t->st.sampler_pos >= t->batches_per_epoch * per_global_batch) {

@@ -29,6 +29,7 @@
 #include "train/prior.h"
 #include "train/run_dir.h"
 #include "train/train_main.h"
+#include "train/train_device.h"
 #include "train/train_state.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -39,7 +40,9 @@ typedef struct Trainer {
     Log *log;
     Comm *comm;
     int rank, world;
-    const Backend *be;
+    TrainDevice dev;               /* the backend and, for CUDA, its start-up (train_device.h) */
+    const Backend *be;             /* = dev.be */
+    HostBuf logits_host;           /* host copy of the logits for the arg-max (device backends) */
 
     VqaDataset train_ds, eval_ds;
     int have_eval;                 /* eval split loaded (has answers) */
@@ -71,6 +74,10 @@ typedef struct Trainer {
 /* Builds everything for training (rank 0 also the run directory) and, with cli->resume,
  * restores the checkpoint. Logs the start-up facts (datasets, vocabulary, model summary). */
 int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e);
+/* The same on a given backend instead of the one cli->device names (NULL: that one). Tests
+ * use it to run the device path on a CPU backend that behaves like a device. */
+int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *be,
+                    Err *e);
 /* Trains until the last step, evaluating, logging and checkpointing as configured; ends
  * with a summary. */
 int trainer_run(Trainer *t, Err *e);
@@ -93,5 +100,7 @@ float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps);
  * carry the factor scale: returns 1 when the step must be skipped (inf/NaN; the scale is
  * backed off), else unscales g in place (g /= old scale) and returns 0. */
 int trainer_unscale(LossScaler *s, float *g, size_t n);
+/* The same on backend memory through be's non-finite check and scale entries. */
+int trainer_unscale_be(const Backend *be, LossScaler *s, float *g, size_t n);
 
 #endif

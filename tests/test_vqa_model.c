@@ -208,6 +208,57 @@ static void attention_model_gradients_match_finite_differences(void) {
     whole_model_gradients_match_finite_differences(FUSION_ATTENTION);
 }
 
+/* model.text_encoder.pool: mean — the question feature is the mask-weighted mean of the
+ * last layer (checked against a host average of bert.sequence), the pooler is frozen (no
+ * gradient slot), and gradients through the mean match finite differences. */
+static void mean_pooled_question_feature(void) {
+    VqaModelConfig cfg;
+    VqaModel m;
+    Err e;
+    small_config(&cfg, FUSION_MUL);
+    snprintf(cfg.image_freeze, sizeof cfg.image_freeze, "all");
+    cfg.text_mean_pool = 1;
+    if (vqa_model_init(&m, &cfg, backend_cpu(), &e) != 0) { fprintf(stderr, "%s\n", e.msg); CHECK(0); return; }
+    CHECK(ps_grad(&m.ps, ps_find(&m.ps, "text_encoder.pooler.dense.weight")) == NULL);
+    static float img[NB * 3 * S * S], mask[NB * L];
+    static int32_t tok[NB * L], tt[NB * L];
+    Ctx c = {.m = &m};
+    arena_init(&c.a, 0);
+    make_batch(&c, img, tok, tt, mask);
+    mask[L + 1] = 0.0f; /* row 1: tokens 0, 2, 3 only */
+    ps_zero_grads(&m.ps);
+    loss_fn(&c);
+    int H = cfg.text.hidden;
+    double worst = 0;
+    for (int b = 0; b < NB; b++)
+        for (int h = 0; h < H; h++) {
+            double sum = 0, cnt = 0;
+            for (int l = 0; l < L; l++) {
+                sum += mask[b * L + l] * m.text.sequence[((size_t)b * L + l) * H + h];
+                cnt += mask[b * L + l];
+            }
+            double d = fabs(sum / cnt - m.text_feat[(size_t)b * H + h]);
+            if (d > worst) worst = d;
+        }
+    CHECK_MSG(worst < 1e-6, "mean pool differs from the host mean by %.3g", worst);
+    CHECK(vqa_model_backward(&m, c.dout, &c.a, &e) == 0);
+    const char *names[] = {"text_encoder.encoder.layer.1.output.dense.weight", "text_encoder.embeddings.LayerNorm.bias",
+                           "fusion.txt_proj.weight"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        int k = ps_find(&m.ps, names[i]);
+        CHECK_MSG(k >= 0 && ps_grad(&m.ps, k), "%s", names[i]);
+        if (k < 0 || !ps_grad(&m.ps, k)) continue;
+        size_t n = ps_info(&m.ps, k)->numel;
+        float *g = malloc(n * 4);
+        memcpy(g, ps_grad(&m.ps, k), n * 4);
+        double err = gradcheck(loss_fn, &c, ps_value(&m.ps, k), g, n, 3e-3, 30);
+        CHECK_MSG(err < 0.05, "mean pool %s: FD relative error %.3g", names[i], err);
+        free(g);
+    }
+    arena_free(&c.a);
+    vqa_model_free(&m);
+}
+
 static void second_step_allocates_nothing(void) {
     VqaModelConfig cfg;
     VqaModel m;
@@ -239,6 +290,7 @@ int main(void) {
     RUN(pretrained_weights_load_by_prefix_and_report_unused);
     RUN(mul_model_gradients_match_finite_differences);
     RUN(attention_model_gradients_match_finite_differences);
+    RUN(mean_pooled_question_feature);
     RUN(second_step_allocates_nothing);
     return test_summary();
 }

@@ -157,10 +157,12 @@ static void demo_config_round_trips_and_has_its_values(void) {
     CHECK(c.data.image_size == 64 && c.train.batch_size == 64);
     CHECK_NEAR(c.train.lr, 1e-3, 0);
     CHECK(c.model.image_encoder.arch == CFG_ARCH_RESNET18 && c.model.image_encoder.freeze.mode == CFG_FREEZE_NONE);
-    CHECK_NEAR(c.model.image_encoder.width, 0.25, 0);
+    CHECK_NEAR(c.model.image_encoder.width, 0.5, 0);
+    CHECK(c.model.image_encoder.stages == 2 && c.model.image_encoder.output == CFG_OUTPUT_GRID);
+    CHECK(c.model.text_encoder.pool == CFG_POOL_MEAN);
     CHECK(c.model.text_encoder.layers == 2 && c.model.text_encoder.hidden == 64 && c.model.text_encoder.heads == 4);
     CHECK(c.model.text_encoder.ffn == 128 && c.model.text_encoder.max_positions == 32);
-    CHECK(c.model.fusion.type == CFG_FUSION_MUL && c.model.fusion.hidden == 256);
+    CHECK(c.model.fusion.type == CFG_FUSION_ATTENTION && c.model.fusion.hidden == 256);
     CHECK_NEAR(c.model.fusion.dropout, 0.1, 0);
     CHECK(c.data.synth.dir && strcmp(c.data.synth.dir, "data/synth") == 0);
     CHECK(strcmp(c.data.train.questions, "data/synth/train_questions.json") == 0);

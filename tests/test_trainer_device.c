@@ -341,7 +341,7 @@ static size_t resnet_forward_bytes(const char *trainable, int training) {
     Resnet r;
     Err e;
     ps_init(&ps);
-    ResnetConfig rc = {18, 0.25f, 0, 0};
+    ResnetConfig rc = {18, 0.25f, 0, 0, 4};
     size_t used = 0;
     if (resnet_build(&r, &rc, &ps, "image_encoder.", PG_IMAGE, &e) != 0 ||
         vqa_apply_freeze(&ps, "image_encoder.", trainable, 0, 0, &e) != 0 || ps_finalize(&ps, be, &e) != 0 ||

@@ -9,7 +9,13 @@
 # whose gradient is zero up to round-off, are left out). Then the step-10 checkpoint
 # of each run is resumed with the other world size for steps 11..20: losses again within
 # 1e-5 of the uninterrupted runs. (BN in train mode or dropout would legitimately differ:
-# per-rank batch statistics / per-rank masks.) Python here is the standard library only.
+# per-rank batch statistics / per-rank masks.)
+# Sharded evaluation: both runs evaluate at steps 10 and 20 (each rank its shard of the 33
+# val questions, eval batch 5, so the last batches are padded): the same number of
+# questions, the same VQA accuracy and the loss within 1e-5 (the weights differ by
+# round-off). Then the 1-rank step-20 checkpoint is predicted with --predict by 1 and by 2
+# ranks: the same weights must give the same predictions file byte for byte and the same
+# logged accuracy/loss line. Python here is the standard library only.
 # TEST_LABELS: mpi e2e
 # TEST_TIMEOUT: 300
 set -uo pipefail
@@ -31,9 +37,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 cp "$SRC/configs/demo.yaml" demo.yaml
-COMMON=(--set data.synth.train_questions=512 --set data.synth.val_questions=32 --set data.workers=1
-        --set train.max_steps=20 --set train.warmup_steps=2 --set log.every=1 --set eval.every=0
-        --set eval.at_end=false --set checkpoint.every=10 --set checkpoint.keep_last=5 --set train.threads=1
+COMMON=(--set data.synth.train_questions=512 --set data.synth.val_questions=33 --set data.workers=1
+        --set train.max_steps=20 --set train.warmup_steps=2 --set log.every=1 --set eval.every=10
+        --set eval.at_end=true --set eval.batch_size=5 --set checkpoint.every=10 --set checkpoint.keep_last=5 --set train.threads=1
         --set model.image_encoder.freeze=all --set model.fusion.dropout=0 --set model.text_encoder.dropout=0
         --set dist.bucket_mb=0.05)
 fails=0
@@ -70,6 +76,26 @@ def tensors(path):
         out[k] = array("f", data[a:b])
     return out
 
+def evals(path):
+    return {r["step"]: r for r in map(json.loads, open(path)) if r.get("split") == "val"}
+
+if sys.argv[1] == "evals":
+    a, b = evals(sys.argv[2]), evals(sys.argv[3])
+    bad = []
+    if sorted(a) != sorted(b) or not a:
+        bad.append(f"evaluated steps differ: {sorted(a)} vs {sorted(b)}")
+    for s in sorted(set(a) & set(b)):
+        for k in sorted(set(a[s]) | set(b[s])):
+            if not (k.startswith("accuracy") or k in ("loss", "target_score")):
+                continue
+            x, y = a[s].get(k), b[s].get(k)
+            tol = 1e-5 if k == "loss" else 0.0  # predictions must be the same: accuracies exact
+            if x is None or y is None or abs(x - y) > tol * max(abs(x), 1e-30):
+                bad.append(f"step {s} {k}: {x!r} vs {y!r}")
+    print(f"eval steps {sorted(a)}: accuracies equal, loss within 1e-5" if not bad else "eval results differ")
+    for m in bad[:10]:
+        print("  " + m)
+    sys.exit(1 if bad else 0)
 if sys.argv[1] == "losses":
     a, b, first = losses(sys.argv[2]), losses(sys.argv[3]), int(sys.argv[4])
     worst, bad = 0.0, []
@@ -118,6 +144,24 @@ grep -q "2 ranks x batch 8" np2.log || { echo "FAIL np2 did not run 2 ranks:"; g
 check losses_1_rank_vs_2_ranks python3 compare.py losses runs/np1/metrics.jsonl runs/np2/metrics.jsonl 1
 check params_1_rank_vs_2_ranks python3 compare.py params runs/np1/checkpoints/step_00000020.safetensors \
     runs/np2/checkpoints/step_00000020.safetensors
+check sharded_eval_1_rank_vs_2_ranks python3 compare.py evals runs/np1/metrics.jsonl runs/np2/metrics.jsonl
+
+# sharded --predict: the same checkpoint on 1 and 2 ranks gives the same file and line
+pred_line() { sed -nE 's/.*\] (val VQA accuracy .*)$/\1/p' "$1"; }
+same_predictions() {
+    local a=runs/p1/predictions_val.json b=runs/p2/predictions_val.json la lb
+    la=$(pred_line p1.log); lb=$(pred_line p2.log)
+    [[ -s $a && -s $b ]] || { echo "missing predictions ($a, $b)"; return 1; }
+    cmp -s "$a" "$b" || { echo "predictions files differ"; return 1; }
+    [[ -n $la && $la == "$lb" ]] || { echo "logged lines differ: '$la' vs '$lb'"; return 1; }
+    echo "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$a") predictions equal; $la"
+}
+if run p1 1 16 --predict runs/np1/checkpoints/step_00000020.safetensors &&
+    run p2 2 8 --predict runs/np1/checkpoints/step_00000020.safetensors; then
+    grep -q "predictions:" p2.log && [[ $(grep -c "predictions:" p2.log) -eq 1 ]] ||
+        { echo "FAIL predict on 2 ranks: expected one 'predictions:' line (rank 0 writes)"; fails=$((fails + 1)); }
+    check predict_1_rank_vs_2_ranks same_predictions
+fi
 
 # resume across world sizes: 2-rank checkpoint on 1 rank, 1-rank checkpoint on 2 ranks
 if run r21 1 16 --resume runs/np2/checkpoints/step_00000010.safetensors; then

@@ -41,17 +41,31 @@ void eval_result_free(EvalResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Per-sample table of the evaluation: [3 * n] (prediction + 1, loss, target score) and
+ * one last slot counting the ranks that saw targets. */
+enum { EV_PRED = 0, EV_LOSS = 1, EV_SCORE = 2, EV_COLS = 3 };
+
 int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
-             Arena *a, EvalResult *r, Err *e) {
+             Arena *a, Comm *comm, EvalResult *r, Err *e) {
     memset(r, 0, sizeof *r);
     double t0 = time_now();
     int A = ans_vocab_size(vocab);
-    if (!(r->preds = calloc((size_t)(ds->n ? ds->n : 1), sizeof *r->preds))) return err_set(e, "evaluation: out of memory");
+    size_t n = (size_t)ds->n, ntab = EV_COLS * n + 1;
+    if (ntab > (size_t)INT32_MAX) return err_set(e, "evaluation: %zu questions are too many for one reduction", n);
+    double *tab = calloc(ntab, sizeof *tab);
+    r->preds = calloc(n ? n : 1, sizeof *r->preds);
+    if (!tab || !r->preds) {
+        free(tab);
+        free(r->preds);
+        r->preds = NULL;
+        return err_set(e, "evaluation: out of memory (%zu questions)", n);
+    }
+    /* per-question losses from the host copy of the logits, by the CPU ops (one call per
+     * row: on a device backend that would be a launch and a sync per question) */
+    const Backend *hbe = backend_cpu();
     int32_t *am = NULL;
     size_t am_cap = 0;
     HostBuf hlog = {NULL, 0};
-    double loss_sum = 0, score_sum = 0;
-    int have_targets = 0;
     if (loader_start_epoch(l, 0, 0, e) != 0) goto fail;
     for (;;) {
         Batch *b;
@@ -82,21 +96,41 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
             }
         }
         train_argmax(b->n_real, A, hl, am);
+        if (b->targets) tab[ntab - 1] = 1;
+        /* rows >= n_real repeat samples another row (of some rank) scores: skipped */
         for (int i = 0; i < b->n_real; i++) {
             int64_t idx = b->sample_index[i];
-            if (idx >= 0 && idx < ds->n) r->preds[idx] = ans_vocab_answer(vocab, am[i]);
+            if (idx < 0 || idx >= ds->n) continue;
+            double *row = tab + EV_COLS * (size_t)idx;
+            row[EV_PRED] = (double)am[i] + 1.0;
+            if (b->targets) {
+                const float *z = hl + (size_t)i * A, *y = b->targets + (size_t)i * A;
+                row[EV_LOSS] = train_loss(hbe, kind, 1, 1, A, z, y, 1.0f, 1.0f, NULL);
+                row[EV_SCORE] = train_argmax_score(1, A, y, &am[i]);
+            }
         }
-        if (b->targets) {
-            have_targets = 1;
-            loss_sum += train_loss(m->be, kind, b->size, b->n_real, A, logits, v.targets, 1.0f, 1.0f, NULL) * b->n_real;
-            score_sum += train_argmax_score(b->n_real, A, b->targets, am);
-        }
-        r->n += b->n_real;
         loader_release(l, b);
     }
     free(am);
     am = NULL;
     hostbuf_free(&hlog);
+    /* every sample is real on exactly one rank: the sum is that rank's entry */
+    if (comm && comm_world(comm) > 1 && comm_allreduce_f64(comm, tab, (int)ntab, COMM_SUM, e) != 0) {
+        err_prefix(e, "evaluation: gathering the per-question results of %d ranks", comm_world(comm));
+        goto fail;
+    }
+    double loss_sum = 0, score_sum = 0;
+    int have_targets = tab[ntab - 1] > 0;
+    for (size_t i = 0; i < n; i++) {
+        const double *row = tab + EV_COLS * i;
+        if (row[EV_PRED] < 1) continue; /* never scored (cannot happen with a padded sampler) */
+        r->preds[i] = ans_vocab_answer(vocab, (int)row[EV_PRED] - 1);
+        loss_sum += row[EV_LOSS];
+        score_sum += row[EV_SCORE];
+        r->n++;
+    }
+    free(tab);
+    tab = NULL;
     r->loss = have_targets && r->n ? loss_sum / (double)r->n : NAN;
     r->target_score = have_targets && r->n ? 100.0 * score_sum / (double)r->n : NAN;
     r->accuracy = NAN;
@@ -109,6 +143,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     return 0;
 fail:
     free(am);
+    free(tab);
     hostbuf_free(&hlog);
     eval_result_free(r);
     return -1;

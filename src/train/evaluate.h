@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "data/answers.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -40,10 +41,20 @@ typedef struct EvalResult {
     double seconds;
 } EvalResult;
 
-/* Runs the model over every sample of ds through the loader l (opened on ds with rank 0,
- * world 1, no shuffling). vocab: the model's classes. Fills r (free with eval_result_free). */
+/* Runs the model over this rank's shard of ds through the loader l (opened on ds with this
+ * rank and world, no shuffling, padded: the sampler's rows >= n_real are padding and are
+ * not scored). vocab: the model's classes. Fills r (free with eval_result_free).
+ *
+ * Several ranks (comm non-NULL, world > 1): every sample is real on exactly one rank, so
+ * each rank fills its samples' slots of a per-sample table (prediction + 1, loss, target
+ * score; 0 elsewhere) and one SUM all-reduce of that table gives every rank all of them.
+ * The sums over samples are then taken in sample order on every rank, so the result (the
+ * predictions, the VQA accuracy, and the loss and target score to the last bit, given the
+ * same logits) does not depend on the world size; every rank ends with the same r (rank 0
+ * logs and writes). comm NULL or a world of one: the same table, no communication.
+ * Collective when world > 1: every rank must call it. */
 int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
-             Arena *a, EvalResult *r, Err *e);
+             Arena *a, Comm *comm, EvalResult *r, Err *e);
 void eval_result_free(EvalResult *r);
 
 #endif

@@ -24,11 +24,20 @@ int predict_write(const char *json_path, const char *npy_path, const VqaDataset 
     return npy_write_unicode(npy_path, preds, ds->n, e);
 }
 
-int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Err *e) { return predict_run_on(cfg, cli, log, NULL, e); }
+static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *given, Err *e);
+
+int predict_run(const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e) {
+    return predict_impl(cfg, cli, log, comm, NULL, e);
+}
 
 int predict_run_on(const Config *cfg, const CliArgs *cli, Log *log, const Backend *given, Err *e) {
+    return predict_impl(cfg, cli, log, NULL, given, e);
+}
+
+static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *given, Err *e) {
+    int rank = comm ? comm_rank(comm) : 0, world = comm ? comm_world(comm) : 1;
     TrainDevice dev;
-    if (tdev_open(&dev, cfg, cli->device, cli->n_gpus, NULL, given, e) != 0) return -1;
+    if (tdev_open(&dev, cfg, cli->device, cli->n_gpus, comm, given, e) != 0) return -1;
     const Backend *be = dev.be;
     log_info(log, "predict on %s", dev.desc);
     be->set_threads(cfg->train.threads);
@@ -44,7 +53,9 @@ int predict_run_on(const Config *cfg, const CliArgs *cli, Log *log, const Backen
     CfgSplit split = cfg->predict.split;
     const char *sname = setup_split_name(split);
 
-    if (setup_synth(cfg, log, e) != 0) goto done;
+    /* rank 0 generates the synthetic data if needed; the others read it after the barrier */
+    if (rank == 0 && setup_synth(cfg, log, e) != 0) goto done;
+    if (comm && comm_barrier(comm, e) != 0) goto done;
     if (setup_load_split(cfg, split, &ds, e) != 0) goto done;
     if (tok_load(&tok, cfg->model.text_encoder.vocab, e) != 0) {
         err_prefix(e, "model.text_encoder.vocab");
@@ -69,15 +80,20 @@ int predict_run_on(const Config *cfg, const CliArgs *cli, Log *log, const Backen
         log_info(log, "--predict: the checkpoint was trained with another config (hash %016llx); the model shape matched",
                  (unsigned long long)h);
     LoaderOpts o;
-    loader_opts_from_config(&o, cfg, 0, 0, 1);
+    loader_opts_from_config(&o, cfg, 0, rank, world);
     o.alloc = tdev_loader_alloc(be);
     /* targets only when the split has answers (for the loss) */
     if (loader_open(&l, &o, &ds, tok, ds.has_answers ? vocab : NULL, e) != 0) goto done;
     log_info(log, "predict: %s split, %lld questions, checkpoint %s (%d answers)", sname, (long long)ds.n, cli->predict,
              ans_vocab_size(vocab));
-    if (evaluate(&model, l, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, &r, e) != 0 ||
+    if (evaluate(&model, l, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, comm, &r,
+                 e) != 0 ||
         tdev_check(&dev, e) != 0)
         goto done;
+    if (rank != 0) { /* every rank holds all predictions now; rank 0 writes them */
+        rc = 0;
+        goto done;
+    }
 
     char json[4200], npy[4200];
     if (cfg->predict.out && cfg->predict.out[0]) {

@@ -12,13 +12,6 @@
 int train_main(const Config *cfg, const CliArgs *cli, Log *log) {
     Err err;
     err_clear(&err);
-    if (cli->predict) {
-        if (predict_run(cfg, cli, log, &err) != 0) {
-            log_error(log, "%s", err.msg);
-            return 1;
-        }
-        return 0;
-    }
     Comm *comm = NULL;
     if (comm_init(&comm, NULL, NULL, &err) != 0) {
         log_error(log, "%s", err.msg);
@@ -26,6 +19,17 @@ int train_main(const Config *cfg, const CliArgs *cli, Log *log) {
     }
     /* several ranks: SIGTERM/SIGINT on one rank ends the whole job (comm.h) */
     if (comm_install_signal_handlers(comm, &err) != 0) log_warn(log, "%s", err.msg);
+    if (cli->predict) {
+        /* sharded over the ranks like evaluation; rank 0 writes the files */
+        int prc = 0;
+        if (predict_run(cfg, cli, log, comm, &err) != 0) {
+            log_error(log, "%s", err.msg);
+            comm_abort(comm, err.msg);
+            prc = 1;
+        }
+        comm_finalize(comm);
+        return prc;
+    }
     Trainer *t = calloc(1, sizeof *t);
     int rc = 1;
     if (!t) {

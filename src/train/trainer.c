@@ -129,9 +129,10 @@ static int open_loaders(Trainer *t, Err *e) {
         o.prepared = prep;
     }
     if (loader_open(&t->train_loader, &o, &t->train_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "train loader");
-    if (t->have_eval && t->rank == 0) {
-        /* rank 0 evaluates the whole split alone: in order, padded, no augmentation */
-        loader_opts_from_config(&o, cfg, 0, 0, 1);
+    if (t->have_eval) {
+        /* every rank evaluates its shard (in order, padded, no augmentation); evaluate()
+         * reduces the per-question results */
+        loader_opts_from_config(&o, cfg, 0, t->rank, t->world);
         o.alloc = tdev_loader_alloc(t->be);
         o.prepared = NULL;
         if (loader_open(&t->eval_loader, &o, &t->eval_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "eval loader");
@@ -365,11 +366,13 @@ static int save_checkpoint(Trainer *t, Err *e) {
     return 0;
 }
 
-/* Evaluates on the eval split (rank 0), logs and records it; a new best is checkpointed. */
+/* Evaluates on the eval split (sharded over the ranks, every rank gets the same result, so
+ * best_acc/best_step stay equal on all ranks); rank 0 logs and records it; a new best is
+ * checkpointed (by rank 0). Collective. */
 static int run_eval(Trainer *t, EvalResult *keep, Err *e) {
-    if (!t->have_eval || t->rank != 0) return 0;
+    if (!t->have_eval) return 0;
     EvalResult r;
-    if (evaluate(&t->model, t->eval_loader, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, &r, e) != 0)
+    if (evaluate(&t->model, t->eval_loader, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, t->comm, &r, e) != 0)
         return err_prefix(e, "evaluation at step %lld", (long long)t->st.step);
     if (tdev_check(&t->dev, e) != 0) {
         eval_result_free(&r);

@@ -250,7 +250,7 @@ static void device_buffers_are_staged_through_host(void) {
 
 /* ---- the model's gradient-ready hook (VqaModel.grad_ready) ---- */
 
-enum { HB = 2, HS = 32, HL = 5, HA = 6, MAX_REPORTS = 8 };
+enum { HB = 2, HS = 32, HL = 5, HA = 6, MAX_REPORTS = 64 };
 
 typedef struct HookLog {
     const ParamStore *ps;
@@ -268,14 +268,26 @@ static void record_ready(void *ctx, size_t off) {
     h->n++;
 }
 
+/* 1 if some report was exactly the gradient offset of tensor `name` */
+static int reported_at(const HookLog *h, const ParamStore *ps, const char *name) {
+    int i = ps_find(ps, name);
+    if (i < 0 || ps_info(ps, i)->grad_offset == PS_NO_GRAD) return 0;
+    for (int k = 0; k < h->n; k++)
+        if (h->at[k] == ps_info(ps, i)->grad_offset) return 1;
+    return 0;
+}
+
 /* Each report X promises that grads[X..] will not change any more in this backward:
- * compare every snapshot's tail with the final gradients. Reports shrink to 0. */
-static void check_hook_promises(const char *image_freeze, int want_reports) {
+ * compare every snapshot's tail with the final gradients. Reports shrink to 0. The
+ * reports are fine-grained: one at the start of every trainable ResNet block (ResNet-18:
+ * layerS.B, S = 1..4, B = 0..1) and BERT layer, of the pooler and of the embeddings. */
+static void check_hook_promises(const char *image_freeze, const char *text_freeze, int want_reports) {
     VqaModelConfig c;
     vqa_model_config_default(&c, HA);
     c.image_depth = 18;
     c.image_width = 0.0625f;
     snprintf(c.image_freeze, sizeof c.image_freeze, "%s", image_freeze);
+    snprintf(c.text_freeze, sizeof c.text_freeze, "%s", text_freeze);
     c.text = (BertConfig){2, 16, 2, 24, 50, 16, 2, 0, 0.0f, 1e-12f};
     c.fusion_type = FUSION_MUL;
     c.fusion_hidden = 12;
@@ -327,12 +339,33 @@ static void check_hook_promises(const char *image_freeze, int want_reports) {
     /* the head's report is where the fusion/classifier gradients begin */
     int f = ps_find(&m.ps, "fusion.img_proj.weight");
     CHECK(f >= 0 && h.at[0] == ps_info(&m.ps, f)->grad_offset);
+    /* a report at the first tensor of every trainable module */
+    char name[128];
+    for (int st = 1; st <= 4; st++)
+        for (int bl = 0; bl < 2; bl++) {
+            snprintf(name, sizeof name, "image_encoder.layer%d.%d.conv1.weight", st, bl);
+            if (ps_trainable(&m.ps, ps_find(&m.ps, name))) CHECK_MSG(reported_at(&h, &m.ps, name), "no report at %s", name);
+        }
+    for (int l = 0; l < 2; l++) {
+        snprintf(name, sizeof name, "text_encoder.encoder.layer.%d.attention.self.query.weight", l);
+        if (ps_trainable(&m.ps, ps_find(&m.ps, name))) CHECK_MSG(reported_at(&h, &m.ps, name), "no report at %s", name);
+    }
+    static const char *const ends[] = {"text_encoder.pooler.dense.weight", "text_encoder.embeddings.word_embeddings.weight",
+                                       "image_encoder.conv1.weight"};
+    for (int i = 0; i < 3; i++)
+        if (ps_trainable(&m.ps, ps_find(&m.ps, ends[i]))) CHECK_MSG(reported_at(&h, &m.ps, ends[i]), "no report at %s", ends[i]);
     arena_free(&a);
     vqa_model_free(&m);
 }
 
-static void model_hook_reports_only_final_gradients(void) { check_hook_promises("none", 3); }
-static void model_hook_with_frozen_image_encoder(void) { check_hook_promises("all", 3); }
+/* reports: head, after the text encoder, the final 0 (3) + BERT pooler, 2 layers,
+ * embeddings (4) + ResNet-18 blocks from the lowest trainable one up, and the stem */
+static void model_hook_reports_only_final_gradients(void) { check_hook_promises("none", "none", 3 + 4 + 8 + 1); }
+static void model_hook_with_frozen_image_encoder(void) { check_hook_promises("all", "none", 3 + 4); }
+/* layer4 = 2 blocks; BERT: pooler + layer 1 only (backward stops above layer 0) */
+static void model_hook_with_partly_frozen_encoders(void) {
+    check_hook_promises("[layer4]", "layer1, pooler", 3 + 2 + 2);
+}
 
 /* ---- multi-rank (under mpirun) ---- */
 
@@ -425,6 +458,7 @@ int main(int argc, char **argv) {
     RUN(device_buffers_are_staged_through_host);
     RUN(model_hook_reports_only_final_gradients);
     RUN(model_hook_with_frozen_image_encoder);
+    RUN(model_hook_with_partly_frozen_encoders);
     RUN(two_ranks_average_gradients_bucket_by_bucket);
     RUN(broadcast_makes_parameters_identical);
     int rc = test_summary();

@@ -483,6 +483,11 @@ static int embed_backward(Bert *m, const Backend *be, const float *dout, Arena *
     return 0;
 }
 
+/* Gradient-ready report: the tensors from `first` on have their final gradients. */
+static void report_ready(const Bert *m, int first) {
+    if (m->grad_ready.fn) m->grad_ready.fn(m->grad_ready.ctx, ps_grads_from(m->ps, first));
+}
+
 int bert_backward(Bert *m, const Backend *be, const float *dsequence, const float *dpooled, Arena *a, Err *e) {
     BertState *s = m->st;
     ParamStore *ps = m->ps;
@@ -504,6 +509,7 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
         be->linear_backward(B, H, H, s->first, ps_value(ps, s->pool_w), dpre, dfirst, ps_grad(ps, s->pool_w),
                             ps_grad(ps, s->pool_b));
         if (!dfirst) arena_rewind(a, mark);
+        report_ready(m, s->pool_first);
     }
     if (!into_seq || (!dfirst && !dsequence)) return 0;
 
@@ -524,6 +530,7 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
     for (int mod = nl; mod >= s->bwd_from; mod--) {
         if (mod == 0) {
             if (embed_backward(m, be, dcur, a, e) != 0) return -1;
+            report_ready(m, s->emb_first);
             break;
         }
         float *dprev = NULL;
@@ -532,6 +539,7 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
             be->memset_zero(dprev, NH * sizeof(float));
         }
         if (layer_backward(m, be, mod - 1, dcur, dprev, a, e) != 0) return -1;
+        report_ready(m, s->li[mod - 1].first);
         dcur = dprev;
         k ^= 1;
     }

@@ -83,6 +83,10 @@ typedef struct Bert {
     float *pooled;      /* [B, H] */
     const float *mask;  /* [B, L] the mask given to bert_forward (borrowed; NULL = all tokens);
                          * for a device backend, its copy in the device arena */
+    /* gradient-ready reports of bert_backward (params.h; set by the owner after bert_build,
+     * zero = none): after the pooler, after each layer (top down), after the embeddings,
+     * X = ps_grads_from(the module's first tensor) */
+    PsGradHook grad_ready;
 } Bert;
 
 /* Registers the parameters (above) in ps under prefix, in group. */

@@ -217,6 +217,12 @@ int ps_any_trainable(const ParamStore *ps, int first, int last) {
     return 0;
 }
 
+size_t ps_grads_from(const ParamStore *ps, int first) {
+    for (int i = first < 0 ? 0 : first; i < ps->n; i++)
+        if (ps->items[i].grad_offset != PS_NO_GRAD) return ps->items[i].grad_offset;
+    return ps->n_grads;
+}
+
 void ps_zero_grads(ParamStore *ps) {
     if (ps->finalized && ps->n_grads) ps->be->memset_zero(ps->grads, ps->n_grads * sizeof(float));
 }

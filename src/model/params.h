@@ -128,6 +128,19 @@ float *ps_grad(const ParamStore *ps, int idx);
 int ps_trainable(const ParamStore *ps, int idx);
 /* 1 if any parameter whose index is in [first, last) is trainable. */
 int ps_any_trainable(const ParamStore *ps, int first, int last);
+/* Where the gradients of the tensors [first, n) start in grads: the first trainable one's
+ * grad_offset (n_grads when none is). Gradients are laid out in registration order. */
+size_t ps_grads_from(const ParamStore *ps, int first);
+
+/* Gradient-ready report, for the data-parallel all-reduce (train/grad_sync.h) without the
+ * models knowing about communication: a module's backward calls fn(ctx, X) when every
+ * gradient it writes at offsets >= X of ps.grads is final, i.e. it will not add to them
+ * again in this backward. fn NULL = no reports. Within one backward the X a module reports
+ * never increase (it walks its tensors from the last registered to the first). */
+typedef struct PsGradHook {
+    void (*fn)(void *ctx, size_t grad_offset);
+    void *ctx;
+} PsGradHook;
 void ps_zero_grads(ParamStore *ps);
 
 /* Parameter element counts (buffers excluded, as torch's parameters()).

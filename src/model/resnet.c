@@ -396,6 +396,11 @@ static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const float 
     return 0;
 }
 
+/* Gradient-ready report: the tensors from `first` on have their final gradients. */
+static void report_ready(const Resnet *r, int first) {
+    if (r->grad_ready.fn) r->grad_ready.fn(r->grad_ready.ctx, ps_grads_from(r->ps, first));
+}
+
 int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const float *dpooled,
                     const float *dgrid, Arena *a, Err *e) {
     ParamStore *ps = r->ps;
@@ -410,6 +415,7 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     if (dlogits && r->fc_w >= 0)
         be->linear_backward(N, C, r->cfg.num_classes, r->pooled, ps_value(ps, r->fc_w), dlogits, dp,
                             ps_grad(ps, r->fc_w), ps_grad(ps, r->fc_b));
+    if (dlogits && r->fc_w >= 0) report_ready(r, r->fc_w);
     if (!into_blocks || (!dp && !dgrid)) return 0;
 
     size_t max_act = r->max_act;
@@ -444,6 +450,7 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
         } else if (block_backward(r, be, &r->blocks[m - 1], dcur, dprev, a, e) != 0) {
             return -1;
         }
+        report_ready(r, m == 0 ? r->stem_first : r->blocks[m - 1].first_param);
         dcur = dprev;
         k ^= 1;
     }

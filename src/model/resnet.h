@@ -83,6 +83,10 @@ typedef struct Resnet {
     RnBlock *blocks;             /* owned */
     int n_blocks;
     int fc_w, fc_b;              /* -1 without fc */
+    /* gradient-ready reports of resnet_backward (params.h; set by the owner after
+     * resnet_build, zero = none): after fc, after each block (top down) and after the
+     * stem, X = ps_grads_from(the module's first tensor) */
+    PsGradHook grad_ready;
     /* per forward */
     int N, H, W, gh, gw;
     int training;

@@ -210,14 +210,6 @@ int vqa_model_forward(VqaModel *m, const Batch *b, int training, uint64_t step_s
     return 0;
 }
 
-/* Where the gradients of tensors [first, n) start in ps.grads: the first trainable one's
- * grad_offset (n_grads when none is trainable). */
-static size_t grads_from(const ParamStore *ps, int first) {
-    for (int i = first; i < ps->n; i++)
-        if (ps->items[i].grad_offset != PS_NO_GRAD) return ps->items[i].grad_offset;
-    return ps->n_grads;
-}
-
 int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e) {
     const Backend *be = m->be;
     int B = m->B, C = m->image.out_channels, H = m->cfg.text.hidden;
@@ -228,10 +220,17 @@ int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e) {
     if (m->text_trainable && !(dtxt = arena_zeros(a, (size_t)B * H))) return err_set(e, "model: out of memory (arena)");
     /* Registration order is image, text, head, so the head's gradients end the buffer:
      * backward runs head, text, image (the encoders are independent) so that the
-     * grad_ready hook can report a shrinking tail after each module. */
+     * grad_ready hook sees a shrinking tail: after the head; inside bert_backward after
+     * the pooler, each layer (top down) and the embeddings; inside resnet_backward after
+     * each block (top down) and the stem; finally 0. Each encoder reports offsets of its
+     * own tensors, and everything registered after it has finished by then, so every
+     * report means "all of ps.grads from X on is final" and X never increases. */
     int tail_order = m->image.first_param == 0 && m->image.end_param == m->text.first_param;
+    PsGradHook hook = {m->grad_ready && tail_order ? m->grad_ready : NULL, m->grad_ready_ctx};
+    m->text.grad_ready = hook;
+    m->image.grad_ready = hook;
     if (fusion_backward(&m->fusion, be, dlogits, dimg, dtxt, a, e) != 0) return -1;
-    if (m->grad_ready && tail_order) m->grad_ready(m->grad_ready_ctx, grads_from(&m->ps, m->text.end_param));
+    if (hook.fn) hook.fn(hook.ctx, ps_grads_from(&m->ps, m->text.end_param));
     if (dtxt && m->cfg.text_mean_pool) {
         float *dseq = text_mean_pool_backward(m, dtxt, a);
         if (!dseq) return err_set(e, "model: out of memory (arena)");
@@ -239,7 +238,7 @@ int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e) {
     } else if (dtxt && bert_backward(&m->text, be, NULL, dtxt, a, e) != 0) {
         return -1;
     }
-    if (m->grad_ready && tail_order) m->grad_ready(m->grad_ready_ctx, grads_from(&m->ps, m->text.first_param));
+    if (hook.fn) hook.fn(hook.ctx, ps_grads_from(&m->ps, m->text.first_param));
     if (dimg && resnet_backward(&m->image, be, NULL, m->cfg.image_grid ? NULL : dimg,
                                 m->cfg.image_grid ? dimg : NULL, a, e) != 0)
         return -1;

@@ -72,7 +72,9 @@ typedef struct VqaModel {
     /* Gradient-ready hook, for the bucketed all-reduce (train/grad_sync.h; set by the
      * trainer after vqa_model_init; NULL = none): vqa_model_backward calls
      * grad_ready(grad_ready_ctx, X) each time every gradient at offsets >= X of ps.grads
-     * is final — after the head, after the text encoder, after the image encoder (0). */
+     * is final, X never increasing within one backward: after the head, after the BERT
+     * pooler / each layer / embeddings, after each ResNet block / the stem, finally 0
+     * (passed down to the encoders as their PsGradHook for the backward). */
     void (*grad_ready)(void *ctx, size_t grad_offset);
     void *grad_ready_ctx;
     /* per forward */

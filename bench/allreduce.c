@@ -10,17 +10,22 @@
  * and comm_iallreduce + comm_wait; baseline in the same run: memcpy of the same bytes on
  * one rank (the memory system the shared-memory transport is made of).
  *
- * Step table: per rank, batch 32 of the demo-sized model (resnet18 x0.25 at 64 px, BERT
- * 2L-64H, mul fusion 256, 100 answers), forward + backward, then the gradient all-reduce
- * either (a) blocking after backward (one comm_allreduce of the whole buffer) or (b) in
- * buckets launched by backward's grad_ready hook (grad_sync) and waited at the end.
- * (a) first waits at a barrier for the slower rank, so skew and all-reduce are apart;
- * hidden = 1 - (b's time after backward - a's skew) / (a's all-reduce time).
+ * Step table (--step): per rank, a model of resnet18 x0.25 at 64 px + a BERT sized by
+ * --text-layers/--text-hidden/--vocab (default the demo-sized 2L-64H, vocab 1000), batch
+ * --batch (32). Four timed regions, each started after a barrier so one rank's lateness is
+ * not timed as communication, each repeat's time the slower rank's, median over --steps:
+ * backward alone; the blocking all-reduce of the whole gradient buffer after it; grad_sync's
+ * buckets all launched after backward; and backward with the buckets launched by the
+ * grad_ready hook and progressed (comm_progress) at every report, plus the final wait.
+ * hidden = (T_bwd + T_ar - T_ovl) / T_ar. Also printed: the process CPU time of the
+ * all-reduce and the time spent inside comm_progress during backward (on CPU ranks the
+ * shared-memory copies and sums run there, on the rank's own core).
  * Rank 0 prints; the machine is named. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "comm/comm.h"
@@ -114,110 +119,158 @@ static int bandwidth(Comm *c) {
 
 /* ---- step-time breakdown ---- */
 
-enum { SB = 32, SS = 64, SL = 16, SA = 100 };
+/* The model of the breakdown: resnet18 x0.25 at 64 px and a BERT whose size the command
+ * line sets (a wider/longer text encoder gives gradients big enough for the all-reduce to
+ * matter next to backward), mul fusion 256, 100 answers. */
+typedef struct StepOpts {
+    int steps;          /* timed repeats (after one warm-up) */
+    double bucket_mb;
+    int batch, text_layers, text_hidden, vocab;
+} StepOpts;
 
-static int step_breakdown(Comm *c, int steps, double bucket_mb) {
-    int W = comm_world(c), R = comm_rank(c);
+enum { SS = 64, SL = 16, SA = 100 };
+
+/* CPU time of this process (all its threads), seconds */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Timed regions, each after a barrier (so one rank's lateness is not timed as the other's
+ * communication), each repeat's time the slower rank's, medians over repeats:
+ *   T_bwd   backward alone, no hook (what a world of one pays)
+ *   T_ar    blocking comm_allreduce of the whole gradient buffer, after backward
+ *   T_arb   the same buckets grad_sync uses, all launched after backward, then waited
+ *   T_ovl   backward with the grad_ready hook (buckets launched and progressed during
+ *           backward) + gsync_finish
+ * hidden = (T_bwd + T_ar - T_ovl) / T_ar  (and the same with T_arb). */
+static int step_breakdown(Comm *c, const StepOpts *o) {
+    int W = comm_world(c), R = comm_rank(c), B = o->batch, n = o->steps;
     Err e = {{0}};
     VqaModelConfig mc;
     vqa_model_config_default(&mc, SA);
     mc.image_depth = 18;
     mc.image_width = 0.25f;
     snprintf(mc.image_freeze, sizeof mc.image_freeze, "none");
-    mc.text = (BertConfig){2, 64, 4, 128, 1000, 32, 2, 0, 0.1f, 1e-12f};
+    int heads = o->text_hidden % 64 == 0 ? o->text_hidden / 64 : 1;
+    mc.text = (BertConfig){o->text_layers, o->text_hidden, heads, 4 * o->text_hidden, o->vocab, 32, 2, 0, 0.0f, 1e-12f};
     mc.fusion_type = FUSION_MUL;
     mc.fusion_hidden = 256;
-    mc.fusion_dropout = 0.1f;
+    mc.fusion_dropout = 0.0f;
     mc.seed = 1;
     VqaModel m;
     const Backend *be = backend_cpu();
     if (vqa_model_init(&m, &mc, be, &e) != 0) return die(c, &e);
-    static float img[SB * 3 * SS * SS], mask[SB * SL], tgt[SB * SA], dl[SB * SA];
-    static int32_t tok[SB * SL], tt[SB * SL];
-    for (size_t i = 0; i < sizeof img / sizeof *img; i++) img[i] = (float)((i * 2654435761u + (unsigned)R) % 1000) / 500.f - 1.f;
-    for (int i = 0; i < SB * SL; i++) {
-        tok[i] = 1 + (int32_t)((i * 7 + R) % 999);
-        tt[i] = 0;
+    size_t nimg = (size_t)B * 3 * SS * SS;
+    float *img = malloc(nimg * sizeof *img), *mask = malloc((size_t)B * SL * sizeof *mask);
+    float *tgt = malloc((size_t)B * SA * sizeof *tgt), *dl = malloc((size_t)B * SA * sizeof *dl);
+    int32_t *tok = malloc((size_t)B * SL * sizeof *tok), *tt = calloc((size_t)B * SL, sizeof *tt);
+    /* [NT][n]: bwd, ar, arb, ovl wall; ar, arb process CPU time; ovl: inside progress
+     * calls during backward, waiting in gsync_finish */
+    enum { NT = 8 };
+    double *tm = calloc((size_t)NT * n, sizeof *tm);
+    if (!img || !mask || !tgt || !dl || !tok || !tt || !tm) {
+        err_set(&e, "out of memory");
+        return die(c, &e);
+    }
+    for (size_t i = 0; i < nimg; i++) img[i] = (float)((i * 2654435761u + (unsigned)R) % 1000) / 500.f - 1.f;
+    for (int i = 0; i < B * SL; i++) {
+        tok[i] = 1 + (int32_t)(((unsigned)i * 7919u + (unsigned)R) % (unsigned)(o->vocab - 1));
         mask[i] = 1.f;
     }
-    for (int i = 0; i < SB * SA; i++) tgt[i] = (i % 17 == 0) ? 1.f : 0.f;
-    Batch b = {.size = SB, .n_real = SB, .image_size = SS, .max_len = SL, .n_answers = SA, .images = img,
+    for (int i = 0; i < B * SA; i++) tgt[i] = (i % 17 == 0) ? 1.f : 0.f;
+    Batch b = {.size = B, .n_real = B, .image_size = SS, .max_len = SL, .n_answers = SA, .images = img,
                .tokens = tok, .attn_mask = mask, .token_types = tt, .targets = tgt};
     GradSync gs;
-    if (gsync_init_params(&gs, c, &m.ps, bucket_mb, &e) != 0) return die(c, &e);
+    if (gsync_init_params(&gs, c, &m.ps, o->bucket_mb, &e) != 0) return die(c, &e);
     Arena a;
     arena_init(&a, 0);
-    /* per mode: forward, backward, wait for the slower rank (mode 0 only: a barrier),
-     * comm after backward (seconds, summed over steps) */
-    double t[2][4] = {{0}};
-    for (int mode = 0; mode < 2; mode++) {
-        m.grad_ready = mode ? gsync_ready_hook : NULL;
-        m.grad_ready_ctx = mode ? &gs : NULL;
-        for (int s = -1; s < steps; s++) { /* s = -1: warm-up */
-            if (comm_barrier(c, &e) != 0) return die(c, &e);
+    long early = 0, done_early = 0;
+    for (int s = -1; s < n; s++) { /* s = -1: warm-up */
+        double t0, t1;
+        float *logits;
+        for (int ovl = 0; ovl < 2; ovl++) {
             arena_reset(&a);
             ps_zero_grads(&m.ps);
-            float *logits;
-            double t0 = time_now();
             if (vqa_model_forward(&m, &b, 1, (uint64_t)s + 7, &a, &logits, &e) != 0) return die(c, &e);
-            op_bce_logits(SB, SA, logits, tgt, 1.0f, dl);
-            double t1 = time_now();
-            if (mode) gsync_begin(&gs, 1);
+            op_bce_logits(B, SA, logits, tgt, 1.0f, dl);
+            m.grad_ready = ovl ? gsync_ready_hook : NULL;
+            m.grad_ready_ctx = ovl ? &gs : NULL;
+            if (comm_barrier(c, &e) != 0) return die(c, &e);
+            t0 = time_now();
+            if (ovl) gsync_begin(&gs, 1);
+            long e0 = gs.buckets_early, d0 = gs.buckets_done_early;
+            double p0 = gs.t_progress, w0 = gs.t_wait;
             if (vqa_model_backward(&m, dl, &a, &e) != 0) return die(c, &e);
-            double t2 = time_now(), t2b = t2;
-            if (mode) {
-                if (gsync_finish(&gs, &e) != 0) return die(c, &e);
-            } else {
-                /* separate the ranks' skew (the slower one's backward) from the all-reduce */
-                if (comm_barrier(c, &e) != 0) return die(c, &e);
-                t2b = time_now();
-                if (comm_allreduce(c, m.ps.grads, m.ps.n_grads, COMM_AVG, &e) != 0) return die(c, &e);
-            }
-            double t3 = time_now();
-            if (s >= 0) {
-                t[mode][0] += t1 - t0;
-                t[mode][1] += t2 - t1;
-                t[mode][2] += t2b - t2;
-                t[mode][3] += t3 - t2b;
-            }
+            if (ovl && gsync_finish(&gs, &e) != 0) return die(c, &e);
+            t1 = time_now();
+            if (s >= 0) tm[(ovl ? 3 : 0) * n + s] = t1 - t0;
+            if (ovl && s >= 0) tm[6 * n + s] = gs.t_progress - p0, tm[7 * n + s] = gs.t_wait - w0;
+            if (ovl && s >= 0) early += gs.buckets_early - e0, done_early += gs.buckets_done_early - d0;
+            if (ovl) continue;
+            /* the blocking all-reduce alone, on backward's gradients */
+            if (comm_barrier(c, &e) != 0) return die(c, &e);
+            double c0 = cpu_now();
+            t0 = time_now();
+            if (comm_allreduce(c, m.ps.grads, m.ps.n_grads, COMM_AVG, &e) != 0) return die(c, &e);
+            t1 = time_now();
+            if (s >= 0) tm[1 * n + s] = t1 - t0, tm[4 * n + s] = cpu_now() - c0;
+            /* grad_sync's buckets, all launched after backward */
+            if (comm_barrier(c, &e) != 0) return die(c, &e);
+            c0 = cpu_now();
+            t0 = time_now();
+            gsync_begin(&gs, 1);
+            if (gsync_finish(&gs, &e) != 0) return die(c, &e);
+            t1 = time_now();
+            if (s >= 0) tm[2 * n + s] = t1 - t0, tm[5 * n + s] = cpu_now() - c0;
         }
     }
-    /* the slowest rank per entry */
-    if (comm_allreduce_f64(c, &t[0][0], 8, COMM_MAX, &e) != 0) return die(c, &e);
+    /* each repeat: the slower rank */
+    if (comm_allreduce_f64(c, tm, NT * n, COMM_MAX, &e) != 0) return die(c, &e);
+    double med[NT];
+    for (int k = 0; k < NT; k++) med[k] = median(tm + (size_t)k * n, n);
     if (R == 0) {
         char mstr[512];
         machine(mstr, sizeof mstr);
-        printf("step-time breakdown: %d ranks (backend %s), batch %d per rank, %zu gradients (%.1f MB), "
-               "%d buckets of <= %g MB, %d steps; machine: %s; OMP_NUM_THREADS=%s\n",
-               W, comm_backend_name(c), SB, m.ps.n_grads, m.ps.n_grads * 4.0 / 1048576.0, gs.nb, bucket_mb, steps,
-               mstr, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)");
-        printf("| %-32s | %10s | %10s | %16s | %20s | %10s |\n", "mode", "forward", "backward",
-               "wait slower rank", "all-reduce after bwd", "step");
-        printf("|---|---:|---:|---:|---:|---:|\n");
-        const char *names[2] = {"blocking, after backward", "buckets overlapped (grad_sync)"};
-        for (int mode = 0; mode < 2; mode++) {
-            char skew[32];
-            if (mode) snprintf(skew, sizeof skew, "(in next column)");
-            else snprintf(skew, sizeof skew, "%.2f ms", 1e3 * t[mode][2] / steps);
-            printf("| %-32s | %7.2f ms | %7.2f ms | %16s | %17.2f ms | %7.2f ms |\n", names[mode],
-                   1e3 * t[mode][0] / steps, 1e3 * t[mode][1] / steps, skew, 1e3 * t[mode][3] / steps,
-                   1e3 * (t[mode][0] + t[mode][1] + t[mode][2] + t[mode][3]) / steps);
-        }
-        /* overlapped: what is left after backward, less the skew the blocking mode measured */
-        double left = t[1][2] + t[1][3] - t[0][2], full = t[0][3];
-        double hidden = full > 0 ? 1.0 - left / full : 0;
-        if (t[0][2] > full || hidden < 0 || hidden > 1)
-            printf("hidden under backward: not measurable here: the ranks' skew (%.2f ms per step) is not small next "
-                   "to the all-reduce (%.2f ms); rerun on an idle machine\n",
-                   1e3 * t[0][2] / steps, 1e3 * full / steps);
-        else
-            printf("hidden under backward: %.0f%% (1 - (%.2f ms left after backward - %.2f ms skew) / %.2f ms "
-                   "blocking all-reduce)\n",
-                   100 * hidden, 1e3 * (t[1][2] + t[1][3]) / steps, 1e3 * t[0][2] / steps, 1e3 * full / steps);
+        printf("step-time breakdown: %d ranks (backend %s), batch %d per rank, resnet18 x0.25 %dpx + bert %dL-%dH vocab %d, "
+               "%zu gradients (%.1f MB), %d buckets of <= %g MB, median of %d repeats (each the slower rank's time, "
+               "after a barrier); machine: %s; OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s\n",
+               W, comm_backend_name(c), B, SS, o->text_layers, o->text_hidden, o->vocab, m.ps.n_grads,
+               m.ps.n_grads * 4.0 / 1048576.0, gs.nb, o->bucket_mb, n, mstr,
+               getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)",
+               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
+        printf("| %-58s | %10s |\n", "region", "median");
+        printf("|---|---:|\n");
+        const char *names[NT] = {"T_bwd: backward alone (world-of-one equivalent)",
+                                 "T_ar: blocking all-reduce of all gradients, after backward",
+                                 "T_arb: grad_sync buckets, all launched after backward",
+                                 "T_ovl: backward + buckets overlapped (grad_ready) + wait",
+                                 "  T_ar's process CPU time (copies + sums on this core)",
+                                 "  T_arb's process CPU time",
+                                 "  T_ovl: inside comm_progress during backward",
+                                 "  T_ovl: waiting in gsync_finish after backward"};
+        for (int k = 0; k < NT; k++) printf("| %-58s | %7.2f ms |\n", names[k], 1e3 * med[k]);
+        printf("buckets per step (rank 0): %d; launched during backward %.1f; complete when backward ended %.1f\n", gs.nb,
+               (double)early / n, (double)done_early / n);
+        printf("hidden (vs blocking) = (T_bwd + T_ar - T_ovl) / T_ar = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n", 1e3 * med[0],
+               1e3 * med[1], 1e3 * med[3], 1e3 * med[1], 100 * (med[0] + med[1] - med[3]) / med[1]);
+        printf("hidden (vs same buckets) = (T_bwd + T_arb - T_ovl) / T_arb = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n",
+               1e3 * med[0], 1e3 * med[2], 1e3 * med[3], 1e3 * med[2], 100 * (med[0] + med[2] - med[3]) / med[2]);
     }
     arena_free(&a);
     gsync_free(&gs);
     vqa_model_free(&m);
+    free(img), free(mask), free(tgt), free(dl), free(tok), free(tt), free(tm);
     return 0;
 }
 
@@ -228,16 +281,32 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_allreduce: %s\n", e.msg);
         return 1;
     }
-    int step = 0, steps = 10;
-    double bucket_mb = 1.0;
+    int step = 0;
+    StepOpts so = {10, 1.0, 32, 2, 64, 1000};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--step")) step = 1;
-        else if (!strncmp(argv[i], "--steps=", 8)) steps = atoi(argv[i] + 8);
-        else if (!strncmp(argv[i], "--bucket-mb=", 12)) bucket_mb = atof(argv[i] + 12);
+        else if (!strncmp(argv[i], "--steps=", 8)) so.steps = atoi(argv[i] + 8);
+        else if (!strncmp(argv[i], "--bucket-mb=", 12)) so.bucket_mb = atof(argv[i] + 12);
+        else if (!strncmp(argv[i], "--batch=", 8)) so.batch = atoi(argv[i] + 8);
+        else if (!strncmp(argv[i], "--text-layers=", 14)) so.text_layers = atoi(argv[i] + 14);
+        else if (!strncmp(argv[i], "--text-hidden=", 14)) so.text_hidden = atoi(argv[i] + 14);
+        else if (!strncmp(argv[i], "--vocab=", 8)) so.vocab = atoi(argv[i] + 8);
+        else {
+            if (comm_rank(c) == 0)
+                fprintf(stderr, "bench_allreduce: unknown option %s (--step --steps=N --bucket-mb=X --batch=B "
+                        "--text-layers=N --text-hidden=H --vocab=V)\n", argv[i]);
+            comm_finalize(c);
+            return 2;
+        }
+    }
+    if (so.steps < 1 || so.batch < 1 || so.text_hidden < 1 || so.vocab < 2 || !(so.bucket_mb > 0)) {
+        if (comm_rank(c) == 0) fprintf(stderr, "bench_allreduce: bad --steps/--batch/--text-hidden/--vocab/--bucket-mb\n");
+        comm_finalize(c);
+        return 2;
     }
     if (comm_world(c) < 2 && comm_rank(c) == 0)
         fprintf(stderr, "bench_allreduce: a world of one (start with mpirun -np 2): numbers mean nothing\n");
-    int rc = step ? step_breakdown(c, steps, bucket_mb) : bandwidth(c);
+    int rc = step ? step_breakdown(c, &so) : bandwidth(c);
     comm_finalize(c);
     return rc;
 }

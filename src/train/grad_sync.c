@@ -141,7 +141,11 @@ void gsync_ready(GradSync *gs, size_t ready_offset) {
     }
     /* MPI moves non-blocking collectives along only inside MPI calls: give it a turn
      * every time backward comes back to us */
-    if (gs->next > 0 && comm_progress(gs->comm, NULL, &gs->err) != 0) gs->failed = 1;
+    if (gs->next > 0) {
+        double t0 = time_now();
+        if (comm_progress(gs->comm, NULL, &gs->err) != 0) gs->failed = 1;
+        gs->t_progress += time_now() - t0;
+    }
 }
 
 void gsync_ready_hook(void *ctx, size_t ready_offset) { gsync_ready((GradSync *)ctx, ready_offset); }
@@ -153,6 +157,11 @@ int gsync_finish(GradSync *gs, Err *e) {
         /* no waiting here: a failed transport may never complete; the caller aborts */
         if (e) *e = gs->err;
         return -1;
+    }
+    if (gs->next > 0) {
+        int nd = 0;
+        if (comm_progress(gs->comm, &nd, e) != 0) return -1;
+        gs->buckets_done_early += nd;
     }
     while (gs->next < gs->nb) {
         if (launch(gs, gs->next, SIZE_MAX) != 0) {
@@ -180,8 +189,8 @@ int gsync_finish(GradSync *gs, Err *e) {
 }
 
 void gsync_stats_reset(GradSync *gs) {
-    gs->t_comm_start = gs->t_wait = 0;
-    gs->steps = gs->buckets_early = 0;
+    gs->t_comm_start = gs->t_wait = gs->t_progress = 0;
+    gs->steps = gs->buckets_early = gs->buckets_done_early = 0;
 }
 
 /* ---- start-up ---- */

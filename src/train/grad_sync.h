@@ -60,7 +60,10 @@ typedef struct GradSync {
     /* statistics, accumulated over steps (gsync_stats_reset zeroes them) */
     double t_comm_start; /* seconds spent launching (staging copies, Iallreduce calls) */
     double t_wait;       /* seconds blocked in gsync_finish waiting for results */
+    double t_progress;   /* seconds inside comm_progress from gsync_ready (during backward:
+                          * on CPU ranks the copies and sums of the all-reduce run here) */
     long steps, buckets_early; /* reduced steps; buckets launched before gsync_finish */
+    long buckets_done_early;   /* buckets already complete when gsync_finish was called */
 } GradSync;
 
 /* Cuts a buffer of n floats with parameters starting at bounds[0..nbounds) (ascending,

@@ -15,7 +15,8 @@
 # questions, the same VQA accuracy and the loss within 1e-5 (the weights differ by
 # round-off). Then the 1-rank step-20 checkpoint is predicted with --predict by 1 and by 2
 # ranks: the same weights must give the same predictions file byte for byte and the same
-# logged accuracy/loss line. Python here is the standard library only.
+# logged accuracy/loss line. A third pair (37 questions, data.drop_last false) ends every
+# epoch with a global batch of 5 real rows split 3 + 2: losses and weights as above. Python here is the standard library only.
 # TEST_LABELS: mpi e2e
 # TEST_TIMEOUT: 300
 set -uo pipefail
@@ -161,6 +162,17 @@ if run p1 1 16 --predict runs/np1/checkpoints/step_00000020.safetensors &&
     grep -q "predictions:" p2.log && [[ $(grep -c "predictions:" p2.log) -eq 1 ]] ||
         { echo "FAIL predict on 2 ranks: expected one 'predictions:' line (rank 0 writes)"; fails=$((fails + 1)); }
     check predict_1_rank_vs_2_ranks same_predictions
+fi
+
+# a padded last batch split unevenly over the ranks: 37 questions = global batches of 16,
+# 16 and 5 real rows (3 on rank 0, 2 on rank 1); the loss and gradient must be the mean
+# over the 5 real rows of the whole global batch, not the mean of the two ranks' means
+PAD=(--set data.synth.train_questions=37 --set data.drop_last=false --set train.epochs=10 --set eval.every=0 --set eval.at_end=false
+     --set checkpoint.every=20)
+if run pad1 1 16 "${PAD[@]}" && run pad2 2 8 "${PAD[@]}"; then
+    check padded_last_batch_losses python3 compare.py losses runs/pad1/metrics.jsonl runs/pad2/metrics.jsonl 1
+    check padded_last_batch_params python3 compare.py params runs/pad1/checkpoints/step_00000020.safetensors \
+        runs/pad2/checkpoints/step_00000020.safetensors
 fi
 
 # resume across world sizes: 2-rank checkpoint on 1 rank, 1-rank checkpoint on 2 ranks

@@ -613,6 +613,11 @@ int64_t loader_position(const Loader *l) {
     return l->next_k * (int64_t)l->o.world * l->B;
 }
 
+int64_t loader_last_global_real(const Loader *l) {
+    int64_t G = (int64_t)l->o.world * l->B, left = l->sampler.n - (loader_position(l) - G);
+    return left < 0 ? 0 : left < G ? left : G;
+}
+
 const uint8_t *loader_batch_bad(const Loader *l, const Batch *b) {
     for (int i = 0; i < l->nslots; i++)
         if (&l->slots[i].b == b) return l->slots[i].bad;

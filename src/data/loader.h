@@ -95,6 +95,9 @@ void loader_release(Loader *l, Batch *b);
  * so far (what a checkpoint stores). */
 int64_t loader_num_batches(const Loader *l);
 int64_t loader_position(const Loader *l);
+/* Real (not padding) rows of the last global batch handed out, over all ranks: the
+ * sampler pads only an epoch's last global batch, so this is world * batch except there. */
+int64_t loader_last_global_real(const Loader *l);
 /* [B] 1 where the row's image was bad (zero image); valid while b is borrowed. */
 const uint8_t *loader_batch_bad(const Loader *l, const Batch *b);
 LoaderStats loader_stats(const Loader *l);

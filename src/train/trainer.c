@@ -497,8 +497,14 @@ int trainer_run(Trainer *t, Err *e) {
                 err_set(e, "out of memory (arena)");
                 goto done;
             }
-            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, v.targets, 1.0f / (float)n_micro,
-                                  scale, dlogits);
+            /* the mean over the global batch's real rows: train_loss takes the mean over this
+             * rank's n_real rows, the all-reduce then averages over ranks, so weigh by
+             * n_real * world / (real rows of all ranks) — 1 except in a padded last batch,
+             * where the ranks' real rows differ (3 + 2 of 5) */
+            int64_t greal = loader_last_global_real(t->train_loader);
+            float wreal = greal > 0 ? (float)((double)b->n_real * t->world / (double)greal) : 0.0f;
+            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, v.targets,
+                                  wreal / (float)n_micro, scale, dlogits);
             step_loss += l;
             /* the arg-max on the host: one copy of the real rows' logits */
             const float *hl = tdev_host_floats(t->be, logits, (size_t)b->n_real * A, &t->logits_host);

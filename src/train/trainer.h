@@ -2,7 +2,9 @@
  * the loop (DESIGN.md §2, §6, §8).
  *
  * One optimizer step = grad_accum micro-batches (fewer at the end of an epoch) of
- * train.batch_size rows per rank: forward, loss over the real rows (padding rows weigh 0),
+ * train.batch_size rows per rank: forward, loss over the real rows (padding rows weigh 0;
+ * each micro-batch's loss is the mean over the real rows of the whole global batch, so a
+ * padded last batch split unevenly over the ranks weighs as on one rank),
  * backward accumulating into the flat gradient buffer; then (several ranks) the gradient
  * all-reduce, (fp16) the loss-scaler check, global-norm clipping, AdamW with the learning
  * rate of lr_at(step) times each segment's multiplier.

@@ -112,6 +112,23 @@ if sys.argv[1] == "losses":
     for m in bad[:10]:
         print("  " + m)
     sys.exit(1 if bad else 0)
+elif sys.argv[1] == "bnmean":
+    a, b = tensors(sys.argv[2]), tensors(sys.argv[3])
+    # only the stem's BN sees the same input on 1 and 2 ranks (deeper layers' inputs went
+    # through BN normalized by per-rank batch statistics)
+    keys = [k for k in a if k == "image_encoder.bn1.running_mean"]
+    worst, bad = 0.0, []
+    for k in keys:
+        num = sum((x - y) ** 2 for x, y in zip(a[k], b[k]))
+        den = sum(y * y for y in b[k])
+        r = math.sqrt(num) / math.sqrt(den) if den > 0 else math.sqrt(num)
+        worst = max(worst, r)
+        if not r <= 1e-4:
+            bad.append(f"{k}: relative difference {r:.3g}")
+    print(f"stem BN running mean: relative difference {worst:.3g}")
+    for m in bad[:10]:
+        print("  " + m)
+    sys.exit(1 if bad or not keys else 0)
 else:
     a, b = tensors(sys.argv[2]), tensors(sys.argv[3])
     if set(a) != set(b):
@@ -173,6 +190,20 @@ if run pad1 1 16 "${PAD[@]}" && run pad2 2 8 "${PAD[@]}"; then
     check padded_last_batch_losses python3 compare.py losses runs/pad1/metrics.jsonl runs/pad2/metrics.jsonl 1
     check padded_last_batch_params python3 compare.py params runs/pad1/checkpoints/step_00000020.safetensors \
         runs/pad2/checkpoints/step_00000020.safetensors
+fi
+
+# BN in train mode (image encoder trainable): each rank updates the running statistics
+# from its shard; the trainer averages them every step and checks at every checkpoint
+# that all ranks hold the same parameters and statistics (a mismatch is an error). The
+# averaged running mean of the stem's BN (the one BN whose input does not depend on
+# per-rank batch statistics) must also be the one of 1 rank with the whole batch (linear
+# in the batch means; equal shards) within 1e-4 after the first step (same weights).
+BN=(--set model.image_encoder.freeze=none --set eval.every=0 --set eval.at_end=false --set checkpoint.every=1
+    --set train.max_steps=3)
+if run bn1 1 16 "${BN[@]}" && run bn2 2 8 "${BN[@]}"; then
+    check bn_stats_same_on_all_ranks grep -q "checkpoint runs/bn2/checkpoints/step_00000003" bn2.log
+    check bn_running_means_1_rank_vs_2_ranks python3 compare.py bnmean runs/bn1/checkpoints/step_00000001.safetensors \
+        runs/bn2/checkpoints/step_00000001.safetensors
 fi
 
 # resume across world sizes: 2-rank checkpoint on 1 rank, 1-rank checkpoint on 2 ranks

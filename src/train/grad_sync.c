@@ -210,6 +210,21 @@ int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t 
     return rc == 0 ? 0 : err_prefix(e, "broadcasting the parameters from rank 0");
 }
 
+int gsync_average_buffers(Comm *comm, const Backend *be, float *values, size_t n, Err *e) {
+    if (comm_world(comm) == 1 || n == 0) return 0;
+    if (!be || be->device == DEV_CPU || comm_device_buffers(comm)) {
+        if (comm_allreduce(comm, values, n, COMM_AVG, e) != 0) return err_prefix(e, "averaging the BN running statistics");
+        return 0;
+    }
+    float *h = malloc(n * sizeof *h);
+    if (!h) return err_set(e, "grad_sync: out of memory (host copy of %zu buffers)", n);
+    be->copy_d2h(h, values, n * sizeof *h);
+    int rc = comm_allreduce(comm, h, n, COMM_AVG, e);
+    if (rc == 0) be->copy_h2d(values, h, n * sizeof *h);
+    free(h);
+    return rc == 0 ? 0 : err_prefix(e, "averaging the BN running statistics");
+}
+
 uint64_t gsync_hash(const float *x, size_t n) {
     const unsigned char *p = (const unsigned char *)x;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -239,7 +254,7 @@ int gsync_check_same(Comm *comm, const Backend *be, const float *values, size_t 
     if (lo[0] != hi[0] || lo[1] != hi[1])
         return err_set(e,
                        "%s differ between ranks (rank %d hash %016llx; hashes range %08llx%08llx..%08llx%08llx): "
-                       "ranks did not start from the same values",
+                       "the ranks do not hold the same values",
                        what, comm_rank(comm), (unsigned long long)h, (unsigned long long)lo[0], (unsigned long long)lo[1],
                        (unsigned long long)hi[0], (unsigned long long)hi[1]);
     return 0;

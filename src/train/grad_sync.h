@@ -93,6 +93,14 @@ void gsync_stats_reset(GradSync *gs);
 
 /* Start of training: every rank takes rank 0's parameter values (values[n] in be's memory). */
 int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t n, Err *e);
+/* Every rank takes the average over ranks of values[n] (be's memory; staged through host
+ * memory for a device buffer over a host transport). For the BN running statistics, whose
+ * updates each rank computes from its own shard: averaging makes them equal on all ranks
+ * (so rank 0's checkpoint holds what every rank used) and, the running-mean update being
+ * linear in the batch mean, gives the running means one rank with the whole global batch
+ * would have (equal shards; the running variances miss the spread between the ranks'
+ * means). PyTorch DDP instead broadcasts rank 0's buffers before each forward. */
+int gsync_average_buffers(Comm *comm, const Backend *be, float *values, size_t n, Err *e);
 /* Checks that every rank holds bitwise the same values[n] (a 64-bit FNV-1a hash, compared
  * through min/max all-reduces); the error names the first ranks' hashes that differ. */
 int gsync_check_same(Comm *comm, const Backend *be, const float *values, size_t n, const char *what, Err *e);

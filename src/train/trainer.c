@@ -352,8 +352,21 @@ void trainer_free(Trainer *t) {
 
 static RunDir *rd_of(Trainer *t) { return t->rd_open ? &t->rd : NULL; }
 
+/* Collective when world > 1 (the same-model check); rank 0 writes. */
 static int save_checkpoint(Trainer *t, Err *e) {
-    if (t->rank != 0 || t->last_ckpt_step == t->st.step) return 0;
+    if (t->last_ckpt_step == t->st.step) return 0;
+    if (t->world > 1) {
+        /* rank 0's checkpoint must be the model every rank trained: same parameters (the
+         * averaged gradients keep them equal) and BN statistics (averaged every step) */
+        const ParamStore *ps = &t->model.ps;
+        if (gsync_check_same(t->comm, t->be, ps->values, ps->n_values, "model parameters", e) != 0 ||
+            gsync_check_same(t->comm, t->be, ps->buffers, ps->n_buffers, "BN running statistics", e) != 0)
+            return err_prefix(e, "checkpoint at step %lld", (long long)t->st.step);
+    }
+    if (t->rank != 0) {
+        t->last_ckpt_step = t->st.step;
+        return 0;
+    }
     double t0 = time_now();
     if (tstate_save(t->rd.ckpt_dir, &t->model.ps, &t->opt, &t->st, t->vocab, t->config_yaml, t->config_hash, t->last_ckpt,
                     sizeof t->last_ckpt, e) != 0)
@@ -553,6 +566,11 @@ int trainer_run(Trainer *t, Err *e) {
         }
         /* the first failed CUDA call of the step, with its file:line (no-op on the CPU) */
         if (tdev_check(&t->dev, e) != 0) goto done;
+        /* several ranks, BN in train mode: each rank updated the running statistics from its
+         * shard; average them (grad_sync.h says why not rank 0's alone) */
+        if (t->world > 1 && m->image_trainable &&
+            gsync_average_buffers(t->comm, t->be, ps->buffers, ps->n_buffers, e) != 0)
+            goto done;
         t->st.step++;
         t->st.sampler_pos = loader_position(t->train_loader);
         if (t->st.sampler_pos >= t->batches_per_epoch * per_global_batch) {

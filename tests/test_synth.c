@@ -129,7 +129,7 @@ static void expected_answer(const char *q, const Blob *b, int nb, char *out, siz
 }
 
 static void answers_agree_with_the_images(void) {
-    SynthOpts o = {OUT, 300, 100, 64, 7, 0, 0};
+    SynthOpts o = {OUT, 300, 100, 64, 7, 0, 0, 0, 0};
     SynthStats st;
     Err e;
     CHECK(synth_write(&o, &st, &e) == 0);
@@ -218,7 +218,7 @@ static int files_equal(const char *a, const char *b) {
 }
 
 static void same_seed_same_files_other_seed_other_files(void) {
-    SynthOpts a = {OUT "_a", 40, 10, 64, 3, 0, 0}, b = {OUT "_b", 40, 10, 64, 3, 0, 0}, c = {OUT "_c", 40, 10, 64, 4, 0, 0};
+    SynthOpts a = {OUT "_a", 40, 10, 64, 3, 0, 0, 0, 0}, b = {OUT "_b", 40, 10, 64, 3, 0, 0, 0, 0}, c = {OUT "_c", 40, 10, 64, 4, 0, 0, 0, 0};
     Err e;
     CHECK(synth_write(&a, NULL, &e) == 0 && synth_write(&b, NULL, &e) == 0 && synth_write(&c, NULL, &e) == 0);
     CHECK(files_equal(OUT "_a/train_annotations.json", OUT "_b/train_annotations.json"));
@@ -228,7 +228,7 @@ static void same_seed_same_files_other_seed_other_files(void) {
 }
 
 static void ten_thousand_questions_timing(void) {
-    SynthOpts o = {OUT "_10k", 10000, 0, 64, 1, 0, 0};
+    SynthOpts o = {OUT "_10k", 10000, 0, 64, 1, 0, 0, 0, 0};
     SynthStats st;
     Err e;
     double t0 = time_now();
@@ -237,21 +237,26 @@ static void ten_thousand_questions_timing(void) {
             (long long)st.images, time_now() - t0);
 }
 
-/* --min-objects / --max-objects: every scene's object count lies in the range and the
- * range's ends occur; an impossible range is refused with the numbers in the message. */
+/* --min/max-objects and --min/max-radius: every scene's object count and every object's
+ * radius lie in the ranges, the count range's ends occur; impossible ranges are refused
+ * with the numbers in the message. */
 static void object_count_follows_the_range(void) {
     int seen[SYNTH_MAX_OBJECTS + 1] = {0};
     for (uint64_t seed = 1; seed <= 300; seed++) {
         SynthScene sc;
-        synth_scene(seed, 64, 1, 3, &sc);
+        synth_scene(seed, 64, 1, 3, 9, 13, &sc);
+        for (int i = 0; i < sc.n; i++) CHECK(sc.o[i].r >= 9 && sc.o[i].r <= 13);
         CHECK(sc.n >= 1 && sc.n <= 3);
         if (sc.n >= 0 && sc.n <= SYNTH_MAX_OBJECTS) seen[sc.n]++;
     }
     CHECK(seen[1] > 0 && seen[3] > 0);
-    SynthOpts bad = {OUT "_bad", 10, 10, 64, 1, 4, 2};
+    SynthOpts bad = {OUT "_bad", 10, 10, 64, 1, 4, 2, 0, 0};
     Err e;
     CHECK(synth_write(&bad, NULL, &e) != 0);
     CHECK_STR_CONTAINS(e.msg, "4..2");
+    SynthOpts big = {OUT "_bad", 10, 10, 64, 1, 1, 3, 10, 20}; /* radius 20 > 64 / 4 */
+    CHECK(synth_write(&big, NULL, &e) != 0);
+    CHECK_STR_CONTAINS(e.msg, "radius 10..20");
 }
 
 int main(void) {

@@ -98,6 +98,11 @@ const CfgKey cfg_keys[] = {
       "fewest objects in a synthetic scene"),
     K("data.synth.max_objects", CT_INT, data.synth.max_objects, "6", 1, 6, 0, NULL,
       "most objects in a synthetic scene (fewer = easier scenes)"),
+    K("data.synth.min_radius", CT_INT, data.synth.min_radius, "0", 0, 256, 0, NULL,
+      "smallest object half-size in pixels (0 = data.image_size * 6/64)"),
+    K("data.synth.max_radius", CT_INT, data.synth.max_radius, "0", 0, 256, 0, NULL,
+      "largest object half-size in pixels (0 = data.image_size * 9/64); larger objects keep their shape "
+      "through the ResNet stem's 4x downsampling"),
 
     KE("model.image_encoder.arch", model.image_encoder.arch, "resnet50", arch_names,
        "torchvision ResNet depth"),

@@ -150,6 +150,12 @@ int cfg_validate(const Config *c, Err *err) {
         if (!strncmp(imf->trainable[i], "layer", 5) && imf->trainable[i][5] - '0' > c->model.image_encoder.stages)
             return bad(c, err, "model.image_encoder.freeze", "\"%s\" is not built: model.image_encoder.stages is %d",
                        imf->trainable[i], c->model.image_encoder.stages);
+    if ((c->data.synth.min_radius || c->data.synth.max_radius) &&
+        (c->data.synth.min_radius < 2 || c->data.synth.min_radius > c->data.synth.max_radius ||
+         4 * c->data.synth.max_radius > c->data.image_size))
+        return bad(c, err, "data.synth.min_radius", "%d..%d pixels (data.synth.max_radius): need 2 <= min <= max <= "
+                   "data.image_size / 4 = %d, or both 0 for the default", c->data.synth.min_radius,
+                   c->data.synth.max_radius, c->data.image_size / 4);
     if (c->data.synth.min_objects > c->data.synth.max_objects)
         return bad(c, err, "data.synth.min_objects", "%d is above data.synth.max_objects = %d",
                    c->data.synth.min_objects, c->data.synth.max_objects);

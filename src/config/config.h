@@ -77,7 +77,13 @@ typedef struct Config {
         CfgResize resize;
         struct { int random_crop; int hflip; double color_jitter; } augment;
         int drop_last;             /* drop the last partial batch of an epoch (else pad) */
-        struct { char *dir; int train_questions, val_questions; int64_t seed; int min_objects, max_objects; } synth;
+        struct {
+            char *dir;
+            int train_questions, val_questions;
+            int64_t seed;
+            int min_objects, max_objects;
+            int min_radius, max_radius;  /* pixels; 0 = 6/64 and 9/64 of data.image_size */
+        } synth;
     } data;
     struct {
         struct {

@@ -36,12 +36,13 @@ static double rng_unif(Rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 900
 
 /* ------------------------------------------------------------------ scenes */
 
-void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, SynthScene *s) {
+void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, int min_radius, int max_radius,
+                 SynthScene *s) {
     Rng r = {seed};
     memset(s, 0, sizeof *s);
     s->size = size;
     int want = rng_int(&r, min_objects, max_objects);
-    int rmin = size * 6 / 64, rmax = size * 9 / 64;
+    int rmin = min_radius, rmax = max_radius;
     if (rmin < 2) rmin = 2;
     if (rmax < rmin) rmax = rmin;
     for (int tries = 0; s->n < want && tries < 400; tries++) {
@@ -316,7 +317,7 @@ static int write_split(const SynthOpts *o, int split, int64_t n_questions, Synth
     while (done < n_questions) {
         uint64_t seed = split_seed(o->seed, split, image);
         SynthScene sc;
-        synth_scene(seed, S, o->min_objects, o->max_objects, &sc);
+        synth_scene(seed, S, o->min_objects, o->max_objects, o->min_radius, o->max_radius, &sc);
         SynthQA qa[5];
         int nq = synth_questions(&sc, seed ^ 0x5bd1e995ull, qa, 5);
         if (nq > n_questions - done) nq = (int)(n_questions - done);
@@ -385,6 +386,13 @@ int synth_write(const SynthOpts *opts, SynthStats *st, Err *err) {
     if (o->min_objects < 1 || o->max_objects > SYNTH_MAX_OBJECTS || o->min_objects > o->max_objects)
         return err_set(err, "vqa_synth: objects per scene %d..%d (need 1 <= min <= max <= %d)", o->min_objects,
                        o->max_objects, SYNTH_MAX_OBJECTS);
+    if (!o->min_radius && !o->max_radius) {
+        o->min_radius = o->size * 6 / 64 < 2 ? 2 : o->size * 6 / 64;
+        o->max_radius = o->size * 9 / 64 < o->min_radius ? o->min_radius : o->size * 9 / 64;
+    }
+    if (o->min_radius < 2 || o->min_radius > o->max_radius || 4 * o->max_radius > o->size)
+        return err_set(err, "vqa_synth: object radius %d..%d pixels (need 2 <= min <= max <= size/4 = %d)",
+                       o->min_radius, o->max_radius, o->size / 4);
     SynthStats local;
     if (!st) st = &local;
     memset(st, 0, sizeof *st);

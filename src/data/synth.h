@@ -52,7 +52,8 @@ const char *synth_shape_name(int s);
 void synth_color_rgb(int c, uint8_t rgb[3]);
 void synth_background_rgb(uint8_t rgb[3]);
 
-void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, SynthScene *s);
+void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, int min_radius, int max_radius,
+                 SynthScene *s);
 /* px: [size, size, 3] RGB */
 void synth_render(const SynthScene *s, uint8_t *px);
 /* Up to max questions for the scene (3-5 when max allows); returns how many. */
@@ -65,6 +66,9 @@ typedef struct SynthOpts {
     uint64_t seed;
     int min_objects, max_objects; /* objects per scene, uniform in [min, max] (1..SYNTH_MAX_OBJECTS;
                                    * 0, 0 = the default 2..6). Fewer objects = easier scenes. */
+    int min_radius, max_radius;   /* object half-size in pixels, uniform in [min, max]; 0, 0 = the
+                                   * default size*6/64 .. size*9/64 (6..9 at 64 px). Larger objects
+                                   * keep their shape through a ResNet stem's 4x downsampling. */
 } SynthOpts;
 
 typedef struct SynthStats {

@@ -1,5 +1,6 @@
 /* vqa_synth.c: writes the synthetic shapes dataset in VQA v2 format (see data/synth.h).
- *   vqa_synth --out DIR [--train N] [--val N] [--size PX] [--min-objects K] [--max-objects K] [--seed S] */
+ *   vqa_synth --out DIR [--train N] [--val N] [--size PX] [--min-objects K] [--max-objects K]
+ *             [--min-radius PX] [--max-radius PX] [--seed S] */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +10,12 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vqa_synth --out DIR [--train N] [--val N] [--size PX] [--min-objects K] [--max-objects K]\n"
-               "                 [--seed S]\n"
+               "                 [--min-radius PX] [--max-radius PX] [--seed S]\n"
                "  writes DIR/{train,val}_{questions,annotations}.json (VQA v2 format),\n"
                "  DIR/images/{train,val}/COCO_synth_<split>_%%012d.png and DIR/vocab.txt\n"
                "  defaults: --train 8000 --val 2000 --size 64 --min-objects 2 --max-objects 6 --seed 42\n"
-               "  (N = questions; objects per scene uniform in [min, max], at most 6)\n");
+               "  (N = questions; objects per scene uniform in [min, max], at most 6; object radius\n"
+               "  uniform in [min, max] pixels, default size*6/64 .. size*9/64)\n");
 }
 
 static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
@@ -29,7 +31,7 @@ static int parse_int(const char *flag, const char *s, long long lo, long long hi
 }
 
 int main(int argc, char **argv) {
-    SynthOpts o = {NULL, 8000, 2000, 64, 42, 2, SYNTH_MAX_OBJECTS};
+    SynthOpts o = {NULL, 8000, 2000, 64, 42, 2, SYNTH_MAX_OBJECTS, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -49,6 +51,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--size")) { if (parse_int(a, v, 16, 1024, &x)) return 1; o.size = (int)x; }
         else if (!strcmp(a, "--min-objects")) { if (parse_int(a, v, 1, SYNTH_MAX_OBJECTS, &x)) return 1; o.min_objects = (int)x; }
         else if (!strcmp(a, "--max-objects")) { if (parse_int(a, v, 1, SYNTH_MAX_OBJECTS, &x)) return 1; o.max_objects = (int)x; }
+        else if (!strcmp(a, "--min-radius")) { if (parse_int(a, v, 2, 256, &x)) return 1; o.min_radius = (int)x; }
+        else if (!strcmp(a, "--max-radius")) { if (parse_int(a, v, 2, 256, &x)) return 1; o.max_radius = (int)x; }
         else if (!strcmp(a, "--seed")) { if (parse_int(a, v, 0, 0x7fffffffffffffffll, &x)) return 1; o.seed = (uint64_t)x; }
         else {
             fprintf(stderr, "vqa_synth: unknown option %s\n", a);

@@ -20,9 +20,10 @@ int setup_synth(const Config *cfg, const Log *log, Err *e) {
     if (!dir || !*dir) return 0;
     char stamp_path[4200], want[256], have[256] = "";
     snprintf(stamp_path, sizeof stamp_path, "%s/synth.stamp", dir);
-    snprintf(want, sizeof want, "vqa_synth train=%d val=%d size=%d seed=%lld objects=%d..%d\n",
+    snprintf(want, sizeof want, "vqa_synth train=%d val=%d size=%d seed=%lld objects=%d..%d radius=%d..%d\n",
              cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
-             (long long)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects);
+             (long long)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects,
+             cfg->data.synth.min_radius, cfg->data.synth.max_radius);
     FILE *f = fopen(stamp_path, "r");
     if (f) {
         size_t n = fread(have, 1, sizeof have - 1, f);
@@ -36,7 +37,8 @@ int setup_synth(const Config *cfg, const Log *log, Err *e) {
              dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
              cfg->data.image_size, (long long)cfg->data.synth.seed, have[0] ? ": settings changed" : "");
     SynthOpts o = {dir, cfg->data.synth.train_questions, cfg->data.synth.val_questions, cfg->data.image_size,
-                   (uint64_t)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects};
+                   (uint64_t)cfg->data.synth.seed, cfg->data.synth.min_objects, cfg->data.synth.max_objects,
+                   cfg->data.synth.min_radius, cfg->data.synth.max_radius};
     SynthStats st;
     if (synth_write(&o, &st, e) != 0) return err_prefix(e, "data.synth");
     log_info(log, "data: %lld questions, %lld images written in %.1f s", (long long)st.questions, (long long)st.images,

@@ -163,7 +163,8 @@ static void demo_config_round_trips_and_has_its_values(void) {
     CHECK(c.model.text_encoder.layers == 2 && c.model.text_encoder.hidden == 64 && c.model.text_encoder.heads == 4);
     CHECK(c.model.text_encoder.ffn == 128 && c.model.text_encoder.max_positions == 32);
     CHECK(c.model.fusion.type == CFG_FUSION_ATTENTION && c.model.fusion.hidden == 256);
-    CHECK_NEAR(c.model.fusion.dropout, 0.1, 0);
+    CHECK_NEAR(c.model.fusion.dropout, 0.0, 0);
+    CHECK_NEAR(c.model.text_encoder.dropout, 0.0, 0);
     CHECK(c.data.synth.dir && strcmp(c.data.synth.dir, "data/synth") == 0);
     CHECK(strcmp(c.data.train.questions, "data/synth/train_questions.json") == 0);
     CHECK(strcmp(c.data.val.annotations, "data/synth/val_annotations.json") == 0);

@@ -50,7 +50,10 @@ static int load_cfg(Config *cfg, const char *out_dir, int max_steps, const char 
     /* a small split of the demo's data; the demo's model, batch and optimizer as they are */
     static char *fixed[] = {"data.synth.train_questions=256", "data.synth.val_questions=72", "data.synth.seed=5",
                             "log.every=1", "log.tensorboard=false", "eval.every=0", "checkpoint.every=0", "train.warmup_steps=5", "train.epochs=100",
-                            "predict.split=val"};
+                            "predict.split=val",
+                            /* dropout on (the demo trains without it) so the device path's
+                             * dropout masks are compared too */
+                            "model.text_encoder.dropout=0.1", "model.fusion.dropout=0.1"};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) sets[n++] = fixed[i];
     /* the caller's extra setting last, so it wins */
     sets[n++] = s[6];

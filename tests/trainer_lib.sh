@@ -14,6 +14,7 @@ TINY=(--set "data.synth.dir=$S" --set data.synth.train_questions=60 --set data.s
       --set "model.text_encoder.vocab=$S/vocab.txt"
       --set data.image_size=32 --set data.workers=1 --set data.drop_last=false
       --set data.synth.min_radius=0 --set data.synth.max_radius=0
+      --set model.text_encoder.dropout=0.1 --set model.fusion.dropout=0.1
       --set model.image_encoder.width=0.125 --set model.text_encoder.hidden=32 --set model.text_encoder.heads=2
       --set model.text_encoder.ffn=64 --set model.fusion.hidden=64
       --set train.batch_size=8 --set train.grad_accum=2 --set train.threads=1 --set train.warmup_steps=2

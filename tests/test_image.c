@@ -12,18 +12,6 @@
 #include "data/image.h"
 #include "testlib.h"
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static int write_all(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -114,7 +102,7 @@ static void zero_byte_and_missing_files_name_the_path(void) {
 
 static void truncated_and_corrupt_png_are_errors(void) {
     size_t n;
-    unsigned char *b = read_all("ref/img_src_a.png", &n);
+    unsigned char *b = (unsigned char *)test_read_file("ref/img_src_a.png", &n);
     CHECK(b != NULL);
     Image im;
     Err e;
@@ -134,7 +122,7 @@ static void truncated_and_corrupt_png_are_errors(void) {
 
 static void truncated_and_corrupt_jpeg_are_errors(void) {
     size_t n;
-    unsigned char *b = read_all("ref/img_src_e.jpg", &n);
+    unsigned char *b = (unsigned char *)test_read_file("ref/img_src_e.jpg", &n);
     CHECK(b != NULL);
     Image im;
     Err e;

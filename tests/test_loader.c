@@ -394,13 +394,10 @@ static void prepared_header_is_validated(void) {
     PrepOpts po = {16, 8, IMG_RESIZE_DIRECT, 0, 1};
     const char *good = DIR "/v.vqaprep", *bad = DIR "/bad.vqaprep";
     CHECK(prep_write(good, &ds, g_tok, g_vocab, &po, NULL, NULL, NULL, &e) == 0);
-    FILE *f = fopen(good, "rb");
-    fseek(f, 0, SEEK_END);
-    size_t n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n);
-    CHECK(fread(b, 1, n, f) == n);
-    fclose(f);
+    size_t n = 0;
+    uint8_t *b = (uint8_t *)test_read_file(good, &n);
+    CHECK(b != NULL && n > 0);
+    if (!b || n == 0) return;
     PrepFile *p;
     CHECK(prep_open(&p, good, &e) == 0);
     CHECK(prep_header(p)->n_images == NI);

@@ -15,18 +15,6 @@
 #include "train/train_state.h"
 #include "train/trainer.h"
 
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 /* tests/ref/npy_unicode.npy was written by numpy.save (tools/gen_npy_refs.py). */
 static void npy_writer_matches_numpy_bytes(void) {
     const char *answers[] = {"yes", "no", "2", "blue", "caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac", ""};
@@ -35,7 +23,7 @@ static void npy_writer_matches_numpy_bytes(void) {
     Err e;
     CHECK(npy_write_unicode(path, answers, 7, &e) == 0);
     size_t na = 0, nb = 0;
-    char *a = read_all(path, &na), *b = read_all("ref/npy_unicode.npy", &nb);
+    char *a = test_read_file(path, &na), *b = test_read_file("ref/npy_unicode.npy", &nb);
     CHECK(a && b);
     CHECK_MSG(na == nb, "%zu vs %zu bytes", na, nb);
     if (a && b && na == nb) CHECK(memcmp(a, b, na) == 0);

@@ -130,19 +130,6 @@ static int read_eval(const char *out_dir, char *out, size_t cap) {
     return out[0] ? 0 : -1;
 }
 
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    b[*n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* Every tensor of a has b's bytes (and the same count). Returns the number that differ. */
 static int ckpt_diff(const char *a, const char *b, int *count) {
     StFile *fa = NULL, *fb = NULL;
@@ -293,7 +280,7 @@ static void predict_on_device_writes_the_cpu_predictions(void) {
         cfg_free(&cfg);
     }
     size_t na = 0, nb = 0;
-    char *a = read_file(out_c, &na), *b = read_file(out_d, &nb);
+    char *a = test_read_file(out_c, &na), *b = test_read_file(out_d, &nb);
     CHECK(a && b && na > 100);
     if (a && b) CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "predictions differ (%zu vs %zu bytes)", na, nb);
     free(a);

@@ -96,6 +96,21 @@ static inline char *test_ref_path(char *buf, size_t cap, const char *fmt, ...) {
     return buf;
 }
 
+/* The whole file, NUL-terminated (not counted in *n); free() it. NULL when it cannot be
+ * opened or read. */
+static inline char *test_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)len + 1))) {
+        *n = fread(b, 1, (size_t)len, f);
+        b[*n] = 0;
+    }
+    fclose(f);
+    return b;
+}
+
 /* ---- deterministic RNG for test data (splitmix64) ---- */
 typedef struct TestRng { uint64_t s; } TestRng;
 static inline uint64_t trng_u64(TestRng *r) {

@@ -77,6 +77,17 @@ def tensors(path):
         out[k] = array("f", data[a:b])
     return out
 
+def rel_norm(x, y):
+    """|x - y| / |y| over a whole tensor (|x - y| when y is all zeros)."""
+    num = math.sqrt(sum((p - q) ** 2 for p, q in zip(x, y)))
+    den = math.sqrt(sum(q * q for q in y))
+    return num / den if den > 0 else num
+
+def finish(bad, fail=False):
+    for m in bad[:10]:
+        print("  " + m)
+    sys.exit(1 if bad or fail else 0)
+
 def evals(path):
     return {r["step"]: r for r in map(json.loads, open(path)) if r.get("split") == "val"}
 
@@ -94,9 +105,7 @@ if sys.argv[1] == "evals":
             if x is None or y is None or abs(x - y) > tol * max(abs(x), 1e-30):
                 bad.append(f"step {s} {k}: {x!r} vs {y!r}")
     print(f"eval steps {sorted(a)}: accuracies equal, loss within 1e-5" if not bad else "eval results differ")
-    for m in bad[:10]:
-        print("  " + m)
-    sys.exit(1 if bad else 0)
+    finish(bad)
 if sys.argv[1] == "losses":
     a, b, first = losses(sys.argv[2]), losses(sys.argv[3]), int(sys.argv[4])
     worst, bad = 0.0, []
@@ -109,9 +118,7 @@ if sys.argv[1] == "losses":
         if not r <= 1e-5:
             bad.append(f"step {s}: {a[s]!r} vs {b[s]!r} (rel {r:.3g})")
     print(f"steps {first}..20: worst relative loss difference {worst:.3g}")
-    for m in bad[:10]:
-        print("  " + m)
-    sys.exit(1 if bad else 0)
+    finish(bad)
 elif sys.argv[1] == "bnmean":
     a, b = tensors(sys.argv[2]), tensors(sys.argv[3])
     # only the stem's BN sees the same input on 1 and 2 ranks (deeper layers' inputs went
@@ -119,16 +126,12 @@ elif sys.argv[1] == "bnmean":
     keys = [k for k in a if k == "image_encoder.bn1.running_mean"]
     worst, bad = 0.0, []
     for k in keys:
-        num = sum((x - y) ** 2 for x, y in zip(a[k], b[k]))
-        den = sum(y * y for y in b[k])
-        r = math.sqrt(num) / math.sqrt(den) if den > 0 else math.sqrt(num)
+        r = rel_norm(a[k], b[k])
         worst = max(worst, r)
         if not r <= 1e-4:
             bad.append(f"{k}: relative difference {r:.3g}")
     print(f"stem BN running mean: relative difference {worst:.3g}")
-    for m in bad[:10]:
-        print("  " + m)
-    sys.exit(1 if bad or not keys else 0)
+    finish(bad, fail=not keys)
 else:
     a, b = tensors(sys.argv[2]), tensors(sys.argv[3])
     if set(a) != set(b):
@@ -141,16 +144,12 @@ else:
         if "attention.self.key.bias" in k or k == "fusion.att.bias":
             skipped += 1
             continue
-        num = sum((x - y) ** 2 for x, y in zip(a[k], b[k]))
-        den = sum(y * y for y in b[k])
-        r = math.sqrt(num) / math.sqrt(den) if den > 0 else math.sqrt(num)
+        r = rel_norm(a[k], b[k])
         worst = max(worst, r)
         if not r <= 1e-5:
             bad.append(f"{k}: relative difference {r:.3g}")
     print(f"{len(a) - skipped} tensors (key and attention-score biases left out): worst relative difference {worst:.3g}")
-    for m in bad[:10]:
-        print("  " + m)
-    sys.exit(1 if bad else 0)
+    finish(bad)
 PY
 check() { # name command...
     local name=$1; shift

@@ -195,34 +195,33 @@ void gsync_stats_reset(GradSync *gs) {
 
 /* ---- start-up ---- */
 
-int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t n, Err *e) {
+/* A start-up or per-step collective on `values` (backend memory): in place when the comm
+ * takes these buffers (host memory, or device memory with NCCL), else through a host copy.
+ * avg = 0: broadcast from rank 0; 1: average over the ranks. */
+static int collective_in_place_or_staged(Comm *comm, const Backend *be, float *values, size_t n, int avg,
+                                         const char *what, Err *e) {
     if (comm_world(comm) == 1 || n == 0) return 0;
-    if (!be || be->device == DEV_CPU || comm_device_buffers(comm)) {
-        if (comm_bcast(comm, values, n, 0, e) != 0) return err_prefix(e, "broadcasting the parameters from rank 0");
-        return 0;
+    int direct = !be || be->device == DEV_CPU || comm_device_buffers(comm);
+    float *buf = values;
+    if (!direct) {
+        if (!(buf = malloc(n * sizeof *buf))) return err_set(e, "grad_sync: out of memory (host copy of %zu %s)", n, what);
+        be->copy_d2h(buf, values, n * sizeof *buf);
     }
-    float *h = malloc(n * sizeof *h);
-    if (!h) return err_set(e, "grad_sync: out of memory (host copy of %zu parameters)", n);
-    be->copy_d2h(h, values, n * sizeof *h);
-    int rc = comm_bcast(comm, h, n, 0, e);
-    if (rc == 0) be->copy_h2d(values, h, n * sizeof *h);
-    free(h);
-    return rc == 0 ? 0 : err_prefix(e, "broadcasting the parameters from rank 0");
+    int rc = avg ? comm_allreduce(comm, buf, n, COMM_AVG, e) : comm_bcast(comm, buf, n, 0, e);
+    if (!direct) {
+        if (rc == 0) be->copy_h2d(values, buf, n * sizeof *buf);
+        free(buf);
+    }
+    if (rc != 0) return err_prefix(e, avg ? "averaging the %s" : "broadcasting the %s from rank 0", what);
+    return 0;
+}
+
+int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t n, Err *e) {
+    return collective_in_place_or_staged(comm, be, values, n, 0, "parameters", e);
 }
 
 int gsync_average_buffers(Comm *comm, const Backend *be, float *values, size_t n, Err *e) {
-    if (comm_world(comm) == 1 || n == 0) return 0;
-    if (!be || be->device == DEV_CPU || comm_device_buffers(comm)) {
-        if (comm_allreduce(comm, values, n, COMM_AVG, e) != 0) return err_prefix(e, "averaging the BN running statistics");
-        return 0;
-    }
-    float *h = malloc(n * sizeof *h);
-    if (!h) return err_set(e, "grad_sync: out of memory (host copy of %zu buffers)", n);
-    be->copy_d2h(h, values, n * sizeof *h);
-    int rc = comm_allreduce(comm, h, n, COMM_AVG, e);
-    if (rc == 0) be->copy_h2d(values, h, n * sizeof *h);
-    free(h);
-    return rc == 0 ? 0 : err_prefix(e, "averaging the BN running statistics");
+    return collective_in_place_or_staged(comm, be, values, n, 1, "BN running statistics", e);
 }
 
 uint64_t gsync_hash(const float *x, size_t n) {

@@ -176,8 +176,9 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     float *tgt = malloc((size_t)B * SA * sizeof *tgt), *dl = malloc((size_t)B * SA * sizeof *dl);
     int32_t *tok = malloc((size_t)B * SL * sizeof *tok), *tt = calloc((size_t)B * SL, sizeof *tt);
     /* [NT][n]: bwd, ar, arb, ovl wall; ar, arb process CPU time; ovl: inside progress
-     * calls during backward, waiting in gsync_finish */
-    enum { NT = 8 };
+     * calls during backward, waiting in gsync_finish; the same with the all-reduce thread:
+     * ovl wall, waiting, buckets launched after backward */
+    enum { NT = 11 };
     double *tm = calloc((size_t)NT * n, sizeof *tm);
     if (!img || !mask || !tgt || !dl || !tok || !tt || !tm) {
         err_set(&e, "out of memory");
@@ -196,10 +197,19 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     Arena a;
     arena_init(&a, 0);
     long early = 0, done_early = 0;
+    /* the all-reduce thread needs MPI_THREAD_MULTIPLE: without it, those rows stay empty */
+    Err te = {{0}};
+    int have_thread = comm_set_async(c, 1, &te) == 0 && comm_async(c);
+    if (comm_set_async(c, 0, &e) != 0) return die(c, &e);
     for (int s = -1; s < n; s++) { /* s = -1: warm-up */
         double t0, t1;
         float *logits;
-        for (int ovl = 0; ovl < 2; ovl++) {
+        /* mode 0: backward alone, then the all-reduces after it; 1: overlapped, progressed
+         * by the hook; 2: overlapped on the all-reduce thread */
+        for (int mode = 0; mode < 3; mode++) {
+            if (mode == 2 && !have_thread) break;
+            int ovl = mode > 0;
+            if (comm_set_async(c, mode == 2, &e) != 0) return die(c, &e);
             arena_reset(&a);
             ps_zero_grads(&m.ps);
             if (vqa_model_forward(&m, &b, 1, (uint64_t)s + 7, &a, &logits, &e) != 0) return die(c, &e);
@@ -214,9 +224,20 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
             if (vqa_model_backward(&m, dl, &a, &e) != 0) return die(c, &e);
             if (ovl && gsync_finish(&gs, &e) != 0) return die(c, &e);
             t1 = time_now();
-            if (s >= 0) tm[(ovl ? 3 : 0) * n + s] = t1 - t0;
-            if (ovl && s >= 0) tm[6 * n + s] = gs.t_progress - p0, tm[7 * n + s] = gs.t_wait - w0;
-            if (ovl && s >= 0) early += gs.buckets_early - e0, done_early += gs.buckets_done_early - d0;
+            if (s >= 0 && mode < 2) tm[(ovl ? 3 : 0) * n + s] = t1 - t0;
+            if (mode == 1 && s >= 0) tm[6 * n + s] = gs.t_progress - p0, tm[7 * n + s] = gs.t_wait - w0;
+            if (mode == 1 && s >= 0) early += gs.buckets_early - e0, done_early += gs.buckets_done_early - d0;
+            if (mode == 2 && s >= 0) tm[8 * n + s] = t1 - t0, tm[9 * n + s] = gs.t_wait - w0;
+            if (mode == 2) {
+                /* the same buckets on the thread, all launched after backward */
+                if (comm_barrier(c, &e) != 0) return die(c, &e);
+                t0 = time_now();
+                gsync_begin(&gs, 1);
+                if (gsync_finish(&gs, &e) != 0) return die(c, &e);
+                t1 = time_now();
+                if (s >= 0) tm[10 * n + s] = t1 - t0;
+            }
+            if (comm_set_async(c, 0, &e) != 0) return die(c, &e);
             if (ovl) continue;
             /* the blocking all-reduce alone, on backward's gradients */
             if (comm_barrier(c, &e) != 0) return die(c, &e);
@@ -258,14 +279,26 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
                                  "  T_ar's process CPU time (copies + sums on this core)",
                                  "  T_arb's process CPU time",
                                  "  T_ovl: inside comm_progress during backward",
-                                 "  T_ovl: waiting in gsync_finish after backward"};
-        for (int k = 0; k < NT; k++) printf("| %-58s | %7.2f ms |\n", names[k], 1e3 * med[k]);
+                                 "  T_ovl: waiting in gsync_finish after backward",
+                                 "T_thr: backward + buckets on the all-reduce thread + wait",
+                                 "  T_thr: waiting in gsync_finish after backward",
+                                 "T_arbt: the buckets on the thread, launched after backward"};
+        for (int k = 0; k < NT; k++) {
+            if (k >= 8 && !have_thread) continue;
+            printf("| %-58s | %7.2f ms |\n", names[k], 1e3 * med[k]);
+        }
         printf("buckets per step (rank 0): %d; launched during backward %.1f; complete when backward ended %.1f\n", gs.nb,
                (double)early / n, (double)done_early / n);
         printf("hidden (vs blocking) = (T_bwd + T_ar - T_ovl) / T_ar = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n", 1e3 * med[0],
                1e3 * med[1], 1e3 * med[3], 1e3 * med[1], 100 * (med[0] + med[1] - med[3]) / med[1]);
         printf("hidden (vs same buckets) = (T_bwd + T_arb - T_ovl) / T_arb = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n",
                1e3 * med[0], 1e3 * med[2], 1e3 * med[3], 1e3 * med[2], 100 * (med[0] + med[2] - med[3]) / med[2]);
+        if (have_thread)
+            printf("hidden by the all-reduce thread (vs blocking) = (T_bwd + T_ar - T_thr) / T_ar = (%.2f + %.2f - %.2f) / "
+                   "%.2f = %.0f%%\n",
+                   1e3 * med[0], 1e3 * med[1], 1e3 * med[8], 1e3 * med[1], 100 * (med[0] + med[1] - med[8]) / med[1]);
+        else
+            printf("all-reduce thread: not measured (%s)\n", te.msg);
     }
     arena_free(&a);
     gsync_free(&gs);

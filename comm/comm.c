@@ -84,6 +84,7 @@ void comm_finalize(Comm *c) {
     if (!c) return;
     Err e;
     (void)comm_wait_all(c, &e);
+    cthread_stop(c);
 #ifdef VQA_WITH_NCCL
     if (c->nccl) cnccl_finalize(c);
 #endif
@@ -166,6 +167,25 @@ int comm_setup(Comm *c, CommBackend want, int cuda_device, Err *err) {
     return 0;
 }
 
+/* ---- the all-reduce thread ---- */
+
+int comm_set_async(Comm *c, int on, Err *err) {
+    for (int i = 0; i < c->nslots; i++)
+        if (c->slots[i].used) return err_set(err, "comm_set_async: requests still pending");
+    if (!on || c->backend != COMM_BACKEND_MPI) {
+        c->async_on = 0;
+        return 0;
+    }
+    if (!c->mpi_thread_multiple)
+        return err_set(err, "comm: the all-reduce thread needs MPI_THREAD_MULTIPLE, which this MPI library does not "
+                            "provide (set dist.comm_thread: off)");
+    if (cthread_start(c, err) != 0) return -1;
+    c->async_on = 1;
+    return 0;
+}
+
+int comm_async(const Comm *c) { return c->async_on; }
+
 /* ---- request slots ---- */
 
 static int slot_new(Comm *c, Err *err) {
@@ -224,7 +244,10 @@ int comm_iallreduce(Comm *c, float *buf, size_t n, CommOp op, int *handle, Err *
     s->op = op;
     s->via = (n == 0) ? COMM_BACKEND_NONE : c->backend;
     int rc = 0;
-    switch (s->via) {
+    if (s->via == COMM_BACKEND_MPI && c->async_on) {
+        s->threaded = 1;
+        rc = cthread_submit(c, buf, n, op == COMM_AVG, s->impl, err);
+    } else switch (s->via) {
     case COMM_BACKEND_MPI: rc = cmpi_iallreduce_sum(c, buf, n, s->impl, err); break;
 #ifdef VQA_WITH_NCCL
     case COMM_BACKEND_NCCL: rc = cnccl_iallreduce(c, buf, n, op, s->impl, err); break;
@@ -241,6 +264,7 @@ int comm_iallreduce(Comm *c, float *buf, size_t n, CommOp op, int *handle, Err *
 
 static int slot_test(Comm *c, CommSlot *s, Err *err) {
     if (s->done) return 0;
+    if (s->threaded) return cthread_test(c, s->impl, &s->done, err);
     switch (s->via) {
     case COMM_BACKEND_MPI: return cmpi_test(c, s->impl, &s->done, err);
 #ifdef VQA_WITH_NCCL
@@ -267,6 +291,12 @@ int comm_wait(Comm *c, int handle, Err *err) {
         return err_set(err, "comm_wait: invalid request handle %d", handle);
     CommSlot *s = &c->slots[handle];
     int rc = 0;
+    if (s->threaded) {
+        /* always: the wait hands the job back and carries its error; the thread divided */
+        rc = cthread_wait(c, s->impl, err);
+        s->used = 0;
+        return rc;
+    }
     if (!s->done) {
         switch (s->via) {
         case COMM_BACKEND_MPI: rc = cmpi_wait(c, s->impl, err); break;

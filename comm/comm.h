@@ -26,8 +26,10 @@
  * plugin (SLURM_STEP_NUM_TASKS > 1 but no PMI variables) is an error, not N independent
  * worlds of one writing the same run directory.
  *
- * Threading: MPI_THREAD_FUNNELED — only the thread that called comm_init may call comm_*
- * (loader threads never communicate). */
+ * Threading: only the thread that called comm_init may call comm_* (loader threads never
+ * communicate). comm_init asks MPI for MPI_THREAD_MULTIPLE so that comm_set_async can give
+ * the non-blocking float all-reduces to a thread of their own (comm_thread.c); with less
+ * (but at least FUNNELED) everything else works. */
 #ifndef VQA_COMM_H
 #define VQA_COMM_H
 
@@ -93,6 +95,19 @@ int comm_setup(Comm *c, CommBackend want, int cuda_device, Err *err);
  * for the work queued on it so far; comm_wait makes it wait for the result. Ignored by
  * the other backends. */
 void comm_set_stream(Comm *c, void *cuda_stream);
+
+/* All-reduce thread (backend mpi; ignored by none and nccl). on = 1: from now on
+ * comm_iallreduce queues the reduction for a thread of this rank, which runs it as a
+ * blocking MPI_Allreduce on its own duplicate of the world communicator, in the order the
+ * requests were started, and divides for AVG; comm_progress only looks at flags and
+ * comm_wait sleeps until the thread is done. So the copies and sums run beside the caller's
+ * computation instead of inside its comm_progress calls — a gain when the rank has a spare
+ * core (or computes on a GPU), a loss when every core computes. on = 0: back to
+ * MPI_Iallreduce (the thread stays, idle). Collective: every rank must call it with the
+ * same `on` (the first call duplicates the communicator, and ranks that route differently
+ * would never match), with no request pending. Fails when MPI lacks MPI_THREAD_MULTIPLE. */
+int comm_set_async(Comm *c, int on, Err *err);
+int comm_async(const Comm *c); /* 1 while comm_iallreduce uses the thread */
 
 /* ---- data collectives (float buffers; device memory when comm_device_buffers) ---- */
 

@@ -1,5 +1,5 @@
-/* comm_mpi.c: the MPI transport (host buffers): bootstrap (MPI_Init_thread FUNNELED, world,
- * node-local rank), sums of float buffers (blocking and non-blocking), broadcasts, small
+/* comm_mpi.c: the MPI transport (host buffers): bootstrap (MPI_Init_thread asking for
+ * MULTIPLE, world, node-local rank), sums of float buffers (blocking and non-blocking), broadcasts, small
  * double reductions, barrier and abort. Every MPI call is checked; a failure message names
  * the call, this file and line, and MPI's own error string. */
 #include <limits.h>
@@ -39,16 +39,21 @@ static int env_int(const char *name, int fallback) {
 int cmpi_init(Comm *c, int *argc, char ***argv, Err *err) {
     int inited = 0;
     MPI_CHECK(MPI_Initialized(&inited));
+    int provided = 0;
     if (!inited) {
-        int provided = 0;
-        /* FUNNELED: loader threads exist but never call MPI */
-        MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+        /* MULTIPLE so the all-reduce thread (comm_thread.c) may run collectives beside the
+         * main thread's; FUNNELED is enough for everything else (loader threads never call
+         * MPI), so a library that offers less still works, without that thread */
+        MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
         c->mpi_owned = 1;
         if (provided < MPI_THREAD_FUNNELED) {
             MPI_Finalize();
             return err_set(err, "comm: MPI provides thread level %d, below MPI_THREAD_FUNNELED", provided);
         }
+    } else {
+        MPI_CHECK(MPI_Query_thread(&provided));
     }
+    c->mpi_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
     c->mpi_up = 1;
     /* errors come back as codes, so our messages (with file:line) reach the user */
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
@@ -79,6 +84,38 @@ int cmpi_allreduce_sum(Comm *c, float *buf, size_t n, Err *err) {
     for (size_t at = 0; at < n; at += MPI_CHUNK) {
         int k = (int)(n - at < MPI_CHUNK ? n - at : MPI_CHUNK);
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + at, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+    return 0;
+}
+
+int cmpi_comm_dup(Comm *c, void **out, Err *err) {
+    (void)c;
+    MPI_Comm *d = malloc(sizeof *d);
+    if (!d) return err_set(err, "comm: out of memory");
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, d);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_set_errhandler(*d, MPI_ERRORS_RETURN);
+    if (rc != MPI_SUCCESS) {
+        free(d);
+        return mpi_fail(err, rc, "MPI_Comm_dup(MPI_COMM_WORLD)", __FILE__, __LINE__);
+    }
+    *out = d;
+    return 0;
+}
+
+void cmpi_comm_free(void *comm) {
+    MPI_Comm *d = comm;
+    if (!d) return;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Comm_free(d);
+    free(d);
+}
+
+int cmpi_allreduce_sum_on(void *comm, float *buf, size_t n, Err *err) {
+    MPI_Comm d = *(MPI_Comm *)comm;
+    for (size_t at = 0; at < n; at += MPI_CHUNK) {
+        int k = (int)(n - at < MPI_CHUNK ? n - at : MPI_CHUNK);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + at, k, MPI_FLOAT, MPI_SUM, d));
     }
     return 0;
 }

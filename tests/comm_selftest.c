@@ -2,10 +2,12 @@
  * `mpirun -np 2`, and without a launcher as a world of one). Built by comm/CMakeLists.txt
  * into <build>/comm/comm_selftest, linked with vqa_comm only.
  *
- *   comm_selftest basic          every collective, exact expected values (any world size)
+ *   comm_selftest basic          every collective, exact expected values (any world size),
+ *                                also through the all-reduce thread
  *   comm_selftest abort          rank 1 calls comm_abort while rank 0 waits in an all-reduce
  *   comm_selftest signal         rank 1 gets SIGTERM while rank 0 waits in an all-reduce
  *   comm_selftest exit           rank 1 exits(3) without finalizing while rank 0 waits
+ *   comm_selftest thread-exit    the same while rank 0's all-reduce thread is in the collective
  *   comm_selftest wait           prints "rank R pid P", then rank 1 sleeps (for the test to
  *                                kill it from outside) while rank 0 waits in an all-reduce
  *   comm_selftest gpu-map N      prints the device comm_gpu_for_rank picks with N GPUs visible
@@ -102,6 +104,34 @@ static void nonblocking_requests_progress_and_complete(void) {
     CHECK_STR_CONTAINS(e.msg, "invalid request handle");
 }
 
+/* The same requests through the all-reduce thread (comm_set_async), interleaved with
+ * blocking collectives of the main thread on the world communicator (the thread has its
+ * own), then back to MPI_Iallreduce. A world of one has no thread (backend none). */
+static void allreduce_thread_gives_the_same_results(void) {
+    Err e = {{0}};
+    int world = comm_world(g_comm);
+    CHECK_MSG(comm_set_async(g_comm, 1, &e) == 0, "%s", e.msg);
+    CHECK(comm_async(g_comm) == (world > 1));
+    if (world > 1) {
+        /* a request in flight: switching now would make the ranks route differently */
+        float one = 1.0f;
+        int h;
+        CHECK_MSG(comm_iallreduce(g_comm, &one, 1, COMM_SUM, &h, &e) == 0, "%s", e.msg);
+        double d = 2.0;
+        CHECK_MSG(comm_allreduce_f64(g_comm, &d, 1, COMM_SUM, &e) == 0, "%s", e.msg); /* main thread, meanwhile */
+        CHECK(d == 2.0 * world);
+        Err e2 = {{0}};
+        CHECK(comm_set_async(g_comm, 0, &e2) != 0);
+        CHECK_STR_CONTAINS(e2.msg, "pending");
+        CHECK_MSG(comm_wait(g_comm, h, &e) == 0, "%s", e.msg);
+        CHECK(one == (float)world);
+    }
+    nonblocking_requests_progress_and_complete();
+    CHECK_MSG(comm_set_async(g_comm, 0, &e) == 0, "%s", e.msg);
+    CHECK(comm_async(g_comm) == 0);
+    nonblocking_requests_progress_and_complete();
+}
+
 static void bcast_copies_root_buffer(void) {
     int W = comm_world(g_comm), R = comm_rank(g_comm);
     int root = W - 1;
@@ -172,6 +202,16 @@ static int fail_mode(const char *mode) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
+    /* thread-exit: as exit, but rank 0 waits for its all-reduce thread, which sits in the
+     * collective (comm_set_async is collective: both ranks start it) */
+    int threaded = !strncmp(mode, "thread-", 7);
+    if (threaded) {
+        if (comm_set_async(g_comm, 1, &e) != 0) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        mode += 7;
+    }
     if (comm_barrier(g_comm, &e) != 0) return 1;
     float x[4] = {1, 2, 3, 4};
     if (comm_rank(g_comm) == 1) {
@@ -189,7 +229,12 @@ static int fail_mode(const char *mode) {
         sleep(60);
         return 1;
     }
-    comm_allreduce(g_comm, x, 4, COMM_SUM, &e); /* never completes: rank 1 never joins */
+    if (threaded) {
+        int h;
+        if (comm_iallreduce(g_comm, x, 4, COMM_SUM, &h, &e) == 0) comm_wait(g_comm, h, &e); /* never completes */
+    } else {
+        comm_allreduce(g_comm, x, 4, COMM_SUM, &e); /* never completes: rank 1 never joins */
+    }
     fprintf(stderr, "rank %d: the all-reduce returned, which it must not\n", comm_rank(g_comm));
     return 1;
 }
@@ -207,11 +252,12 @@ int main(int argc, char **argv) {
         RUN(allreduce_sum_is_exact);
         RUN(allreduce_avg_divides_by_world);
         RUN(nonblocking_requests_progress_and_complete);
+        RUN(allreduce_thread_gives_the_same_results);
         RUN(bcast_copies_root_buffer);
         RUN(f64_reductions_and_gather);
         rc = test_summary();
     } else if (!strcmp(mode, "abort") || !strcmp(mode, "signal") || !strcmp(mode, "exit") ||
-               !strcmp(mode, "wait")) {
+               !strcmp(mode, "wait") || !strcmp(mode, "thread-exit")) {
         if (comm_world(g_comm) < 2) {
             fprintf(stderr, "comm_selftest %s: needs 2 ranks\n", mode);
             rc = 1;

@@ -123,6 +123,7 @@ check_fail() { # name mode expected-message
 check_fail comm_abort_ends_job abort "[rank 1/2 $(hostname)] fatal: rank 1 failed on purpose (comm_selftest abort); aborting all ranks"
 check_fail sigterm_on_one_rank_ends_job signal "[rank 1/2 $(hostname)] caught SIGTERM; aborting all ranks"
 check_fail nonzero_exit_of_one_rank_ends_job exit "rank 1 exits with status 3 without finalizing"
+check_fail exit_while_allreduce_thread_waits_ends_job thread-exit "rank 1 exits with status 3 without finalizing"
 
 # killed from outside: find rank 1's pid, send the signal, time the job's end
 check_kill() { # name signal expected-message

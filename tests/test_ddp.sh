@@ -16,7 +16,8 @@
 # round-off). Then the 1-rank step-20 checkpoint is predicted with --predict by 1 and by 2
 # ranks: the same weights must give the same predictions file byte for byte and the same
 # logged accuracy/loss line. A third pair (37 questions, data.drop_last false) ends every
-# epoch with a global batch of 5 real rows split 3 + 2: losses and weights as above. Python here is the standard library only.
+# epoch with a global batch of 5 real rows split 3 + 2: losses and weights as above. The
+# 2-rank run is repeated with dist.comm_thread on (buckets reduced on a thread of each rank). Python here is the standard library only.
 # TEST_LABELS: mpi e2e
 # TEST_TIMEOUT: 300
 set -uo pipefail
@@ -162,6 +163,15 @@ check losses_1_rank_vs_2_ranks python3 compare.py losses runs/np1/metrics.jsonl 
 check params_1_rank_vs_2_ranks python3 compare.py params runs/np1/checkpoints/step_00000020.safetensors \
     runs/np2/checkpoints/step_00000020.safetensors
 check sharded_eval_1_rank_vs_2_ranks python3 compare.py evals runs/np1/metrics.jsonl runs/np2/metrics.jsonl
+
+# the same 2-rank run with the buckets reduced on each rank's all-reduce thread
+# (dist.comm_thread on; auto leaves it off on a 2-core machine): the same numbers
+if run np2t 2 8 --set dist.comm_thread=on; then
+    check comm_thread_is_on grep -o "all-reduce thread: on.*" np2t.log
+    check losses_1_rank_vs_2_ranks_comm_thread python3 compare.py losses runs/np1/metrics.jsonl runs/np2t/metrics.jsonl 1
+    check params_1_rank_vs_2_ranks_comm_thread python3 compare.py params runs/np1/checkpoints/step_00000020.safetensors \
+        runs/np2t/checkpoints/step_00000020.safetensors
+fi
 
 # sharded --predict: the same checkpoint on 1 and 2 ranks gives the same file and line
 pred_line() { sed -nE 's/.*\] (val VQA accuracy .*)$/\1/p' "$1"; }

@@ -16,6 +16,7 @@ static const char *const pool_names[] = {"cls", "mean", NULL};
 static const char *const fusion_names[] = {"concat", "mul", "attention", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "fp16", NULL};
+static const char *const auto_on_off_names[] = {"auto", "on", "off", NULL};
 static const char *const loss_names[] = {"bce", "softmax", NULL};
 static const char *const split_names[] = {"train", "val", "test", NULL};
 static const char *const dist_names[] = {"auto", "nccl", "mpi", "none", NULL};
@@ -212,6 +213,9 @@ const CfgKey cfg_keys[] = {
        "gradient all-reduce: auto (nccl on GPU, mpi on CPU, none for one rank) | nccl | mpi | none"),
     K("dist.bucket_mb", CT_FLOAT, dist.bucket_mb, "25", 0, 65536, CF_LO_OPEN, NULL,
       "all-reduce bucket size in MiB"),
+    KE("dist.comm_thread", dist.comm_thread, "auto", auto_on_off_names,
+       "mpi backend: reduce the buckets on a thread of each rank, beside backward (auto: on when each rank "
+       "has a core beyond its op threads)"),
 
     KE("predict.split", predict.split, "val", split_names, "split predicted by --predict CKPT"),
     KS("predict.out", predict.out, NULL, CF_NULLABLE,

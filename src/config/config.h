@@ -40,6 +40,7 @@ typedef enum CfgDistBackend {
 
 /* freeze: all | none | [stage, ...] (the stages LEFT TRAINABLE, everything else frozen).
  * ResNet stages: stem, conv1, bn1, layer1..layer4; BERT: embeddings, layer0..layerN-1, pooler. */
+typedef enum CfgAutoOnOff { CFG_AOO_AUTO = 0, CFG_AOO_ON = 1, CFG_AOO_OFF = 2 } CfgAutoOnOff;
 typedef enum CfgFreezeMode { CFG_FREEZE_ALL = 0, CFG_FREEZE_NONE = 1, CFG_FREEZE_LIST = 2 } CfgFreezeMode;
 typedef struct CfgFreeze {
     CfgFreezeMode mode;
@@ -125,7 +126,7 @@ typedef struct Config {
     struct { int64_t every; CfgSplit split; int batch_size; int at_end; } eval;
     struct { int64_t every; int keep_last; char *dir; } checkpoint;
     struct { int64_t every; int all_ranks; int tensorboard; } log;
-    struct { CfgDistBackend backend; double bucket_mb; } dist;
+    struct { CfgDistBackend backend; double bucket_mb; CfgAutoOnOff comm_thread; } dist;
     struct { CfgSplit split; char *out; } predict;
 
     /* Not keys: where the values came from (for messages). */

@@ -1,12 +1,16 @@
 /* grad_sync.c: bucket planning over the flat gradient buffer, launching bucket all-reduces
  * as backward reports final gradients, waiting and averaging at the end of backward;
  * parameter broadcast and the same-weights check at start-up (see grad_sync.h). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "train/grad_sync.h"
 
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/log.h"
+#include <unistd.h>
 
 int gsync_plan(const size_t *bounds, int nbounds, size_t n, size_t cap, GsyncBucket **out, int *nb, Err *e) {
     *out = NULL;
@@ -191,6 +195,51 @@ int gsync_finish(GradSync *gs, Err *e) {
 void gsync_stats_reset(GradSync *gs) {
     gs->t_comm_start = gs->t_wait = gs->t_progress = 0;
     gs->steps = gs->buckets_early = gs->buckets_done_early = 0;
+}
+
+/* ---- the all-reduce thread ---- */
+
+void gsync_cores(int *affinity, int *online) {
+    long on = sysconf(_SC_NPROCESSORS_ONLN);
+    *online = on > 0 ? (int)on : 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    *affinity = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : *online;
+    if (*affinity < 1) *affinity = 1;
+}
+
+int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, size_t cap, Err *e) {
+    if (comm_world(comm) == 1 || strcmp(comm_backend_name(comm), "mpi") != 0) {
+        snprintf(why, cap, "off (only the mpi backend with several ranks uses it)");
+        return comm_set_async(comm, 0, e);
+    }
+    if (op_threads < 1) op_threads = 1;
+    int aff, online;
+    gsync_cores(&aff, &online);
+    int ranks_here = comm_local_size(comm) > 0 ? comm_local_size(comm) : 1;
+    /* a mask that spans the node is everybody's: this rank's share of it */
+    int mine = aff >= online ? online / ranks_here : aff;
+    double ok = mode == 1 || (mode == 0 && mine >= op_threads + 1);
+    if (comm_allreduce_f64(comm, &ok, 1, COMM_MIN, e) != 0) return err_prefix(e, "dist.comm_thread");
+    char cores[160];
+    snprintf(cores, sizeof cores, "%d core%s for this rank (%d in its affinity mask, %d online, %d rank%s on the node), "
+             "%d op thread%s", mine, mine == 1 ? "" : "s", aff, online, ranks_here, ranks_here == 1 ? "" : "s",
+             op_threads, op_threads == 1 ? "" : "s");
+    if (mode == 2 || !ok) {
+        snprintf(why, cap, "off (%s; %s)", mode == 2 ? "dist.comm_thread: off" : "auto: some rank has no spare core", cores);
+        return comm_set_async(comm, 0, e);
+    }
+    Err te = {{0}};
+    if (comm_set_async(comm, 1, &te) != 0) {
+        if (mode == 1) {
+            if (e) *e = te;
+            return err_prefix(e, "dist.comm_thread: on");
+        }
+        snprintf(why, cap, "off (auto: %s)", te.msg);
+        return comm_set_async(comm, 0, e);
+    }
+    snprintf(why, cap, "on (%s; %s)", mode == 1 ? "dist.comm_thread: on" : "auto", cores);
+    return 0;
 }
 
 /* ---- start-up ---- */

@@ -22,6 +22,11 @@
  * backend the device buffer is reduced in place; with mpi (no NCCL) each bucket is staged
  * through a host mirror (copy_d2h at launch, copy_h2d after the wait).
  *
+ * Who moves the bytes (mpi backend): by default MPI_Iallreduce, moved forward by the
+ * comm_progress call each gsync_ready makes — on the core that computes backward. With
+ * dist.comm_thread on (gsync_setup_comm_thread), a thread of the rank runs each bucket's
+ * all-reduce beside backward (comm_set_async), which hides it when that thread has a core.
+ *
  * World of one: nothing happens at all (enabled = 0); tests set enabled = 1 to exercise
  * the launch logic with the identity collectives of a world of one. */
 #ifndef VQA_GRAD_SYNC_H
@@ -90,6 +95,18 @@ void gsync_ready_hook(void *ctx, size_t ready_offset);
 /* Launches what is left, waits for every bucket; gradients are then the average over ranks. */
 int gsync_finish(GradSync *gs, Err *e);
 void gsync_stats_reset(GradSync *gs);
+
+/* The all-reduce thread (comm_set_async) for the mpi backend. mode: 0 auto, 1 on, 2 off
+ * (CfgAutoOnOff). auto turns it on when every rank has a core beyond its op_threads
+ * compute threads: the cores this process may run on (its affinity mask; a mask that
+ * spans the whole node is shared by the node's ranks, so it counts for 1/local_size of
+ * them) >= op_threads + 1. The verdicts are combined with a MIN over ranks, so all ranks
+ * route alike (comm_set_async is collective). on: an error when MPI lacks
+ * MPI_THREAD_MULTIPLE; auto falls back to off. why (cap bytes) says what was decided and
+ * why, for the log. Collective; a no-op (off) unless the backend is mpi with world > 1. */
+int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, size_t cap, Err *e);
+/* The cores available to this process (sched_getaffinity), and how many the node has. */
+void gsync_cores(int *affinity, int *online);
 
 /* Start of training: every rank takes rank 0's parameter values (values[n] in be's memory). */
 int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t n, Err *e);

@@ -322,6 +322,12 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     /* several ranks: buckets of the gradient buffer all-reduced as backward reports them
      * final; every rank starts from rank 0's parameters (a world of one: no-ops) */
     if (comm && gsync_init_params(&t->gsync, comm, &t->model.ps, cfg->dist.bucket_mb, e) != 0) return -1;
+    if (comm && comm_world(comm) > 1) {
+        char why[400];
+        int op_threads = tdev_on_host(t->be) ? t->be->get_threads() : 1; /* a GPU rank's host thread mostly waits */
+        if (gsync_setup_comm_thread(comm, (int)cfg->dist.comm_thread, op_threads, why, sizeof why, e) != 0) return -1;
+        log_info(log, "all-reduce thread: %s", why);
+    }
     t->model.grad_ready = gsync_ready_hook;
     t->model.grad_ready_ctx = &t->gsync;
     if (comm && gsync_broadcast_params(comm, t->be, t->model.ps.values, t->model.ps.n_values, e) != 0) return -1;

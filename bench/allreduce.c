@@ -20,7 +20,12 @@
  * hidden = (T_bwd + T_ar - T_ovl) / T_ar. Also printed: the process CPU time of the
  * all-reduce and the time spent inside comm_progress during backward (on CPU ranks the
  * shared-memory copies and sums run there, on the rank's own core).
+ * Third variant: the same buckets given to the all-reduce thread (comm_set_async), rows
+ * T_thr / T_arbt. --pin puts rank r's computing thread on CPU 2r and its all-reduce thread
+ * on CPU 2r+1 (2 CPUs per rank): what the thread does when it has a core of its own.
  * Rank 0 prints; the machine is named. */
+#define _GNU_SOURCE /* sched_setaffinity */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +131,16 @@ typedef struct StepOpts {
     int steps;          /* timed repeats (after one warm-up) */
     double bucket_mb;
     int batch, text_layers, text_hidden, vocab;
+    int pin;            /* --pin: rank r computes on CPU 2r, its all-reduce thread on 2r+1 */
 } StepOpts;
+
+/* Pins the calling thread to one CPU (threads created afterwards inherit it). */
+static int pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
 
 enum { SS = 64, SL = 16, SA = 100 };
 
@@ -199,7 +213,19 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     long early = 0, done_early = 0;
     /* the all-reduce thread needs MPI_THREAD_MULTIPLE: without it, those rows stay empty */
     Err te = {{0}};
+    /* --pin: the all-reduce thread is created on CPU 2r+1 (it inherits the creator's mask),
+     * then the computing thread moves to CPU 2r; needs 2 CPUs per rank on the node */
+    int cpu_compute = 2 * comm_local_rank(c), cpu_comm = cpu_compute + 1;
+    if (o->pin && (cpu_comm >= sysconf(_SC_NPROCESSORS_ONLN) || pin_to(cpu_comm) != 0)) {
+        err_set(&e, "--pin: rank %d needs CPUs %d and %d; %ld online", R, cpu_compute, cpu_comm,
+                sysconf(_SC_NPROCESSORS_ONLN));
+        return die(c, &e);
+    }
     int have_thread = comm_set_async(c, 1, &te) == 0 && comm_async(c);
+    if (o->pin && pin_to(cpu_compute) != 0) {
+        err_set(&e, "--pin: cannot pin rank %d to CPU %d", R, cpu_compute);
+        return die(c, &e);
+    }
     if (comm_set_async(c, 0, &e) != 0) return die(c, &e);
     for (int s = -1; s < n; s++) { /* s = -1: warm-up */
         double t0, t1;
@@ -261,15 +287,18 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     double med[NT];
     for (int k = 0; k < NT; k++) med[k] = median(tm + (size_t)k * n, n);
     if (R == 0) {
+        char pins[160] = "threads not pinned";
+        if (o->pin)
+            snprintf(pins, sizeof pins, "--pin: rank r computes on CPU 2r, its all-reduce thread runs on CPU 2r+1");
         char mstr[512];
         machine(mstr, sizeof mstr);
         printf("step-time breakdown: %d ranks (backend %s), batch %d per rank, resnet18 x0.25 %dpx + bert %dL-%dH vocab %d, "
                "%zu gradients (%.1f MB), %d buckets of <= %g MB, median of %d repeats (each the slower rank's time, "
-               "after a barrier); machine: %s; OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s\n",
+               "after a barrier); machine: %s; OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s; %s\n",
                W, comm_backend_name(c), B, SS, o->text_layers, o->text_hidden, o->vocab, m.ps.n_grads,
                m.ps.n_grads * 4.0 / 1048576.0, gs.nb, o->bucket_mb, n, mstr,
                getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)",
-               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
+               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", pins);
         printf("| %-58s | %10s |\n", "region", "median");
         printf("|---|---:|\n");
         const char *names[NT] = {"T_bwd: backward alone (world-of-one equivalent)",
@@ -315,7 +344,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int step = 0;
-    StepOpts so = {10, 1.0, 32, 2, 64, 1000};
+    StepOpts so = {10, 1.0, 32, 2, 64, 1000, 0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--step")) step = 1;
         else if (!strncmp(argv[i], "--steps=", 8)) so.steps = atoi(argv[i] + 8);
@@ -324,10 +353,11 @@ int main(int argc, char **argv) {
         else if (!strncmp(argv[i], "--text-layers=", 14)) so.text_layers = atoi(argv[i] + 14);
         else if (!strncmp(argv[i], "--text-hidden=", 14)) so.text_hidden = atoi(argv[i] + 14);
         else if (!strncmp(argv[i], "--vocab=", 8)) so.vocab = atoi(argv[i] + 8);
+        else if (!strcmp(argv[i], "--pin")) so.pin = 1;
         else {
             if (comm_rank(c) == 0)
                 fprintf(stderr, "bench_allreduce: unknown option %s (--step --steps=N --bucket-mb=X --batch=B "
-                        "--text-layers=N --text-hidden=H --vocab=V)\n", argv[i]);
+                        "--text-layers=N --text-hidden=H --vocab=V --pin)\n", argv[i]);
             comm_finalize(c);
             return 2;
         }

@@ -5,7 +5,9 @@
 # OpenBLAS / jansson, find cuDNN (CUDA toolkit, else PyTorch's nvidia-cudnn wheel), build with
 # CUDA for sm_90 without MPI, run `ctest -L gpu` (CPU-vs-GPU parity; test_gpu_train: 50 steps
 # of `vqa_train device: cuda` in fp32 and bf16 against the CPU run, --predict on the GPU), the
-# throughput benchmark, and the same model in PyTorch; logs under $OUT; a short table last.
+# throughput benchmark, and the same model in PyTorch; then (bench/device_mpi_step.sh) the CPU
+# data-parallel step breakdown on this machine's cores with a carried Open MPI wheel; logs
+# under $OUT; a short table last.
 #
 # Device call (from the repo root):  bash bench/device_check.sh        carry: [".debs"]
 # Knobs: BATCH (256), STEPS (10), ARCH (90), OUT (default build-device/out), FORCE_DEBS=1 (use
@@ -121,6 +123,10 @@ PYTHONUNBUFFERED=1 timeout 200 python3 "$ROOT/bench/compare_pytorch.py" --batch 
 log "compare_pytorch exit $?"
 tail -4 "$OUT/pytorch.log" | tee -a "$LOG"
 
+# ---- 6b. the CPU data-parallel overlap on this machine's many cores (issue 7) ----
+R[mpi]=$(OUT="$OUT" timeout 200 bash "$ROOT/bench/device_mpi_step.sh" 2>&1 | tail -1)
+log "${R[mpi]:-mpi step: no output}"
+
 # ---- 7. summary table (last) ----
 ours() { grep -E "^\| $1 " "$OUT/throughput.log" 2>/dev/null | awk -F'|' '{gsub(/ /, "", $5); print $5}'; }
 theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $4}'; }
@@ -131,6 +137,7 @@ theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $
     echo "ctest -L gpu: ${R[ctest]:-not run}"
     echo "parity:       ${R[parity]:-not run}"
     echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu16 = bf16: largest relative loss difference vs CPU)"
+    echo "cpu ddp:      ${R[mpi]:-not run}"
     printf "%-22s %12s %12s %8s\n" "samples/s" "ours" "pytorch" "ratio"
     for m in frozen trainable; do
         o=$(ours $m); t=$(theirs $m)

@@ -411,6 +411,42 @@ static void two_ranks_average_gradients_bucket_by_bucket(void) {
     free(g);
 }
 
+/* the same through the all-reduce thread */
+static void two_ranks_average_gradients_on_the_thread(void) {
+    if (comm_world(g_comm) < 2) return;
+    Err e = {{0}};
+    CHECK_MSG(comm_set_async(g_comm, 1, &e) == 0, "%s", e.msg);
+    CHECK(comm_async(g_comm));
+    two_ranks_average_gradients_bucket_by_bucket();
+    CHECK_MSG(comm_set_async(g_comm, 0, &e) == 0, "%s", e.msg);
+}
+
+/* dist.comm_thread: auto's core arithmetic, and the decision (a world of one: always off;
+ * 2 ranks: on / off / auto with no spare core) */
+static void comm_thread_choice(void) {
+    CHECK(gsync_rank_cores(16, 16, 4) == 4); /* a mask as wide as the node, shared by 4 ranks */
+    CHECK(gsync_rank_cores(8, 16, 2) == 8);  /* bound to 8 cores of its own (--map-by slot:PE=8) */
+    CHECK(gsync_rank_cores(1, 2, 2) == 1);   /* Open MPI's default binding: one core */
+    CHECK(gsync_rank_cores(2, 2, 2) == 1);   /* --bind-to none, 2 ranks on 2 cores */
+    CHECK(gsync_rank_cores(2, 2, 0) == 2);
+    char why[400];
+    Err e = {{0}};
+    CHECK_MSG(gsync_setup_comm_thread(g_comm, 1, 1, why, sizeof why, &e) == 0, "%s", e.msg);
+    if (comm_world(g_comm) == 1) {
+        CHECK(!comm_async(g_comm));
+        CHECK_STR_CONTAINS(why, "only the mpi backend");
+        return;
+    }
+    CHECK(comm_async(g_comm));
+    CHECK_STR_CONTAINS(why, "on (dist.comm_thread: on");
+    CHECK_MSG(gsync_setup_comm_thread(g_comm, 0, 1 << 20, why, sizeof why, &e) == 0, "%s", e.msg);
+    CHECK(!comm_async(g_comm));
+    CHECK_STR_CONTAINS(why, "auto: some rank has no spare core");
+    CHECK_MSG(gsync_setup_comm_thread(g_comm, 2, 1, why, sizeof why, &e) == 0, "%s", e.msg);
+    CHECK(!comm_async(g_comm));
+    CHECK_STR_CONTAINS(why, "dist.comm_thread: off");
+}
+
 static void broadcast_makes_parameters_identical(void) {
     int W = comm_world(g_comm), R = comm_rank(g_comm);
     if (W < 2) return;
@@ -460,6 +496,8 @@ int main(int argc, char **argv) {
     RUN(model_hook_with_frozen_image_encoder);
     RUN(model_hook_with_partly_frozen_encoders);
     RUN(two_ranks_average_gradients_bucket_by_bucket);
+    RUN(two_ranks_average_gradients_on_the_thread);
+    RUN(comm_thread_choice);
     RUN(broadcast_makes_parameters_identical);
     int rc = test_summary();
     comm_finalize(g_comm);

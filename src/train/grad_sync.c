@@ -208,6 +208,11 @@ void gsync_cores(int *affinity, int *online) {
     if (*affinity < 1) *affinity = 1;
 }
 
+int gsync_rank_cores(int affinity, int online, int ranks_here) {
+    if (ranks_here < 1) ranks_here = 1;
+    return affinity >= online ? online / ranks_here : affinity;
+}
+
 int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, size_t cap, Err *e) {
     if (comm_world(comm) == 1 || strcmp(comm_backend_name(comm), "mpi") != 0) {
         snprintf(why, cap, "off (only the mpi backend with several ranks uses it)");
@@ -217,8 +222,7 @@ int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, siz
     int aff, online;
     gsync_cores(&aff, &online);
     int ranks_here = comm_local_size(comm) > 0 ? comm_local_size(comm) : 1;
-    /* a mask that spans the node is everybody's: this rank's share of it */
-    int mine = aff >= online ? online / ranks_here : aff;
+    int mine = gsync_rank_cores(aff, online, ranks_here);
     double ok = mode == 1 || (mode == 0 && mine >= op_threads + 1);
     if (comm_allreduce_f64(comm, &ok, 1, COMM_MIN, e) != 0) return err_prefix(e, "dist.comm_thread");
     char cores[160];

@@ -107,6 +107,9 @@ void gsync_stats_reset(GradSync *gs);
 int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, size_t cap, Err *e);
 /* The cores available to this process (sched_getaffinity), and how many the node has. */
 void gsync_cores(int *affinity, int *online);
+/* auto's arithmetic: the cores this rank may count as its own (a mask as wide as the node
+ * is shared by the node's ranks_here ranks) */
+int gsync_rank_cores(int affinity, int online, int ranks_here);
 
 /* Start of training: every rank takes rank 0's parameter values (values[n] in be's memory). */
 int gsync_broadcast_params(Comm *comm, const Backend *be, float *values, size_t n, Err *e);

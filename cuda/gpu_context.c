@@ -195,6 +195,43 @@ void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) {
     g_ctx.copy_pending = 1;
 }
 
+/* ---- explicit upload ordering (Backend event entries; the trainer's batch prefetch) ----
+ * The trainer double-buffers batches: the next batch's upload runs on the copy stream while
+ * the compute stream works on the current one. Each buffer has its own events, so the
+ * compute stream waits only for ITS batch's copy (the single copy_done event above would
+ * make it wait for the prefetch too), and the copy stream waits before overwriting a
+ * buffer that the compute stream may still read. */
+
+static void *cu_event_create(void) {
+    cudaEvent_t ev = NULL;
+    if (gpu_failed() || CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming))) return NULL;
+    return (void *)ev;
+}
+
+static void cu_event_destroy(void *ev) {
+    if (ev) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
+}
+
+static cudaStream_t queue_stream(BeQueue q) { return q == BE_COPY ? g_ctx.copy_stream : gpu_stream(); }
+
+static void cu_event_record(void *ev, BeQueue q) {
+    if (ev && !gpu_failed()) CUDA_CHECK(cudaEventRecord((cudaEvent_t)ev, queue_stream(q)));
+}
+
+static void cu_event_wait(void *ev, BeQueue q) {
+    if (!ev || gpu_failed()) return;
+    if (q == BE_HOST)
+        CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)ev));
+    else
+        CUDA_CHECK(cudaStreamWaitEvent(queue_stream(q), (cudaEvent_t)ev, 0));
+}
+
+/* No copy_pending: the caller orders the compute stream with its own event. */
+static void cu_upload_async(void *dst, const void *src, size_t bytes) {
+    if (!bytes || gpu_failed()) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_ctx.copy_stream));
+}
+
 void gpu_copy_wait(void) {
     if (g_ctx.ready) CUDA_CHECK(cudaStreamSynchronize(g_ctx.copy_stream));
 }
@@ -280,6 +317,11 @@ static const Backend cuda_backend = {
     .copy_d2d = cu_copy_d2d,
     .synchronize = cu_synchronize,
     .copy_h2d_async = gpu_copy_h2d_async,
+    .event_create = cu_event_create,
+    .event_destroy = cu_event_destroy,
+    .event_record = cu_event_record,
+    .event_wait = cu_event_wait,
+    .upload_async = cu_upload_async,
     .set_threads = op_set_threads, /* host threads (loader-side work, CPU fallbacks) */
     .get_threads = op_get_threads,
     .gemm = cu_gemm,

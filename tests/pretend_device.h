@@ -14,7 +14,15 @@
  *    pd_backend() installs; the test ends with exit status 4;
  *  - a host pointer handed to an entry as a tensor (e.g. the loader's batch) is counted in
  *    pd_violations() and named on stderr (it is passed through unchanged);
- *  - copy_h2d / copy_d2h / copy_d2d / copy_h2d_async check which side is which.
+ *  - copy_h2d / copy_d2h / copy_d2d / copy_h2d_async check which side is which;
+ *  - upload_async (the trainer's batch prefetch) is DEFERRED like a copy queue that has not
+ *    run yet: the bytes land only when an event recorded after it is waited on
+ *    (event_wait on BE_COMPUTE or BE_HOST). An entry that reads a buffer whose upload is
+ *    still pending is a violation (and reads stale bytes, so the numbers go wrong too); an
+ *    upload into a buffer that a compute entry used after the copy queue's last wait on a
+ *    compute event is a violation (the copy could overwrite what that op still reads); a
+ *    source that changed between the upload and its completion (a pinned slot handed back
+ *    to the loader too early) is a violation.
  * The arithmetic is the CPU backend's, unchanged, so a run through it gives the CPU run's
  * numbers bit for bit. The wrappers below were written by a script from the entries of
  * src/ops/backend.h (one per compute entry; tensor arguments are the float / int32_t /
@@ -36,6 +44,16 @@
 #include "ops/backend.h"
 
 #define PD_MAX_REGIONS 512
+#define PD_MAX_PENDING 16
+
+/* An event: how far the copy queue (uploads queued) or the compute queue (entry calls;
+ * compute is synchronous here, so everything called is done) had got when recorded. */
+typedef struct PdEvent {
+    int on_copy;       /* recorded on BE_COPY (else BE_COMPUTE; neither: never recorded) */
+    int recorded;
+    long copy_seq;     /* uploads queued before the record */
+    long calls;        /* entry calls before the record */
+} PdEvent;
 
 static struct {
     const Backend *cpu;
@@ -44,7 +62,20 @@ static struct {
         unsigned char *dev;  /* what alloc returned: PROT_NONE */
         unsigned char *rw;   /* the same pages, read-write, used inside entries */
         size_t len;
+        long last_use;       /* the entry call that last translated a pointer into it */
     } r[PD_MAX_REGIONS];
+    struct {
+        void *dst;
+        const void *src;
+        size_t bytes;
+        long seq;            /* 1, 2, ... in queue order */
+        long calls;          /* pd.calls when queued */
+        uint64_t sum;        /* FNV-1a of src when queued */
+    } pend[PD_MAX_PENDING];
+    int n_pend;
+    long copy_seq;           /* uploads queued so far */
+    long copy_fence;         /* entry calls the copy queue has waited for (event_wait BE_COPY) */
+    long uploads, uploads_overlapped; /* uploads; those with entry calls between queue and landing */
     int n, max_n;
     long violations;         /* tensor arguments that were not device memory */
     long calls;              /* entries called */
@@ -58,9 +89,28 @@ static int pd_find(const void *p) {
     return -1;
 }
 
-static void pd_violation(const char *entry, const char *what, const void *p) {
+static void pd_fault(const char *entry, const char *what, const void *p);
+
+/* An entry may not read a buffer whose deferred upload has not landed. */
+static void pd_check_pending(const char *entry, const char *arg, int region) {
+    for (int k = 0; k < pd.n_pend; k++)
+        if (pd_find(pd.pend[k].dst) == region) {
+            char what[160];
+            snprintf(what, sizeof what, "%s is read before its upload was waited for", arg);
+            pd_fault(entry, what, pd.pend[k].dst);
+            return;
+        }
+}
+
+/* A misuse of the table: counted in pd_violations(), the first 10 named on stderr. */
+static void pd_fault(const char *entry, const char *what, const void *p) {
     pd.violations++;
-    if (pd.violations <= 10) fprintf(stderr, "pretend_device: %s: %s %p is not device memory\n", entry, what, p);
+    if (pd.violations <= 10) fprintf(stderr, "pretend_device: %s: %s (%p)\n", entry, what, p);
+}
+static void pd_violation(const char *entry, const char *what, const void *p) {
+    char m[200];
+    snprintf(m, sizeof m, "%s is not device memory", what);
+    pd_fault(entry, m, p);
 }
 
 /* The working address of device pointer p (NULL stays NULL; a host pointer is a
@@ -72,6 +122,8 @@ static void *pd_t(const char *entry, const char *arg, const void *p) {
         pd_violation(entry, arg, p);
         return (void *)p;
     }
+    pd.r[i].last_use = pd.calls;
+    if (pd.n_pend) pd_check_pending(entry, arg, i);
     return pd.r[i].rw + ((const unsigned char *)p - pd.r[i].dev);
 }
 
@@ -98,6 +150,7 @@ static void *pd_alloc(size_t bytes) {
     pd.r[pd.n].dev = dev;
     pd.r[pd.n].rw = rw;
     pd.r[pd.n].len = len;
+    pd.r[pd.n].last_use = 0; /* new memory: no op has used it */
     if (++pd.n > pd.max_n) pd.max_n = pd.n;
     return dev;
 }
@@ -108,6 +161,9 @@ static void pd_free(void *p) {
         pd_violation("free", "pointer", p);
         return;
     }
+    /* an upload still pending into a freed buffer never lands */
+    for (int k = 0; k < pd.n_pend; k++)
+        if (pd_find(pd.pend[k].dst) == i) pd.pend[k--] = pd.pend[--pd.n_pend];
     munmap(pd.r[i].dev, pd.r[i].len);
     munmap(pd.r[i].rw, pd.r[i].len);
     pd.r[i] = pd.r[--pd.n];
@@ -136,6 +192,73 @@ static void pd_copy_d2h(void *dst, const void *src, size_t bytes) {
     pd_copy("copy_d2h", dst, src, bytes, 0, 1);
 }
 static void pd_copy_d2d(void *dst, const void *src, size_t bytes) { pd_copy("copy_d2d", dst, src, bytes, 1, 1); }
+
+/* ---- the copy queue and events (deferred uploads) ---- */
+
+static uint64_t pd_fnv(const void *p, size_t n) {
+    const unsigned char *c = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+static void *pd_event_create(void) { return calloc(1, sizeof(PdEvent)); }
+static void pd_event_destroy(void *ev) { free(ev); }
+static void pd_event_record(void *ev, BeQueue q) {
+    PdEvent *e = ev;
+    if (!e) return;
+    e->recorded = 1;
+    e->on_copy = q == BE_COPY;
+    e->copy_seq = pd.copy_seq;
+    e->calls = pd.calls;
+}
+/* Lands the uploads queued up to seq, in order (the copy queue runs in order). */
+static void pd_land(long seq) {
+    for (int k = 0; k < pd.n_pend;) {
+        if (pd.pend[k].seq > seq) {
+            k++;
+            continue;
+        }
+        if (pd_fnv(pd.pend[k].src, pd.pend[k].bytes) != pd.pend[k].sum)
+            pd_fault("upload_async", "the source (host slot) changed before the upload completed", pd.pend[k].src);
+        if (pd.calls > pd.pend[k].calls) pd.uploads_overlapped++;
+        int i = pd_find(pd.pend[k].dst);
+        memcpy(pd.r[i].rw + ((unsigned char *)pd.pend[k].dst - pd.r[i].dev), pd.pend[k].src, pd.pend[k].bytes);
+        pd.pend[k] = pd.pend[--pd.n_pend];
+    }
+}
+static void pd_event_wait(void *ev, BeQueue q) {
+    PdEvent *e = ev;
+    if (!e || !e->recorded) return;
+    if (e->on_copy && q != BE_COPY) pd_land(e->copy_seq);
+    if (!e->on_copy && q == BE_COPY && e->calls > pd.copy_fence) pd.copy_fence = e->calls;
+}
+static void pd_upload_async(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    pd.bytes_h2d += bytes;
+    int i = pd_find(dst);
+    if (i < 0 || pd_find(src) >= 0) {
+        pd_violation("upload_async", i < 0 ? "destination (host)" : "source (device)", i < 0 ? dst : src);
+        return;
+    }
+    if (pd.r[i].last_use > pd.copy_fence) {
+        char what[160];
+        snprintf(what, sizeof what, "the destination was used by entry call %ld, after the last compute event the "
+                 "copy queue waited for (call %ld)", pd.r[i].last_use, pd.copy_fence);
+        pd_fault("upload_async", what, dst);
+    }
+    if (pd.n_pend == PD_MAX_PENDING) {
+        pd_fault("upload_async", "too many pending uploads (never waited for?)", dst);
+        return;
+    }
+    pd.uploads++;
+    int k = pd.n_pend++;
+    pd.pend[k].dst = dst;
+    pd.pend[k].src = src;
+    pd.pend[k].bytes = bytes;
+    pd.pend[k].seq = ++pd.copy_seq;
+    pd.pend[k].calls = pd.calls;
+    pd.pend[k].sum = pd_fnv(src, bytes);
+}
 
 /* ---- compute entries (written by a script from src/ops/backend.h) ---- */
 
@@ -343,6 +466,11 @@ static const Backend *pd_backend(void) {
         pd.table.copy_h2d_async = pd_copy_h2d_async;
         pd.table.copy_d2h = pd_copy_d2h;
         pd.table.copy_d2d = pd_copy_d2d;
+        pd.table.upload_async = pd_upload_async;
+        pd.table.event_create = pd_event_create;
+        pd.table.event_destroy = pd_event_destroy;
+        pd.table.event_record = pd_event_record;
+        pd.table.event_wait = pd_event_wait;
 #define PD_SET(name) pd.table.name = pd_##name;
         PD_COMPUTE_ENTRIES(PD_SET)
 #undef PD_SET

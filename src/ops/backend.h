@@ -20,6 +20,9 @@
 
 struct OptimSegment; /* train/optim.h: a run of gradients and how it is optimized */
 
+/* The queues an event orders (see event_record / event_wait). */
+typedef enum BeQueue { BE_COMPUTE = 0, BE_COPY = 1, BE_HOST = 2 } BeQueue;
+
 typedef struct Backend {
     const char *name; /* "cpu", "cuda" */
     Device device;
@@ -37,6 +40,24 @@ typedef struct Backend {
      * device is still doing. src must stay unchanged until an entry that returns a host
      * value (a loss, copy_d2h, global_norm, ...) or synchronize() has returned. */
     void (*copy_h2d_async)(void *dst, const void *src, size_t bytes);
+
+    /* ---- explicit upload ordering (the trainer's batch prefetch, train_device.h) ----
+     * Events order work between the compute queue (every op above), the copy queue
+     * (upload_async) and the host. An event marks the point its queue had reached when it
+     * was recorded; waiting on an event that was never recorded returns at once. On the
+     * CPU everything is synchronous: events are a dummy handle and these are no-ops
+     * (upload_async copies at once). */
+    void *(*event_create)(void);                 /* NULL: out of resources */
+    void (*event_destroy)(void *ev);             /* NULL allowed */
+    void (*event_record)(void *ev, BeQueue q);   /* q: BE_COMPUTE or BE_COPY */
+    /* BE_COMPUTE / BE_COPY: that queue's later work waits for ev; BE_HOST: the caller
+     * blocks until ev has completed. */
+    void (*event_wait)(void *ev, BeQueue q);
+    /* H2D on the copy queue with NO implicit wait by the compute queue (unlike
+     * copy_h2d_async): record an event after it and have the compute queue wait on that
+     * event before reading dst; src (pinned) must stay unchanged until that event has
+     * completed (event_wait(ev, BE_HOST)). */
+    void (*upload_async)(void *dst, const void *src, size_t bytes);
 
     /* ---- threads and GEMM ---- */
     void (*set_threads)(int n);

@@ -24,6 +24,12 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src) memmove(dst, src, bytes);
 }
 static void cpu_synchronize(void) {}
+/* Synchronous backend: an event is a handle with nothing behind it (a constant, so no
+ * state), recording and waiting have nothing to order. */
+static const char cpu_event_dummy;
+static void *cpu_event_create(void) { return (void *)&cpu_event_dummy; }
+static void cpu_event_destroy(void *ev) { (void)ev; }
+static void cpu_event_op(void *ev, BeQueue q) { (void)ev, (void)q; }
 
 static void cpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs,
                            int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay,
@@ -49,6 +55,11 @@ static const Backend cpu_backend = {
     .copy_d2d = cpu_copy,
     .synchronize = cpu_synchronize,
     .copy_h2d_async = cpu_copy,
+    .event_create = cpu_event_create,
+    .event_destroy = cpu_event_destroy,
+    .event_record = cpu_event_op,
+    .event_wait = cpu_event_op,
+    .upload_async = cpu_copy,
     .set_threads = op_set_threads,
     .get_threads = op_get_threads,
     .gemm = op_gemm,

@@ -97,6 +97,129 @@ int tdev_batch_view(const Backend *be, const Batch *b, Arena *a, Batch *view, Er
     return 0;
 }
 
+/* ---- TdevFeed (train_device.h) ---- */
+
+int tdev_feed_init(TdevFeed *f, const Backend *be, Loader *l, int batch_size, int image_size, int n_answers, Err *e) {
+    memset(f, 0, sizeof *f);
+    f->be = be;
+    f->loader = l;
+    f->cur = f->ahead = -1;
+    if (tdev_on_host(be)) return 0; /* the CPU: no buffers, no events */
+    f->device = 1;
+    f->n_images = (size_t)batch_size * 3 * (size_t)image_size * (size_t)image_size;
+    f->n_targets = (size_t)batch_size * (size_t)n_answers;
+    for (int i = 0; i < 2; i++) {
+        TdevFeedSlot *s = &f->slot[i];
+        if (!(s->dev = be->alloc((f->n_images + f->n_targets) * sizeof(float)))) {
+            tdev_feed_free(f);
+            return err_set(e, "batch prefetch: out of device memory for batch buffer %d (%zu floats)", i,
+                           f->n_images + f->n_targets);
+        }
+        if (!(s->uploaded = be->event_create()) || !(s->consumed = be->event_create())) {
+            tdev_feed_free(f);
+            return err_set(e, "batch prefetch: cannot create the events of batch buffer %d", i);
+        }
+    }
+    return 0;
+}
+
+/* Takes the loader's next batch into slot i and, on a device, queues its upload behind the
+ * last use of the buffer. 1 / 0 (end of epoch) / -1 as loader_next. */
+static int feed_take(TdevFeed *f, int i, Err *e) {
+    TdevFeedSlot *s = &f->slot[i];
+    Batch *b;
+    int k = loader_next(f->loader, &b, e);
+    if (k <= 0) return k;
+    s->host = b;
+    s->position = loader_position(f->loader);
+    s->global_real = loader_last_global_real(f->loader);
+    s->view = *b;
+    if (!f->device) return 1;
+    size_t ni = (size_t)b->size * 3 * (size_t)b->image_size * (size_t)b->image_size;
+    size_t nt = b->targets ? (size_t)b->size * (size_t)b->n_answers : 0;
+    if (ni > f->n_images || nt > f->n_targets) {
+        loader_release(f->loader, b);
+        s->host = NULL;
+        return err_set(e, "batch prefetch: a batch of %d rows, %dx%d images, %d answers does not fit the buffers "
+                       "(%zu image floats, %zu target floats)", b->size, b->image_size, b->image_size, b->n_answers,
+                       f->n_images, f->n_targets);
+    }
+    const Backend *be = f->be;
+    /* the step that used this buffer last may still be reading it on the compute queue */
+    be->event_wait(s->consumed, BE_COPY);
+    be->upload_async(s->dev, b->images, ni * sizeof(float));
+    s->view.images = s->dev;
+    if (b->targets) {
+        be->upload_async(s->dev + f->n_images, b->targets, nt * sizeof(float));
+        s->view.targets = s->dev + f->n_images;
+    }
+    be->event_record(s->uploaded, BE_COPY);
+    return 1;
+}
+
+int tdev_feed_next(TdevFeed *f, int prefetch_next, const TdevFeedSlot **out, Err *e) {
+    *out = NULL;
+    if (f->cur >= 0) return err_set(e, "batch feed: tdev_feed_next before tdev_feed_done of the previous batch");
+    int i = f->ahead;
+    if (i < 0) { /* nothing prefetched (first batch of an epoch or of the run) */
+        i = 0;
+        int k = feed_take(f, i, e);
+        if (k <= 0) return k;
+    }
+    f->ahead = -1;
+    f->cur = i;
+    /* this batch's ops wait for its upload, and for nothing queued on the copy queue later */
+    if (f->device) f->be->event_wait(f->slot[i].uploaded, BE_COMPUTE);
+    *out = &f->slot[i];
+    if (f->device && prefetch_next) {
+        int k = feed_take(f, 1 - i, e);
+        if (k < 0) return -1; /* the current batch stays borrowed: tdev_feed_drop returns it */
+        if (k > 0) {
+            f->ahead = 1 - i;
+            f->prefetched++;
+        }
+    }
+    return 1;
+}
+
+/* Hands slot i back to the loader once the copy queue has finished reading it. */
+static void feed_return(TdevFeed *f, int i) {
+    TdevFeedSlot *s = &f->slot[i];
+    if (!s->host) return;
+    if (f->device) f->be->event_wait(s->uploaded, BE_HOST);
+    loader_release(f->loader, s->host);
+    s->host = NULL;
+}
+
+void tdev_feed_done(TdevFeed *f) {
+    if (f->cur < 0) return;
+    if (f->device) f->be->event_record(f->slot[f->cur].consumed, BE_COMPUTE);
+    feed_return(f, f->cur);
+    f->cur = -1;
+}
+
+void tdev_feed_drop(TdevFeed *f) {
+    tdev_feed_done(f);
+    if (f->ahead >= 0) feed_return(f, f->ahead);
+    f->ahead = -1;
+}
+
+void tdev_feed_free(TdevFeed *f) {
+    if (!f->be) return;
+    tdev_feed_drop(f);
+    for (int i = 0; i < 2; i++) {
+        TdevFeedSlot *s = &f->slot[i];
+        if (f->device) {
+            f->be->event_wait(s->consumed, BE_HOST); /* no op may still read the buffer */
+            f->be->event_destroy(s->uploaded);
+            f->be->event_destroy(s->consumed);
+            f->be->free(s->dev);
+        }
+    }
+    memset(f, 0, sizeof *f);
+    f->cur = f->ahead = -1;
+}
+
 const float *tdev_host_floats(const Backend *be, const float *src, size_t n, HostBuf *hb) {
     if (tdev_on_host(be)) return src;
     if (n > hb->cap) {

@@ -124,6 +124,9 @@ static int open_loaders(Trainer *t, Err *e) {
     char prep[4200];
     loader_opts_from_config(&o, cfg, 1, t->rank, t->world);
     o.alloc = tdev_loader_alloc(t->be); /* pinned slots for a device: async uploads */
+    /* a device holds two slots during a step (the batch in use, the next one uploading):
+     * one more slot keeps the workers as far ahead as on the CPU */
+    if (!tdev_on_host(t->be)) o.prefetch += 1;
     if (cfg->data.prepared) {
         prep_split_path(cfg->data.prepared, "train", prep, sizeof prep);
         o.prepared = prep;
@@ -164,6 +167,9 @@ static void log_startup(Trainer *t) {
         for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) log_info(log, "weights: %s", l);
     }
     log_info(log, "device: %s", t->dev.desc);
+    if (t->feed.device)
+        log_info(log, "batches: each uploaded during the step before it (2 device buffers of %.1f MiB)",
+                 (double)(t->feed.n_images + t->feed.n_targets) * sizeof(float) / (1 << 20));
     log_info(log, "train: %d rank%s x batch %d x accum %d = %d samples per step; %lld batches per epoch per rank, "
              "%lld steps per epoch, %lld steps; loss %s, lr %g (encoders x%g), %s schedule, warm-up %lld, threads %d",
              t->world, t->world == 1 ? "" : "s", cfg->train.batch_size, cfg->train.grad_accum,
@@ -300,6 +306,9 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
                        (long long)t->train_ds.n, cfg->train.batch_size, t->world);
     t->steps_per_epoch = trainer_steps_per_epoch(t->batches_per_epoch, cfg->train.grad_accum);
     t->total_steps = trainer_total_steps(t->steps_per_epoch, cfg->train.epochs, cfg->train.max_steps);
+    if (tdev_feed_init(&t->feed, t->be, t->train_loader, cfg->train.batch_size, cfg->data.image_size,
+                       ans_vocab_size(t->vocab), e) != 0)
+        return -1;
     log_startup(t);
 
     if (rpath[0]) {
@@ -335,6 +344,7 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
 }
 
 void trainer_free(Trainer *t) {
+    tdev_feed_free(&t->feed); /* hands its slots back: before the loader frees them */
     loader_close(t->train_loader);
     loader_close(t->eval_loader);
     if (t->rd_open) run_dir_close(&t->rd);
@@ -476,10 +486,14 @@ int trainer_run(Trainer *t, Err *e) {
                  (long long)t->total_steps);
     while (t->st.step < t->total_steps) {
         if (need_start) {
+            tdev_feed_drop(&t->feed); /* nothing is prefetched across an epoch end; make sure */
             if (loader_start_epoch(t->train_loader, t->st.epoch, t->st.sampler_pos, e) != 0) goto done;
             need_start = 0;
         }
-        int64_t done_b = loader_position(t->train_loader) / per_global_batch;
+        /* batches consumed by optimizer steps (the loader may have handed out one more: the
+         * batch prefetched on a device) */
+        int64_t done_b = t->st.sampler_pos / per_global_batch;
+        int64_t consumed_pos = t->st.sampler_pos;
         int64_t left = t->batches_per_epoch - done_b;
         if (left <= 0) { /* epoch over */
             t->st.epoch++;
@@ -492,27 +506,27 @@ int trainer_run(Trainer *t, Err *e) {
         ps_zero_grads(ps);
         double step_loss = 0;
         for (int mi = 0; mi < n_micro; mi++) {
-            Batch *b;
-            int k = loader_next(t->train_loader, &b, e);
+            /* on a device the batch after this one is uploaded during this one's forward /
+             * backward, unless this is the epoch's last batch or the run's last */
+            int prefetch = done_b + mi + 1 < t->batches_per_epoch && !(mi == n_micro - 1 && t->st.step + 1 >= t->total_steps);
+            const TdevFeedSlot *fs;
+            int k = tdev_feed_next(&t->feed, prefetch, &fs, e);
             if (k < 0) goto done;
             if (k == 0) {
                 err_set(e, "train loader: the epoch ended early (batch %lld of %lld)", (long long)(done_b + mi),
                         (long long)t->batches_per_epoch);
                 goto done;
             }
+            /* (a prefetched batch's bad images are reported with the batch before it) */
             char bad[1024];
             while (loader_pop_bad_report(t->train_loader, bad, sizeof bad)) log_warn(t->log, "bad image (zeroed): %s", bad);
+            const Batch *b = fs->host, *v = &fs->view; /* v: images and targets in backend memory */
             arena_reset(&t->arena);
             float *logits, *dlogits;
-            Batch v; /* b with images and targets in backend memory */
-            if (tdev_batch_view(t->be, b, &t->arena, &v, e) != 0 ||
-                vqa_model_forward(m, &v, 1, trainer_step_seed(t->st.seed, t->st.step, mi), &t->arena, &logits, e) != 0) {
-                t->be->synchronize(); /* the upload may still read the slot */
-                loader_release(t->train_loader, b);
+            /* on an error the feed keeps the batch: tdev_feed_free (trainer_free) returns it */
+            if (vqa_model_forward(m, v, 1, trainer_step_seed(t->st.seed, t->st.step, mi), &t->arena, &logits, e) != 0)
                 goto done;
-            }
             if (!(dlogits = arena_floats(&t->arena, (size_t)b->size * A))) {
-                loader_release(t->train_loader, b);
                 err_set(e, "out of memory (arena)");
                 goto done;
             }
@@ -520,15 +534,14 @@ int trainer_run(Trainer *t, Err *e) {
              * rank's n_real rows, the all-reduce then averages over ranks, so weigh by
              * n_real * world / (real rows of all ranks) — 1 except in a padded last batch,
              * where the ranks' real rows differ (3 + 2 of 5) */
-            int64_t greal = loader_last_global_real(t->train_loader);
+            int64_t greal = fs->global_real;
             float wreal = greal > 0 ? (float)((double)b->n_real * t->world / (double)greal) : 0.0f;
-            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, v.targets,
+            double l = train_loss(t->be, t->loss_kind, b->size, b->n_real, A, logits, v->targets,
                                   wreal / (float)n_micro, scale, dlogits);
             step_loss += l;
             /* the arg-max on the host: one copy of the real rows' logits */
             const float *hl = tdev_host_floats(t->be, logits, (size_t)b->n_real * A, &t->logits_host);
             if (!hl) {
-                loader_release(t->train_loader, b);
                 err_set(e, "out of memory (host copy of the logits)");
                 goto done;
             }
@@ -537,11 +550,9 @@ int trainer_run(Trainer *t, Err *e) {
             w.score_n += b->n_real;
             w.samples += (int64_t)b->n_real * t->world;
             gsync_begin(&t->gsync, mi == n_micro - 1); /* only the last micro-batch reduces */
-            if (vqa_model_backward(m, dlogits, &t->arena, e) != 0) {
-                loader_release(t->train_loader, b);
-                goto done;
-            }
-            loader_release(t->train_loader, b);
+            if (vqa_model_backward(m, dlogits, &t->arena, e) != 0) goto done;
+            consumed_pos = fs->position;
+            tdev_feed_done(&t->feed); /* after backward: nothing reads the batch any more */
         }
         /* several ranks: wait for the averaged gradients; log the mean loss over ranks */
         if (gsync_finish(&t->gsync, e) != 0) goto done;
@@ -578,7 +589,7 @@ int trainer_run(Trainer *t, Err *e) {
             gsync_average_buffers(t->comm, t->be, ps->buffers, ps->n_buffers, e) != 0)
             goto done;
         t->st.step++;
-        t->st.sampler_pos = loader_position(t->train_loader);
+        t->st.sampler_pos = consumed_pos; /* what checkpoints save: consumed, not prefetched */
         if (t->st.sampler_pos >= t->batches_per_epoch * per_global_batch) {
             t->st.epoch++;
             t->st.sampler_pos = 0;

@@ -59,6 +59,7 @@ typedef struct Trainer {
     OptimSegment *segs;
     int n_segs;
     Loader *train_loader, *eval_loader;
+    TdevFeed feed;                 /* training batches; on a device uploaded a step ahead */
     Arena arena;
     RunDir rd;
     int rd_open;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cuda/gpu.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "pretend_device.h"
 #include "testlib.h"
@@ -65,11 +66,12 @@ static int load_cfg(Config *cfg, const char *out_dir, int max_steps, const char 
     return 0;
 }
 
-/* Trains to max_steps on be (NULL = the CPU backend via cli). Returns 0 and the last
- * checkpoint's path. */
-static int train(const Backend *be, const char *out_dir, int max_steps, const char *resume, char *ckpt, size_t cap) {
+/* Trains to max_steps on be (NULL = the CPU backend via cli), with one extra config
+ * setting (NULL: none). Returns 0 and the last checkpoint's path. */
+static int train_with(const Backend *be, const char *out_dir, int max_steps, const char *resume, const char *extra,
+                      char *ckpt, size_t cap) {
     Config cfg;
-    if (load_cfg(&cfg, out_dir, max_steps, NULL) != 0) return -1;
+    if (load_cfg(&cfg, out_dir, max_steps, extra) != 0) return -1;
     CliArgs cli = {0};
     cli.config_path = g_cfg_path;
     cli.resume = resume;
@@ -94,6 +96,10 @@ static int train(const Backend *be, const char *out_dir, int max_steps, const ch
     comm_finalize(comm);
     cfg_free(&cfg);
     return rc;
+}
+
+static int train(const Backend *be, const char *out_dir, int max_steps, const char *resume, char *ckpt, size_t cap) {
+    return train_with(be, out_dir, max_steps, resume, NULL, ckpt, cap);
 }
 
 /* "loss" of every train record of metrics.jsonl, by step (steps 1..max). */
@@ -177,8 +183,18 @@ static void device_path_trains_like_the_cpu(void) {
     snprintf(dev_dir, sizeof dev_dir, "%s/dev", g_tmp);
     const Backend *pdb = pd_backend();
     CHECK(train(NULL, cpu_dir, 20, NULL, g_ckpt_cpu, sizeof g_ckpt_cpu) == 0);
-    long calls0 = pd.calls;
+    long calls0 = pd.calls, up0 = pd.uploads, over0 = pd.uploads_overlapped;
     CHECK(train(pdb, dev_dir, 20, NULL, g_ckpt_dev, sizeof g_ckpt_dev) == 0);
+    /* the batches were prefetched: 256 questions / batch 64 = 4 batches an epoch; every
+     * batch but an epoch's first was uploaded (images + targets: 2 uploads) during the
+     * step before it, i.e. with entry calls between its upload and its landing; an
+     * epoch's first batch is uploaded when its step starts */
+    const int per_epoch = 256 / 64, epochs = (20 + per_epoch - 1) / per_epoch;
+    fprintf(stderr, "  uploads %ld, landed after other work (prefetched) %ld\n", pd.uploads - up0,
+            pd.uploads_overlapped - over0);
+    CHECK_MSG(pd.uploads - up0 == 2 * 20, "%ld uploads", pd.uploads - up0);
+    CHECK_MSG(pd.uploads_overlapped - over0 == 2 * (20 - epochs), "%ld overlapped uploads", pd.uploads_overlapped - over0);
+    CHECK(pd.n_pend == 0);
     /* the device path really ran on the pretend device: every op went through it and the
      * batches were uploaded (20 steps x 64 images x 3 x 64 x 64 floats at least) */
     CHECK_MSG(pd.calls - calls0 > 20 * 50, "%ld backend calls", pd.calls - calls0);
@@ -246,6 +262,45 @@ static void resume_on_device_continues_like_the_cpu(void) {
     CHECK_MSG(m <= 1e-6, "relative loss difference %.3g after resume", m);
     int count;
     CHECK_MSG(ckpt_diff(a, b, &count) == 0, "checkpoints after resume differ");
+    CHECK(pd_violations() == 0 && pd_live_regions() == 0);
+}
+
+static int64_t ckpt_i64(const char *path, const char *key) {
+    StFile *f = NULL;
+    Err e;
+    int64_t v = -1;
+    if (ckpt_open(&f, path, &e) != 0 || ckpt_meta_i64(f, key, &v, &e) != 0) fprintf(stderr, "%s: %s\n", path, e.msg);
+    st_close(f);
+    return v;
+}
+
+/* A checkpoint written while the next batch is already prefetched (step 10 = batch 2 of
+ * epoch 2's 4, not the run's last step: the feed has batch 3 uploaded) saves the position
+ * of the batches the optimizer CONSUMED, and a run resumed from it repeats the
+ * uninterrupted run: the same losses and the same final checkpoint, bit for bit. */
+static void checkpoint_with_a_prefetched_batch_resumes_the_same(void) {
+    char full[512], resumed[512], last_full[4096], last_resumed[4096], at10[4200];
+    snprintf(full, sizeof full, "%s/prefetch_full", g_tmp);
+    snprintf(resumed, sizeof resumed, "%s/prefetch_resumed", g_tmp);
+    const Backend *pdb = pd_backend();
+    CHECK(train_with(pdb, full, 14, NULL, "checkpoint.every=10", last_full, sizeof last_full) == 0);
+    snprintf(at10, sizeof at10, "%s/checkpoints/step_00000010.safetensors", full);
+    /* 10 steps of 4 batches an epoch: epoch 2, 2 batches of 64 consumed (1 rank) */
+    CHECK(ckpt_i64(at10, CKPT_KEY_STEP) == 10);
+    CHECK(ckpt_i64(at10, CKPT_KEY_EPOCH) == 10 / 4);
+    int64_t pos = ckpt_i64(at10, CKPT_KEY_SAMPLER);
+    CHECK_MSG(pos == (10 % 4) * 64, "sampler position %lld saved at step 10, expected %d", (long long)pos, (10 % 4) * 64);
+    CHECK(train_with(pdb, resumed, 14, at10, "checkpoint.every=10", last_resumed, sizeof last_resumed) == 0);
+    double la[32], lb[32];
+    read_losses(full, la, 31);
+    read_losses(resumed, lb, 31);
+    int missing;
+    double m = max_rel(la, lb, 11, 14, &missing);
+    fprintf(stderr, "  resumed from a checkpoint taken with a batch prefetched: steps 11..14 differ by %.3g\n", m);
+    CHECK(missing == 0);
+    CHECK_MSG(m == 0, "relative loss difference %.3g after resume", m);
+    int count;
+    CHECK_MSG(ckpt_diff(last_full, last_resumed, &count) == 0, "step-14 checkpoints differ");
     CHECK(pd_violations() == 0 && pd_live_regions() == 0);
 }
 
@@ -407,6 +462,7 @@ int main(void) {
     RUN(frozen_encoder_keeps_no_activations_on_device);
     RUN(device_path_trains_like_the_cpu);
     RUN(resume_on_device_continues_like_the_cpu);
+    RUN(checkpoint_with_a_prefetched_batch_resumes_the_same);
     RUN(predict_on_device_writes_the_cpu_predictions);
     remove_tree(g_tmp);
     return test_summary();

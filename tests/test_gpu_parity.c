@@ -1,6 +1,7 @@
 /* test_gpu_parity.c: every op of the CUDA backend against the CPU reference backend on the
  * same random inputs, forward and backward (accumulating into non-zero gradients), plus the
- * GPU-only pieces (AdamW, global norm, non-finite check, casts, device arena, sticky error).
+ * GPU-only pieces (AdamW, global norm, non-finite check, casts, device arena, the batch
+ * prefetch's upload events, sticky error).
  * Tolerances (relative error ||gpu - cpu|| / ||cpu||): strict fp32 (no TF32) 1e-5, 1e-4 for
  * cuDNN convolutions; bf16 matrix products 1e-2; dropout and pooling masks/argmax exactly.
  * SKIPs (exit 77) when the build has no CUDA backend or the machine no usable GPU. */
@@ -475,6 +476,63 @@ static void device_arena_allocates_only_in_the_first_step(void) {
     release();
 }
 
+/* The trainer's batch prefetch pattern (train_device.c TdevFeed) on the real streams: two
+ * device buffers; each step the compute stream waits for its buffer's upload event, the
+ * next step's data is uploaded into the other buffer behind that buffer's "consumed"
+ * event, a kernel (scale by 2) reads and writes the current buffer, and the host refills
+ * a pinned slot only after its upload event completed. Every step's result must be
+ * exactly 2 x that step's own data (a wrong order shows another step's values). */
+static void double_buffered_uploads_follow_their_events(void) {
+    enum { STEPS = 8 };
+    const size_t n = (size_t)1 << 22; /* 16 MiB per upload: long enough to overlap */
+    float *host[2], *dev[2];
+    void *uploaded[2], *consumed[2];
+    float *back = hzero(n * sizeof(float));
+    for (int i = 0; i < 2; i++) {
+        host[i] = gpu_pinned_alloc(n * sizeof(float));
+        dev[i] = dputf(NULL, n);
+        uploaded[i] = GPU->event_create();
+        consumed[i] = GPU->event_create();
+        CHECK(host[i] && uploaded[i] && consumed[i]);
+        if (!host[i]) return;
+    }
+    /* step k's data: k + i/n, exact in float for these sizes */
+#define FILL(slot, k)                                                                       \
+    for (size_t i_ = 0; i_ < n; i_++) host[slot][i_] = (float)(k) + (float)(i_ & 1023) / 1024.0f
+    FILL(0, 0);
+    GPU->upload_async(dev[0], host[0], n * sizeof(float));
+    GPU->event_record(uploaded[0], BE_COPY);
+    int bad = 0;
+    for (int k = 0; k < STEPS; k++) {
+        int c = k & 1, o = 1 - c;
+        GPU->event_wait(uploaded[c], BE_COMPUTE);
+        if (k + 1 < STEPS) {
+            GPU->event_wait(uploaded[o], BE_HOST); /* its last upload has read the slot */
+            FILL(o, k + 1);
+            GPU->event_wait(consumed[o], BE_COPY);
+            GPU->upload_async(dev[o], host[o], n * sizeof(float));
+            GPU->event_record(uploaded[o], BE_COPY);
+        }
+        GPU->scale(dev[c], n, 2.0f);
+        GPU->event_record(consumed[c], BE_COMPUTE);
+        GPU->copy_d2h(back, dev[c], n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            if (back[i] != 2.0f * ((float)k + (float)(i & 1023) / 1024.0f)) {
+                if (bad++ < 3) fprintf(stderr, "step %d: element %zu is %g\n", k, i, (double)back[i]);
+                break;
+            }
+    }
+#undef FILL
+    CHECK_MSG(bad == 0, "%d steps read another step's data", bad);
+    for (int i = 0; i < 2; i++) {
+        GPU->event_wait(uploaded[i], BE_HOST);
+        GPU->event_destroy(uploaded[i]);
+        GPU->event_destroy(consumed[i]);
+        gpu_pinned_free(host[i]);
+    }
+    release();
+}
+
 static void sticky_error_names_file_and_call_then_clears(void) {
     ConvShape bad;
     conv_shape_init(&bad, 1, 0, 5, 5, 4, 3, 3, 1, 1); /* zero channels: cuDNN refuses */
@@ -525,6 +583,7 @@ int main(void) {
     RUN(global_norm_nonfinite_and_scale_match_cpu);
     RUN(casts_round_to_nearest_even);
     RUN(device_arena_allocates_only_in_the_first_step);
+    RUN(double_buffered_uploads_follow_their_events);
     RUN(sticky_error_names_file_and_call_then_clears);
 
     o.precision = GPU_PREC_BF16;

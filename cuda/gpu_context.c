@@ -4,8 +4,9 @@
  *
  * The context is the one mutable global of the tree (backend_cuda.h says why). Everything
  * runs on one compute stream created non-blocking, so nothing here waits on the legacy
- * default stream; the copy stream carries batch uploads, and the compute stream waits on
- * an event before its next op (gpu_stream()). */
+ * default stream; the copy stream carries batch uploads: copy_h2d_async makes the compute
+ * stream wait on one event before its next op (gpu_stream()); upload_async leaves the
+ * ordering to the caller's events (the Backend event entries: the trainer's prefetch). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,8 @@
  *
  * Reproducibility: every random draw is a function of (run.seed, step, micro-batch) or of
  * (run.seed, epoch, sample) in the loader, and the loader restarts at the saved global
- * sampler position, so a run resumed from a checkpoint repeats the uninterrupted run's
+ * sampler position (of the batches consumed by optimizer steps: on a device the loader has
+ * handed out one more, the prefetched batch, train_device.h), so a run resumed from a checkpoint repeats the uninterrupted run's
  * losses bit for bit (same seed, world size and thread count). */
 #ifndef VQA_TRAIN_TRAINER_H
 #define VQA_TRAIN_TRAINER_H

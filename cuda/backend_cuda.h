@@ -72,8 +72,9 @@ ArenaMem gpu_arena_mem(void);
  * H2D copies from it run asynchronously at full PCIe speed. */
 void *gpu_host_alloc(size_t bytes);
 void gpu_host_free(void *p);
-/* Copies on the separate copy stream; the compute stream waits for it (an event) before
- * the next op it runs. src must stay unchanged until gpu_copy_wait(). */
+/* Copies on the separate copy stream after the compute work queued so far (dst may be arena
+ * memory that work still reads); the compute stream waits for it (an event) before the next
+ * op it runs. src must stay unchanged until gpu_copy_wait(). */
 void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes);
 void gpu_copy_wait(void); /* host waits for the copies queued so far */
 /* The compute stream (a cudaStream_t) for comm_set_stream (NCCL), NULL before init. */

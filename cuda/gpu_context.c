@@ -189,8 +189,15 @@ void gpu_pinned_free(void *p) {
 
 void *gpu_compute_stream(void) { return g_ctx.ready ? (void *)g_ctx.stream : NULL; }
 
+/* The destination is usually step-arena memory that the previous micro-batch's backward,
+ * still queued on the compute stream, may be reading (arena_reset hands the same addresses
+ * out again: the stem convolution's weight gradient reads the old images). So the copy
+ * first waits for the compute work queued so far; it still overlaps the host's work. */
 void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) {
     if (!bytes || gpu_failed()) return;
+    if (CUDA_CHECK(cudaEventRecord(g_ctx.compute_mark, g_ctx.stream)) ||
+        CUDA_CHECK(cudaStreamWaitEvent(g_ctx.copy_stream, g_ctx.compute_mark, 0)))
+        return;
     if (CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_ctx.copy_stream))) return;
     if (CUDA_CHECK(cudaEventRecord(g_ctx.copy_done, g_ctx.copy_stream))) return;
     g_ctx.copy_pending = 1;
@@ -258,6 +265,7 @@ void backend_cuda_shutdown(void) {
     if (g_ctx.scratch) cudaFree(g_ctx.scratch);
     if (g_ctx.host_scratch) cudaFreeHost(g_ctx.host_scratch);
     if (g_ctx.copy_done) cudaEventDestroy(g_ctx.copy_done);
+    if (g_ctx.compute_mark) cudaEventDestroy(g_ctx.compute_mark);
     if (g_ctx.copy_stream) cudaStreamDestroy(g_ctx.copy_stream);
     if (g_ctx.stream) cudaStreamDestroy(g_ctx.stream);
     dc_free(&g_ctx.conv_cache);
@@ -284,6 +292,7 @@ int backend_cuda_init(const GpuOptions *o, Err *e) {
              !CUDA_CHECK(cudaStreamCreateWithFlags(&g_ctx.stream, cudaStreamNonBlocking)) &&
              !CUDA_CHECK(cudaStreamCreateWithFlags(&g_ctx.copy_stream, cudaStreamNonBlocking)) &&
              !CUDA_CHECK(cudaEventCreateWithFlags(&g_ctx.copy_done, cudaEventDisableTiming)) &&
+             !CUDA_CHECK(cudaEventCreateWithFlags(&g_ctx.compute_mark, cudaEventDisableTiming)) &&
              !CUDA_CHECK(cudaHostAlloc(&g_ctx.host_scratch, HOST_SCRATCH, cudaHostAllocDefault)) &&
              !CUBLAS_CHECK(cublasCreate(&g_ctx.cublas)) &&
              !CUBLAS_CHECK(cublasSetStream(g_ctx.cublas, g_ctx.stream)) &&

@@ -21,6 +21,7 @@ typedef struct GpuContext {
     cudaStream_t stream;      /* all compute */
     cudaStream_t copy_stream; /* H2D of batches */
     cudaEvent_t copy_done;
+    cudaEvent_t compute_mark; /* the copy stream waits for the compute work queued before it */
     int copy_pending;         /* the compute stream must wait for copy_done */
     cublasHandle_t cublas;
     cudnnHandle_t cudnn;

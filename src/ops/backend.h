@@ -36,8 +36,9 @@ typedef struct Backend {
     void (*copy_d2d)(void *dst, const void *src, size_t bytes);
     void (*synchronize)(void);        /* wait for queued work (no-op on CPU) */
     /* Batch upload: src should be pinned host memory (gpu_pinned_alloc); the copy runs on
-     * the backend's copy stream and later ops wait for it, so it overlaps whatever the
-     * device is still doing. src must stay unchanged until an entry that returns a host
+     * the backend's copy stream; it starts after the ops queued before it (dst may be
+     * memory they still read) and later ops wait for it, so it overlaps the host's work
+     * between steps. src must stay unchanged until an entry that returns a host
      * value (a loss, copy_d2h, global_norm, ...) or synchronize() has returned. */
     void (*copy_h2d_async)(void *dst, const void *src, size_t bytes);
 

@@ -99,13 +99,14 @@ if [ "${R[build]}" = ok ]; then
     log "ctest -L gpu -> $OUT/ctest_gpu.log"
     timeout 240 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
     R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
-    R[parity]=$(grep -E "^[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1)
+    # ctest -V prefixes every line of a test's output with "<test number>: "
+    R[parity]=$(grep -E "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1 | sed -E 's/^[0-9]+: //')
     nskip=$(grep -c "(Skipped)" "$OUT/ctest_gpu.log")
     [ "$nskip" != 0 ] && R[ctest]="${R[ctest]} ($nskip SKIPPED: $(grep -h -o 'SKIP: .*' "$OUT/ctest_gpu.log" | head -1 | cut -c1-80))"
     # test_gpu_train's comparison lines (fp32 / bf16 loss vs CPU, predictions)
     R[train]=$(grep -hoE "(fp32|bf16)?[^:]*: largest relative loss difference GPU vs CPU [^,]*|predictions: .*differ.*" \
         "$OUT/ctest_gpu.log" | sed -E 's/.*(gpu32|gpu16).*difference GPU vs CPU/\1/' | tr '\n' ';')
-    grep -E "^FAIL|rel err|SKIP|largest relative loss|predictions: " "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
+    grep -E "^([0-9]+: )?FAIL|rel err|SKIP|largest relative loss|predictions: " "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
     log "ctest: ${R[ctest]:-none}; parity: ${R[parity]:-none}"
 fi
 

@@ -10,6 +10,9 @@
 # under $OUT; a short table last.
 #
 # Device call (from the repo root):  bash bench/device_check.sh        carry: [".debs"]
+# Step timeouts (configure 45 + build 150 + ctest 120 + throughput 80 + PyTorch 75 = 470 s)
+# keep the whole call under 8 minutes; a step that fails or times out is reported in the
+# table, which always prints.
 # Knobs: BATCH (256), STEPS (10), ARCH (90), OUT (default build-device/out), FORCE_DEBS=1 (use
 # .debs even where the machine has the libraries: to test the unpacking here).
 set -u
@@ -88,10 +91,10 @@ fi
 if [ -z "${R[build]:-}" ]; then
     log "configure + build (sm_$ARCH, MPI off) -> $OUT/build.log"
     # ${A[@]+"${A[@]}"}: an empty array under set -u is an error in bash < 4.4
-    if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=ON -DVQA_MPI=OFF -DVQA_WERROR=ON \
+    if timeout 45 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=ON -DVQA_MPI=OFF -DVQA_WERROR=ON \
             -DCMAKE_CUDA_ARCHITECTURES="$ARCH" ${CUDNN[@]+"${CUDNN[@]}"} ${PKGARGS[@]+"${PKGARGS[@]}"} \
             >"$OUT/build.log" 2>&1 &&
-        timeout 300 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
+        timeout 150 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
         R[build]="ok"
     else
         R[build]="FAILED (see build.log)"
@@ -103,8 +106,9 @@ log "build: ${R[build]}"
 # ---- 5. GPU tests ----
 if [ "${R[build]}" = ok ]; then
     log "ctest -L gpu -> $OUT/ctest_gpu.log"
-    timeout 240 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
+    timeout -k 10 120 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
     R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
+    [ -z "${R[ctest]}" ] && R[ctest]="no summary: ctest timed out after 120 s?"
     # ctest -V prefixes every line of a test's output with "<test number>: "
     R[parity]=$(grep -E "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1 | sed -E 's/^[0-9]+: //')
     nskip=$(grep -c "(Skipped)" "$OUT/ctest_gpu.log")
@@ -119,13 +123,13 @@ fi
 # ---- 6. throughput: ours, then PyTorch on the same GPU ----
 if [ "${R[build]}" = ok ]; then
     log "bench_throughput --batch $BATCH -> $OUT/throughput.log"
-    timeout 240 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
+    timeout 80 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
         >"$OUT/throughput.log" 2>&1
     log "bench_throughput exit $?"
     cat "$OUT/throughput.log" | tee -a "$LOG"
 fi
 log "compare_pytorch.py --batch $BATCH -> $OUT/pytorch.log"
-PYTHONUNBUFFERED=1 timeout 200 python3 "$ROOT/bench/compare_pytorch.py" --batch "$BATCH" --steps "$STEPS" \
+PYTHONUNBUFFERED=1 timeout 75 python3 "$ROOT/bench/compare_pytorch.py" --batch "$BATCH" --steps "$STEPS" \
     >"$OUT/pytorch.log" 2>&1
 log "compare_pytorch exit $?"
 tail -4 "$OUT/pytorch.log" | tee -a "$LOG"

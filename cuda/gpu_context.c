@@ -118,8 +118,11 @@ static void cu_copy_d2d(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, gpu_stream()));
 }
 
+/* Also waits for batch uploads no op has waited for yet (gpu_stream() queues the wait): the
+ * Backend contract lets the caller reuse an upload's source once this returns (the trainer
+ * releases the loader slot after synchronize when the forward failed before its first op). */
 static void cu_synchronize(void) {
-    if (g_ctx.ready) CUDA_CHECK(cudaStreamSynchronize(g_ctx.stream));
+    if (g_ctx.ready) CUDA_CHECK(cudaStreamSynchronize(gpu_stream()));
 }
 
 void *gpu_scratch(size_t bytes) {

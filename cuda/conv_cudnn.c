@@ -77,6 +77,10 @@ static int algo_exact(int dir, int a) {
 
 #define MAX_PERF 16
 
+/* No output element (an empty batch): nothing to compute, as the CPU op's loops. cuDNN would
+ * reject the zero-sized descriptor and the sticky error would end the run. */
+static int conv_empty(const ConvShape *s) { return s->N <= 0 || s->K <= 0 || s->P <= 0 || s->Q <= 0; }
+
 /* Picks from the heuristics' ranked list: (algo, status, memory, mathType) per entry. */
 static int pick(int dir, int n, const int *algo, const cudnnStatus_t *st, const size_t *mem,
                 const cudnnMathType_t *math, ConvAlgo *out) {
@@ -134,7 +138,7 @@ static const ConvAlgo *choose(const ConvShape *s, const ConvDescs *d, int dir) {
 
 size_t cu_conv2d_workspace(const ConvShape *s) {
     ConvDescs d;
-    if (gpu_failed() || descs_make(s, &d) != 0) return 0;
+    if (gpu_failed() || conv_empty(s) || descs_make(s, &d) != 0) return 0;
     size_t ws = 0;
     for (int dir = 0; dir < 3; dir++) {
         const ConvAlgo *a = choose(s, &d, dir);
@@ -146,7 +150,7 @@ size_t cu_conv2d_workspace(const ConvShape *s) {
 
 void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
     ConvDescs d;
-    if (gpu_failed() || descs_make(s, &d) != 0) return;
+    if (gpu_failed() || conv_empty(s) || descs_make(s, &d) != 0) return;
     GpuContext *g = gpu_ctx();
     const float one = 1.0f, zero = 0.0f;
     const ConvAlgo *a = choose(s, &d, DC_CONV_FWD);
@@ -162,7 +166,7 @@ void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const
 void cu_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
                         float *db, float *ws) {
     ConvDescs d;
-    if (gpu_failed() || (!dx && !dw && !db) || descs_make(s, &d) != 0) return;
+    if (gpu_failed() || (!dx && !dw && !db) || conv_empty(s) || descs_make(s, &d) != 0) return;
     GpuContext *g = gpu_ctx();
     const float one = 1.0f;
     gpu_stream();

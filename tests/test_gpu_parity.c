@@ -534,6 +534,22 @@ static void double_buffered_uploads_follow_their_events(void) {
     release();
 }
 
+/* An empty batch is a no-op on the CPU (its loops do not run); the GPU must not turn it
+ * into a sticky cuDNN error (zero-sized descriptors) that ends the run. */
+static void empty_batch_conv_is_a_no_op(void) {
+    ConvShape s;
+    conv_shape_init(&s, 0, 3, 9, 9, 4, 3, 3, 1, 1);
+    float *w = hrand(4 * 3 * 9, -1, 1), *dw = hrand(4 * 3 * 9, -1, 1);
+    float *gw = dputf(w, 4 * 3 * 9), *gdw = dputf(dw, 4 * 3 * 9), *g1 = dputf(NULL, 16);
+    CHECK(GPU->conv2d_workspace(&s) == 0);
+    GPU->conv2d_forward(&s, g1, gw, NULL, g1, g1);
+    GPU->conv2d_backward(&s, g1, gw, g1, g1, gdw, NULL, g1);
+    Err e;
+    CHECK_MSG(gpu_error(&e) == 0, "%s", e.msg);
+    CHECK_REL(gdw, dw, (size_t)4 * 3 * 9, 1e-30); /* untouched */
+    release();
+}
+
 static void sticky_error_names_file_and_call_then_clears(void) {
     ConvShape bad;
     conv_shape_init(&bad, 1, 0, 5, 5, 4, 3, 3, 1, 1); /* zero channels: cuDNN refuses */
@@ -585,6 +601,7 @@ int main(void) {
     RUN(casts_round_to_nearest_even);
     RUN(device_arena_allocates_only_in_the_first_step);
     RUN(double_buffered_uploads_follow_their_events);
+    RUN(empty_batch_conv_is_a_no_op);
     RUN(sticky_error_names_file_and_call_then_clears);
 
     o.precision = GPU_PREC_BF16;

@@ -34,10 +34,10 @@ if [ -z "$MPICC" ]; then
     echo "Open MPI from $whl" >>"$LOG"
 fi
 echo "mpicc: $MPICC; mpirun: $MPIRUN; $(nproc) CPUs" >>"$LOG"
-if ! { cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=OFF -DVQA_WERROR=ON -DMPI_C_COMPILER="$MPICC" \
+if ! { timeout 30 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=OFF -DVQA_WERROR=ON -DMPI_C_COMPILER="$MPICC" \
         ${PKG_CONFIG:+-DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG"} &&
-       timeout 120 ninja -C "$BUILD" -j"$(nproc)" bench_allreduce; } >>"$LOG" 2>&1; then
-    say "build FAILED (see mpi_step.log)"; tail -5 "$LOG"; exit 0
+       timeout 45 ninja -C "$BUILD" -j"$(nproc)" bench_allreduce; } >>"$LOG" 2>&1; then
+    tail -5 "$LOG"; say "build FAILED (see mpi_step.log)"; exit 0
 fi
 grep -q "define VQA_HAVE_MPI 1" "$BUILD/generated/vqa_version.h" || { say "not run (the build found no MPI)"; exit 0; }
 
@@ -45,7 +45,7 @@ grep -q "define VQA_HAVE_MPI 1" "$BUILD/generated/vqa_version.h" || { say "not r
 # all-reduce thread. Shared memory between the ranks with the plain copy-in/copy-out
 # mechanism (single-copy CMA may be missing in a sandboxed kernel).
 run() { # ranks
-    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 150 "$MPIRUN" --allow-run-as-root --oversubscribe \
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 40 "$MPIRUN" --allow-run-as-root --oversubscribe \
         --bind-to none -np "$1" --mca pml ob1 --mca btl self,sm --mca btl_sm_single_copy_mechanism none \
         -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -x MALLOC_MMAP_THRESHOLD_=1073741824 \
         -x MALLOC_TRIM_THRESHOLD_=4294967296 "$BUILD/bench/bench_allreduce" --step --steps=15 --batch=8 \
@@ -58,6 +58,6 @@ prog=$(pct "hidden \(vs blocking\)")
 if [ -n "$thr" ]; then
     say "hidden by the all-reduce thread $thr (progress calls in backward: ${prog:-?}), 2 ranks, 23.6 MB of gradients, $(nproc) CPUs"
 else
-    say "FAILED (see mpi_step.log)"; tail -5 "$LOG"
+    tail -5 "$LOG"; say "FAILED: $(grep -a -m1 -oE 'bench_allreduce: .*' "$LOG" | cut -c1-100) (see mpi_step.log)"
 fi
 exit 0

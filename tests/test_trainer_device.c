@@ -173,6 +173,15 @@ static double max_rel(const double *a, const double *b, int from, int to, int *m
     return m;
 }
 
+/* The largest relative difference between two runs' logged losses over steps from..to
+ * (max_rel of their metrics); *missing counts steps either run did not log. */
+static double run_loss_gap(const char *dir_a, const char *dir_b, int from, int to, int *missing) {
+    double la[32], lb[32];
+    read_losses(dir_a, la, 31);
+    read_losses(dir_b, lb, 31);
+    return max_rel(la, lb, from, to, missing);
+}
+
 /* ---- cases ---- */
 
 static char g_ckpt_cpu[4096], g_ckpt_dev[4096];
@@ -252,11 +261,8 @@ static void resume_on_device_continues_like_the_cpu(void) {
     snprintf(dev_dir, sizeof dev_dir, "%s/dev", g_tmp);
     CHECK(train(NULL, cpu_dir, 25, g_ckpt_cpu, a, sizeof a) == 0);
     CHECK(train(pd_backend(), dev_dir, 25, g_ckpt_dev, b, sizeof b) == 0);
-    double lc[32], ld[32];
-    read_losses(cpu_dir, lc, 31);
-    read_losses(dev_dir, ld, 31);
     int missing;
-    double m = max_rel(lc, ld, 21, 25, &missing);
+    double m = run_loss_gap(cpu_dir, dev_dir, 21, 25, &missing);
     fprintf(stderr, "  resumed steps 21..25: largest relative loss difference %.3g\n", m);
     CHECK(missing == 0);
     CHECK_MSG(m <= 1e-6, "relative loss difference %.3g after resume", m);
@@ -291,11 +297,8 @@ static void checkpoint_with_a_prefetched_batch_resumes_the_same(void) {
     int64_t pos = ckpt_i64(at10, CKPT_KEY_SAMPLER);
     CHECK_MSG(pos == (10 % 4) * 64, "sampler position %lld saved at step 10, expected %d", (long long)pos, (10 % 4) * 64);
     CHECK(train_with(pdb, resumed, 14, at10, "checkpoint.every=10", last_resumed, sizeof last_resumed) == 0);
-    double la[32], lb[32];
-    read_losses(full, la, 31);
-    read_losses(resumed, lb, 31);
     int missing;
-    double m = max_rel(la, lb, 11, 14, &missing);
+    double m = run_loss_gap(full, resumed, 11, 14, &missing);
     fprintf(stderr, "  resumed from a checkpoint taken with a batch prefetched: steps 11..14 differ by %.3g\n", m);
     CHECK(missing == 0);
     CHECK_MSG(m == 0, "relative loss difference %.3g after resume", m);

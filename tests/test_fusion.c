@@ -1,5 +1,6 @@
 /* test_fusion.c: the fusion head (concat / mul / attention + classifier MLP): names and
- * counts, finite-difference gradients w.r.t. parameters and both inputs (with dropout on),
+ * counts, finite-difference gradients w.r.t. parameters and both inputs (with dropout on,
+ * and for attention also with a score scale fusion.att_scale != 1),
  * input-kind errors, and float64 PyTorch parity of the head alone and of a small ResNet grid
  * + attention head trained end to end. */
 // TEST_LIBS: vqa_model
@@ -17,10 +18,11 @@ typedef struct Head {
     Arena a;
 } Head;
 
-static int head_build(Head *h, FusionType t, float dropout, uint64_t seed) {
+/* k: fusion.att_scale */
+static int head_build_k(Head *h, FusionType t, float dropout, uint64_t seed, float k) {
     Err e;
     ps_init(&h->ps);
-    FusionConfig c = {t, CI, HT, HID, A, dropout};
+    FusionConfig c = {t, CI, HT, HID, A, dropout, k};
     if (fusion_build(&h->f, &c, &h->ps, &e) != 0 || ps_finalize(&h->ps, backend_cpu(), &e) != 0 ||
         ps_init_values(&h->ps, seed, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
@@ -28,6 +30,10 @@ static int head_build(Head *h, FusionType t, float dropout, uint64_t seed) {
     }
     arena_init(&h->a, 0);
     return 0;
+}
+
+static int head_build(Head *h, FusionType t, float dropout, uint64_t seed) {
+    return head_build_k(h, t, dropout, seed, 1.f);
 }
 
 static void head_free(Head *h) {
@@ -95,10 +101,10 @@ static double loss_fn(void *vc) {
     return s;
 }
 
-static void gradcheck_type(FusionType t) {
+static void gradcheck_type_k(FusionType t, float k) {
     Head h;
     Err e;
-    if (head_build(&h, t, 0.3f, 5) != 0) { CHECK(0); return; }
+    if (head_build_k(&h, t, 0.3f, 5, k) != 0) { CHECK(0); return; }
     int cells = t == FUSION_ATTENTION ? G : 0;
     size_t nimg = (size_t)B * CI * (cells ? cells : 1);
     TestRng r = {100 + t};
@@ -127,14 +133,54 @@ static void gradcheck_type(FusionType t) {
     double ei = gradcheck(loss_fn, &c, img, dimg, nimg, 3e-3, 60), et = gradcheck(loss_fn, &c, txt, dtxt, B * HT, 3e-3, 60);
     CHECK_MSG(ei < 5e-2, "%s: d img relative error %.3g", fusion_type_name(t), ei);
     CHECK_MSG(et < 5e-2, "%s: d txt relative error %.3g", fusion_type_name(t), et);
-    fprintf(stderr, "  %s: worst parameter FD error %.2g, img %.2g, txt %.2g\n", fusion_type_name(t), worst, ei, et);
+    fprintf(stderr, "  %s (score scale %g): worst parameter FD error %.2g, img %.2g, txt %.2g\n", fusion_type_name(t),
+            (double)k, worst, ei, et);
     free(img); free(txt); free(dimg); free(dtxt);
     head_free(&h);
 }
 
-static void concat_gradients_match_finite_differences(void) { gradcheck_type(FUSION_CONCAT); }
-static void mul_gradients_match_finite_differences(void) { gradcheck_type(FUSION_MUL); }
-static void attention_gradients_match_finite_differences(void) { gradcheck_type(FUSION_ATTENTION); }
+static void concat_gradients_match_finite_differences(void) { gradcheck_type_k(FUSION_CONCAT, 1.f); }
+static void mul_gradients_match_finite_differences(void) { gradcheck_type_k(FUSION_MUL, 1.f); }
+static void attention_gradients_match_finite_differences(void) { gradcheck_type_k(FUSION_ATTENTION, 1.f); }
+/* k = 4 makes the attention peaked on these inputs, so the softmax's curvature is exercised */
+static void scaled_attention_gradients_match_finite_differences(void) { gradcheck_type_k(FUSION_ATTENTION, 4.f); }
+
+/* att_scale k is s = k (V u + ba): the same logits as k = 1 with fusion.att.{weight, bias}
+ * multiplied by k, computed here through the unscaled head; and k outside (0, 1000] is refused. */
+static void att_scale_equals_scaled_score_weights(void) {
+    Head h1, hk;
+    Err e;
+    const float k = 3.5f;
+    if (head_build_k(&h1, FUSION_ATTENTION, 0, 9, 1.f) != 0) { CHECK(0); return; }
+    if (head_build_k(&hk, FUSION_ATTENTION, 0, 9, k) != 0) { CHECK(0); head_free(&h1); return; }
+    TestRng r = {31};
+    float img[B * CI * G], txt[B * HT], l1[B * A], lk[B * A];
+    trng_fill(&r, img, B * CI * G, -1, 1);
+    trng_fill(&r, txt, B * HT, -1, 1);
+    CHECK(fusion_forward(&hk.f, backend_cpu(), img, G, txt, B, 0, 0, &hk.a, &e) == 0);
+    memcpy(lk, hk.f.logits, sizeof lk);
+    CHECK(fusion_forward(&h1.f, backend_cpu(), img, G, txt, B, 0, 0, &h1.a, &e) == 0);
+    memcpy(l1, h1.f.logits, sizeof l1);
+    double diff = 0;
+    for (int i = 0; i < B * A; i++) diff = fmax(diff, fabs((double)l1[i] - lk[i]));
+    CHECK_MSG(diff > 1e-4, "k = %g changed no logit (max diff %.3g)", (double)k, diff);
+    for (const char *n = "fusion.att.weight"; n; n = strcmp(n, "fusion.att.weight") == 0 ? "fusion.att.bias" : NULL) {
+        int i = ps_find(&h1.ps, n);
+        float *w = ps_value(&h1.ps, i);
+        for (size_t j = 0; j < ps_info(&h1.ps, i)->numel; j++) w[j] *= k;
+    }
+    CHECK(fusion_forward(&h1.f, backend_cpu(), img, G, txt, B, 0, 0, &h1.a, &e) == 0);
+    for (int i = 0; i < B * A; i++) CHECK_NEAR(h1.f.logits[i], lk[i], 1e-5 * (1 + fabs(lk[i])));
+    head_free(&h1);
+    head_free(&hk);
+    Fusion f;
+    ParamStore ps;
+    ps_init(&ps);
+    FusionConfig bad = {FUSION_ATTENTION, CI, HT, HID, A, 0, -1.f};
+    CHECK(fusion_build(&f, &bad, &ps, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "att_scale");
+    ps_free(&ps);
+}
 
 static void dropout_only_in_training_and_seeded(void) {
     Head h;
@@ -223,7 +269,7 @@ static void parity_resnet_attention(const char *dir) {
     arena_init(&a, 0);
     ResnetConfig rc = {18, 0.0625f, 0, 0, 4};
     CHECK(resnet_build(&rn, &rc, &ps, "image_encoder.", PG_IMAGE, &e) == 0);
-    FusionConfig fc = {FUSION_ATTENTION, rn.out_channels, Ht, hid, nA, 0.f};
+    FusionConfig fc = {FUSION_ATTENTION, rn.out_channels, Ht, hid, nA, 0.f, 1.f};
     CHECK(fusion_build(&f, &fc, &ps, &e) == 0);
     CHECK(ps_finalize(&ps, backend_cpu(), &e) == 0 && ps_init_values(&ps, 31, &e) == 0);
     mr_perturb_norms(&ps, 31);
@@ -285,6 +331,8 @@ int main(int argc, char **argv) {
     RUN(concat_gradients_match_finite_differences);
     RUN(mul_gradients_match_finite_differences);
     RUN(attention_gradients_match_finite_differences);
+    RUN(scaled_attention_gradients_match_finite_differences);
+    RUN(att_scale_equals_scaled_score_weights);
     RUN(dropout_only_in_training_and_seeded);
     RUN(concat_head_matches_pytorch);
     RUN(mul_head_matches_pytorch);

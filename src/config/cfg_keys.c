@@ -155,6 +155,9 @@ const CfgKey cfg_keys[] = {
       "fusion / classifier hidden size"),
     K("model.fusion.dropout", CT_FLOAT, model.fusion.dropout, "0.3", 0, 1, CF_HI_OPEN, NULL,
       "dropout before the classifier"),
+    K("model.fusion.att_scale", CT_FLOAT, model.fusion.att_scale, "1.0", 0, 1000, CF_LO_OPEN, NULL,
+      "attention fusion: scale of the attention scores before the softmax (1 = plain; larger "
+      "sharpens the attention and speeds up its learning)"),
     K("model.num_answers", CT_INT, model.num_answers, "0", 0, 1e7, 0, NULL,
       "classifier outputs (0 = size of the answer vocabulary)"),
 

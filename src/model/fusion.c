@@ -48,6 +48,9 @@ int fusion_build(Fusion *m, const FusionConfig *c, ParamStore *ps, Err *e) {
                        c->txt_dim, c->hidden, c->num_answers);
     if (!(c->dropout >= 0.f && c->dropout < 1.f))
         return err_set(e, "fusion: dropout %g is not in [0, 1)", (double)c->dropout);
+    if (m->cfg.att_scale == 0.f) m->cfg.att_scale = 1.f; /* configs built before the field existed */
+    if (!(m->cfg.att_scale > 0.f && m->cfg.att_scale <= 1000.f))
+        return err_set(e, "fusion: att_scale %g is not in (0, 1000]", (double)c->att_scale);
     if (add_linear(ps, "fusion.img_proj", c->img_dim, c->hidden, PG_FUSION, &m->img_w, &m->img_b, e) ||
         add_linear(ps, "fusion.txt_proj", c->txt_dim, c->hidden, PG_FUSION, &m->txt_w, &m->txt_b, e))
         return -1;
@@ -134,6 +137,8 @@ int fusion_forward(Fusion *m, const Backend *be, const float *img, int grid_cell
             be->gemm(0, 0, G, 1, hid, 1.f, Vb, hid, ub, 1, 0.f, sb, 1);
             be->gemm(0, 0, G, 1, 1, 1.f, m->ones, 1, ba, 1, 1.f, sb, 1);
         }
+        /* s = k (V u + ba): the score temperature (fusion.h) */
+        if (m->cfg.att_scale != 1.f) be->scale(s, (size_t)B * G, m->cfg.att_scale);
         be->softmax_forward(B, G, s, m->alpha);
         for (int b = 0; b < B; b++) /* v_b = alpha_b V_b */
             be->gemm(0, 0, 1, hid, G, 1.f, m->alpha + (size_t)b * G, G, m->vi + (size_t)b * G * hid, hid,
@@ -203,6 +208,8 @@ int fusion_backward(Fusion *m, const Backend *be, const float *dlogits, float *d
                      dvi + (size_t)b * G * hid, hid);
         }
         be->softmax_backward(B, G, m->alpha, dalpha, ds);
+        /* ds/d(V u + ba) = k */
+        if (m->cfg.att_scale != 1.f) be->scale(ds, (size_t)B * G, m->cfg.att_scale);
         for (int b = 0; b < B; b++) { /* s_b = V_b u_b + ba, u_b = vq_b * wa */
             const float *Vb = m->vi + (size_t)b * G * hid, *dsb = ds + (size_t)b * G;
             float *dub = du + (size_t)b * hid;

@@ -11,12 +11,16 @@
  *   mul:       vi, vq as above;  f = vi * vq          [B, hid]
  *   attention: V[b, i] = ReLU(img_proj(grid[b, :, i]))  [B, G, hid]   (per cell)
  *              vq = ReLU(txt_proj(txt))                 [B, hid]
- *              s[b, i] = att(V[b, i] * vq[b])           [B, G]        (fusion.att: hid -> 1)
+ *              s[b, i] = k att(V[b, i] * vq[b])         [B, G]        (fusion.att: hid -> 1)
  *              a = softmax_i(s);  v[b] = sum_i a[b, i] V[b, i]        [B, hid]
  *              f = v * vq                               [B, hid]
  *   classifier (nn.Sequential names): h = Dropout_p(ReLU(classifier.0(f)))   (F -> hid)
  *              logits = classifier.3(h)                 [B, A]        (hid -> A)
- *   with F = 2 hid for concat, hid otherwise; p = fusion.dropout (only when training).
+ *   with F = 2 hid for concat, hid otherwise; p = fusion.dropout (only when training);
+ *   k = fusion.att_scale (1 = the plain linear score). k > 1 sharpens the softmax from the
+ *   start and multiplies how fast an Adam step moves the scores: at PyTorch's init the raw
+ *   scores are ~0.1 apart, the attention is uniform over the cells, and the gradient that
+ *   would make it focus is divided by the G cells it is spread over.
  *
  * Parameters (PyTorch nn.Linear default init U(+-1/sqrt(in)) for weight and bias):
  *   fusion.img_proj.{weight [hid, Ci], bias}, fusion.txt_proj.{weight [hid, Ht], bias},
@@ -44,6 +48,7 @@ typedef struct FusionConfig {
     int hidden;       /* hid */
     int num_answers;  /* A */
     float dropout;    /* p */
+    float att_scale;  /* k: attention scores multiplied by k (attention only; 0 is taken as 1) */
 } FusionConfig;
 
 /* "concat" | "mul" | "attention" -> type; -1 if unknown */

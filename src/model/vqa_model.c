@@ -18,6 +18,7 @@ void vqa_model_config_default(VqaModelConfig *c, int num_answers) {
     c->fusion_type = FUSION_MUL;
     c->fusion_hidden = 1024;
     c->fusion_dropout = 0.3f;
+    c->fusion_att_scale = 1.0f;
     c->num_answers = num_answers;
     c->seed = 42;
 }
@@ -104,7 +105,7 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
     if (bert_build(&m->text, &c->text, &m->ps, "text_encoder.", PG_TEXT, e) != 0)
         return err_prefix(e, "model.text_encoder");
     FusionConfig fc = {c->fusion_type, m->image.out_channels, c->text.hidden, c->fusion_hidden, c->num_answers,
-                       c->fusion_dropout};
+                       c->fusion_dropout, c->fusion_att_scale};
     if (c->fusion_type == FUSION_ATTENTION && !c->image_grid)
         return err_set(e, "model.fusion.type attention needs model.image_encoder.output: grid");
     if (c->fusion_type != FUSION_ATTENTION && c->image_grid)
@@ -270,9 +271,12 @@ void vqa_model_summary(const VqaModel *m, char *buf, size_t n) {
 #define OUT(...) (off += (size_t)snprintf(buf + (off < n ? off : n), off < n ? n - off : 0, __VA_ARGS__))
     char stg[32] = "";
     if (c->image_stages && c->image_stages < 4) snprintf(stg, sizeof stg, ", layer1..layer%d", c->image_stages);
-    OUT("model: resnet%d (width %g%s, %s) + bert %dL-%dH (%d heads, ffn %d) + %s fusion (hidden %d, dropout %g) -> %d answers\n",
+    char ks[32] = "";
+    if (c->fusion_type == FUSION_ATTENTION && c->fusion_att_scale != 1.f)
+        snprintf(ks, sizeof ks, ", score scale %g", (double)c->fusion_att_scale);
+    OUT("model: resnet%d (width %g%s, %s) + bert %dL-%dH (%d heads, ffn %d) + %s fusion (hidden %d, dropout %g%s) -> %d answers\n",
         c->image_depth, (double)c->image_width, stg, c->image_grid ? "grid" : "pooled", c->text.layers, c->text.hidden,
-        c->text.heads, c->text.ffn, fusion_type_name(c->fusion_type), c->fusion_hidden, (double)c->fusion_dropout,
+        c->text.heads, c->text.ffn, fusion_type_name(c->fusion_type), c->fusion_hidden, (double)c->fusion_dropout, ks,
         c->num_answers);
     OUT("  %-14s %14s %14s %14s\n", "module", "parameters", "trainable", "frozen");
     for (int g = 0; g < PG_COUNT; g++) {

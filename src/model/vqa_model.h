@@ -52,6 +52,7 @@ typedef struct VqaModelConfig {
     FusionType fusion_type;
     int fusion_hidden;
     float fusion_dropout;
+    float fusion_att_scale;              /* attention score scale k (fusion.h); 1 = plain */
     int num_answers;                     /* from the answer vocabulary */
     uint64_t seed;                       /* run.seed: initialization of what is not loaded */
 } VqaModelConfig;

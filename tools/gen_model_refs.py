@@ -94,9 +94,10 @@ class FusionParts(nn.Module):
 class FusionHead(nn.Module):
     """src/model/fusion.h, line for line."""
 
-    def __init__(self, ftype, img_dim, txt_dim, hidden, answers, dropout):
+    def __init__(self, ftype, img_dim, txt_dim, hidden, answers, dropout, att_scale=1.0):
         super().__init__()
         self.ftype = ftype
+        self.att_scale = att_scale                            # model.fusion.att_scale (k)
         self.fusion = FusionParts(ftype, img_dim, txt_dim, hidden)
         fdim = 2 * hidden if ftype == "concat" else hidden
         self.classifier = nn.Sequential(nn.Linear(fdim, hidden), nn.ReLU(), nn.Dropout(dropout),
@@ -108,7 +109,7 @@ class FusionHead(nn.Module):
         if self.ftype == "attention":
             cells = img.flatten(2).transpose(1, 2)            # [B, Ci, G] -> [B, G, Ci]
             V = F.relu(f.img_proj(cells))                     # [B, G, hid]
-            s = f.att(V * vq[:, None, :]).squeeze(-1)         # [B, G]
+            s = self.att_scale * f.att(V * vq[:, None, :]).squeeze(-1)  # [B, G]
             a = torch.softmax(s, dim=1)
             v = (a[:, :, None] * V).sum(1)                    # [B, hid]
             fused = v * vq

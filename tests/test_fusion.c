@@ -22,7 +22,7 @@ typedef struct Head {
 static int head_build_k(Head *h, FusionType t, float dropout, uint64_t seed, float k) {
     Err e;
     ps_init(&h->ps);
-    FusionConfig c = {t, CI, HT, HID, A, dropout, k};
+    FusionConfig c = {t, CI, HT, HID, A, dropout, k, 0};
     if (fusion_build(&h->f, &c, &h->ps, &e) != 0 || ps_finalize(&h->ps, backend_cpu(), &e) != 0 ||
         ps_init_values(&h->ps, seed, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
@@ -176,7 +176,7 @@ static void att_scale_equals_scaled_score_weights(void) {
     Fusion f;
     ParamStore ps;
     ps_init(&ps);
-    FusionConfig bad = {FUSION_ATTENTION, CI, HT, HID, A, 0, -1.f};
+    FusionConfig bad = {FUSION_ATTENTION, CI, HT, HID, A, 0, -1.f, 0};
     CHECK(fusion_build(&f, &bad, &ps, &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "att_scale");
     ps_free(&ps);
@@ -201,6 +201,42 @@ static void dropout_only_in_training_and_seeded(void) {
     CHECK(fusion_forward(&h.f, backend_cpu(), img, 0, txt, B, 1, 1, &h.a, &e) == 0);
     CHECK(memcmp(l1, h.f.logits, sizeof l1) == 0); /* same seed, same mask */
     head_free(&h);
+}
+
+/* prior_bias: classifier.3.bias starts where sigmoid gives 1/A, everything else as without it
+ * (same seed, same values), and the mean sigmoid of the logits at init is near 1/A */
+static void prior_bias_starts_every_answer_at_one_over_a(void) {
+    Head h0, hp;
+    Err e;
+    if (head_build(&h0, FUSION_MUL, 0, 4) != 0) { CHECK(0); return; }
+    ps_init(&hp.ps);
+    FusionConfig c = {FUSION_MUL, CI, HT, HID, A, 0, 1.f, 1};
+    if (fusion_build(&hp.f, &c, &hp.ps, &e) != 0 || ps_finalize(&hp.ps, backend_cpu(), &e) != 0 ||
+        ps_init_values(&hp.ps, 4, &e) != 0) {
+        CHECK_MSG(0, "%s", e.msg);
+        head_free(&h0);
+        return;
+    }
+    arena_init(&hp.a, 0);
+    for (int i = 0; i < ps_count(&hp.ps); i++) {
+        const ParamInfo *p = ps_info(&hp.ps, i);
+        const float *v = ps_value(&hp.ps, i), *v0 = ps_value(&h0.ps, i);
+        if (strcmp(p->name, "classifier.3.bias") == 0) {
+            for (size_t j = 0; j < p->numel; j++) CHECK_NEAR(1.0 / (1.0 + exp(-(double)v[j])), 1.0 / A, 1e-6);
+        } else {
+            CHECK_MSG(memcmp(v, v0, p->numel * 4) == 0, "%s differs with prior_bias", p->name);
+        }
+    }
+    TestRng r = {12};
+    float img[B * CI], txt[B * HT];
+    trng_fill(&r, img, B * CI, -1, 1);
+    trng_fill(&r, txt, B * HT, -1, 1);
+    CHECK(fusion_forward(&hp.f, backend_cpu(), img, 0, txt, B, 0, 0, &hp.a, &e) == 0);
+    double mean = 0;
+    for (int i = 0; i < B * A; i++) mean += 1.0 / (1.0 + exp(-(double)hp.f.logits[i])) / (B * A);
+    CHECK_MSG(fabs(mean - 1.0 / A) < 0.05, "mean answer probability at init %.3f, 1/A = %.3f", mean, 1.0 / A);
+    head_free(&h0);
+    head_free(&hp);
 }
 
 /* ---- parity with the PyTorch head (tools/gen_model_refs.py FusionHead) ---- */
@@ -269,7 +305,7 @@ static void parity_resnet_attention(const char *dir) {
     arena_init(&a, 0);
     ResnetConfig rc = {18, 0.0625f, 0, 0, 4};
     CHECK(resnet_build(&rn, &rc, &ps, "image_encoder.", PG_IMAGE, &e) == 0);
-    FusionConfig fc = {FUSION_ATTENTION, rn.out_channels, Ht, hid, nA, 0.f, 1.f};
+    FusionConfig fc = {FUSION_ATTENTION, rn.out_channels, Ht, hid, nA, 0.f, 1.f, 0};
     CHECK(fusion_build(&f, &fc, &ps, &e) == 0);
     CHECK(ps_finalize(&ps, backend_cpu(), &e) == 0 && ps_init_values(&ps, 31, &e) == 0);
     mr_perturb_norms(&ps, 31);
@@ -333,6 +369,7 @@ int main(int argc, char **argv) {
     RUN(attention_gradients_match_finite_differences);
     RUN(scaled_attention_gradients_match_finite_differences);
     RUN(att_scale_equals_scaled_score_weights);
+    RUN(prior_bias_starts_every_answer_at_one_over_a);
     RUN(dropout_only_in_training_and_seeded);
     RUN(concat_head_matches_pytorch);
     RUN(mul_head_matches_pytorch);

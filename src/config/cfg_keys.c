@@ -158,6 +158,9 @@ const CfgKey cfg_keys[] = {
     K("model.fusion.att_scale", CT_FLOAT, model.fusion.att_scale, "1.0", 0, 1000, CF_LO_OPEN, NULL,
       "attention fusion: scale of the attention scores before the softmax (1 = plain; larger "
       "sharpens the attention and speeds up its learning)"),
+    KB("model.fusion.prior_bias", model.fusion.prior_bias, "false",
+       "start the answer logits' bias at -log(answers - 1), i.e. every answer at probability "
+       "1/answers (false = PyTorch's default init)"),
     K("model.num_answers", CT_INT, model.num_answers, "0", 0, 1e7, 0, NULL,
       "classifier outputs (0 = size of the answer vocabulary)"),
 

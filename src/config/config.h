@@ -106,7 +106,7 @@ typedef struct Config {
             CfgFreeze freeze;
             CfgTextPool pool;      /* the question feature: BERT's pooler ([CLS]) or the token mean */
         } text_encoder;
-        struct { CfgFusion type; int hidden; double dropout; double att_scale; } fusion;
+        struct { CfgFusion type; int hidden; double dropout; double att_scale; int prior_bias; } fusion;
         int num_answers;           /* 0 = size of the answer vocabulary */
     } model;
     struct {

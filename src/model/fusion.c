@@ -60,6 +60,8 @@ int fusion_build(Fusion *m, const FusionConfig *c, ParamStore *ps, Err *e) {
     if (add_linear(ps, "classifier.0", fused_dim(c), c->hidden, PG_CLASSIFIER, &m->c0_w, &m->c0_b, e) ||
         add_linear(ps, "classifier.3", c->hidden, c->num_answers, PG_CLASSIFIER, &m->c3_w, &m->c3_b, e))
         return -1;
+    if (c->prior_bias && c->num_answers > 1) /* sigmoid(-log(A - 1)) = 1/A (fusion.h) */
+        ps->items[m->c3_b].init = pinit_const(-logf((float)(c->num_answers - 1)));
     return 0;
 }
 

@@ -22,7 +22,11 @@
  *   scores are ~0.1 apart, the attention is uniform over the cells, and the gradient that
  *   would make it focus is divided by the G cells it is spread over.
  *
- * Parameters (PyTorch nn.Linear default init U(+-1/sqrt(in)) for weight and bias):
+ * Parameters (PyTorch nn.Linear default init U(+-1/sqrt(in)) for weight and bias, except
+ * classifier.3.bias = -log(A - 1) with fusion.prior_bias: every answer's sigmoid starts at
+ * 1/A instead of 1/2, so the first steps of the BCE loss (sum over A answers: A log 2 at
+ * 1/2) are not spent pushing all A logits down with clipped gradients that also drive the
+ * hidden ReLUs negative):
  *   fusion.img_proj.{weight [hid, Ci], bias}, fusion.txt_proj.{weight [hid, Ht], bias},
  *   fusion.att.{weight [1, hid], bias [1]} (attention only)          group PG_FUSION
  *   classifier.0.{weight [hid, F], bias}, classifier.3.{weight [A, hid], bias}
@@ -49,6 +53,7 @@ typedef struct FusionConfig {
     int num_answers;  /* A */
     float dropout;    /* p */
     float att_scale;  /* k: attention scores multiplied by k (attention only; 0 is taken as 1) */
+    int prior_bias;   /* 1: classifier.3.bias starts at -log(A - 1) (see below), 0: PyTorch's init */
 } FusionConfig;
 
 /* "concat" | "mul" | "attention" -> type; -1 if unknown */

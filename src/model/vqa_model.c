@@ -105,7 +105,7 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
     if (bert_build(&m->text, &c->text, &m->ps, "text_encoder.", PG_TEXT, e) != 0)
         return err_prefix(e, "model.text_encoder");
     FusionConfig fc = {c->fusion_type, m->image.out_channels, c->text.hidden, c->fusion_hidden, c->num_answers,
-                       c->fusion_dropout, c->fusion_att_scale};
+                       c->fusion_dropout, c->fusion_att_scale, c->fusion_prior_bias};
     if (c->fusion_type == FUSION_ATTENTION && !c->image_grid)
         return err_set(e, "model.fusion.type attention needs model.image_encoder.output: grid");
     if (c->fusion_type != FUSION_ATTENTION && c->image_grid)

@@ -53,6 +53,7 @@ typedef struct VqaModelConfig {
     int fusion_hidden;
     float fusion_dropout;
     float fusion_att_scale;              /* attention score scale k (fusion.h); 1 = plain */
+    int fusion_prior_bias;               /* classifier.3.bias = -log(A - 1) (fusion.h) */
     int num_answers;                     /* from the answer vocabulary */
     uint64_t seed;                       /* run.seed: initialization of what is not loaded */
 } VqaModelConfig;

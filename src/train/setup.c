@@ -87,6 +87,7 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
     mc->fusion_hidden = cfg->model.fusion.hidden;
     mc->fusion_dropout = (float)cfg->model.fusion.dropout;
     mc->fusion_att_scale = (float)cfg->model.fusion.att_scale;
+    mc->fusion_prior_bias = cfg->model.fusion.prior_bias;
     mc->seed = (uint64_t)cfg->run.seed;
     if (cfg->data.max_question_len > te->max_positions)
         return err_set(e, "data.max_question_len %d exceeds model.text_encoder.max_positions %d", cfg->data.max_question_len,

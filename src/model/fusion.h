@@ -25,8 +25,7 @@
  * Parameters (PyTorch nn.Linear default init U(+-1/sqrt(in)) for weight and bias, except
  * classifier.3.bias = -log(A - 1) with fusion.prior_bias: every answer's sigmoid starts at
  * 1/A instead of 1/2, so the first steps of the BCE loss (sum over A answers: A log 2 at
- * 1/2) are not spent pushing all A logits down with clipped gradients that also drive the
- * hidden ReLUs negative):
+ * 1/2) are not spent pushing all A logits down with large, clipped gradients):
  *   fusion.img_proj.{weight [hid, Ci], bias}, fusion.txt_proj.{weight [hid, Ht], bias},
  *   fusion.att.{weight [1, hid], bias [1]} (attention only)          group PG_FUSION
  *   classifier.0.{weight [hid, F], bias}, classifier.3.{weight [A, hid], bias}

@@ -164,6 +164,8 @@ static void demo_config_round_trips_and_has_its_values(void) {
     CHECK(c.model.text_encoder.ffn == 128 && c.model.text_encoder.max_positions == 32);
     CHECK(c.model.fusion.type == CFG_FUSION_ATTENTION && c.model.fusion.hidden == 256);
     CHECK_NEAR(c.model.fusion.dropout, 0.0, 0);
+    CHECK_NEAR(c.model.fusion.att_scale, 5.0, 0);
+    CHECK(c.model.fusion.prior_bias == 1);
     CHECK_NEAR(c.model.text_encoder.dropout, 0.0, 0);
     CHECK(c.data.synth.dir && strcmp(c.data.synth.dir, "data/synth") == 0);
     CHECK(strcmp(c.data.train.questions, "data/synth/train_questions.json") == 0);

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/log.h"
-#include <unistd.h>
 
 int gsync_plan(const size_t *bounds, int nbounds, size_t n, size_t cap, GsyncBucket **out, int *nb, Err *e) {
     *out = NULL;
@@ -234,7 +234,11 @@ int gsync_setup_comm_thread(Comm *comm, int mode, int op_threads, char *why, siz
         return comm_set_async(comm, 0, e);
     }
     Err te = {{0}};
-    if (comm_set_async(comm, 1, &te) != 0) {
+    /* the ranks must route alike: a thread that failed to start anywhere means off everywhere */
+    double started = comm_set_async(comm, 1, &te) == 0;
+    if (comm_allreduce_f64(comm, &started, 1, COMM_MIN, e) != 0) return err_prefix(e, "dist.comm_thread");
+    if (!started) {
+        if (!te.msg[0]) snprintf(te.msg, sizeof te.msg, "another rank could not start its all-reduce thread");
         if (mode == 1) {
             if (e) *e = te;
             return err_prefix(e, "dist.comm_thread: on");

@@ -164,6 +164,44 @@ typedef struct Backend {
     double (*global_norm)(const float *g, size_t n); /* sqrt(sum g^2) in double; waits */
     int (*has_nonfinite)(const float *g, size_t n);  /* 1 if any inf/NaN; waits */
     void (*scale)(float *x, size_t n, float s);      /* x *= s */
+
+    /* ---- activations in an ActFmt (channels-last, bf16 / fp16): the op_*_act functions
+     * of ops.h, same signatures; the image encoder's fast path on a GPU ---- */
+    void (*act_import)(const ActFmt *f, int N, int C, int HW, const float *x, void *y);
+    void (*act_import_add)(const ActFmt *f, int N, int C, int HW, const float *x, void *y);
+    void (*act_export)(const ActFmt *f, int N, int C, int HW, const void *x, float *y);
+    void (*act_relu_forward)(DType dt, size_t n, const void *x, void *y);
+    void (*act_relu_backward)(DType dt, size_t n, const void *y, const void *dy, void *dx);
+    void (*act_add_forward)(DType dt, size_t n, const void *a, const void *b, void *y);
+    void (*conv_weight_prep)(const ConvShape *s, const float *w, void *wp);
+    void (*conv_weight_grad_add)(const ConvShape *s, const void *dwp, float *dw);
+    size_t (*conv2d_act_workspace)(const ConvShape *s);
+    void (*conv2d_act_forward)(const ConvShape *s, const void *x, const void *wp, void *y,
+                               float *ws);
+    void (*conv2d_act_backward)(const ConvShape *s, const void *x, const void *wp,
+                                const void *dy, void *dx, void *dwp, float *ws);
+    void (*batchnorm_act_forward_train)(const ActFmt *f, int N, int C, int HW, const void *x,
+                                        const float *gamma, const float *beta, float momentum,
+                                        float eps, float *running_mean, float *running_var,
+                                        void *y, float *save_mean, float *save_rstd);
+    void (*batchnorm_act_backward_train)(const ActFmt *f, int N, int C, int HW, const void *x,
+                                         const float *gamma, const float *save_mean,
+                                         const float *save_rstd, const void *dy, void *dx,
+                                         float *dgamma, float *dbeta);
+    void (*batchnorm_act_forward_eval)(const ActFmt *f, int N, int C, int HW, const void *x,
+                                       const float *gamma, const float *beta,
+                                       const float *running_mean, const float *running_var,
+                                       float eps, void *y);
+    void (*batchnorm_act_backward_eval)(const ActFmt *f, int N, int C, int HW, const void *x,
+                                        const float *gamma, const float *running_mean,
+                                        const float *running_var, float eps, const void *dy,
+                                        void *dx, float *dgamma, float *dbeta);
+    void (*maxpool_act_forward)(const PoolShape *s, const void *x, void *y, int32_t *argmax);
+    void (*maxpool_act_backward)(const PoolShape *s, const int32_t *argmax, const void *dy,
+                                 void *dx);
+    void (*avgpool_act_forward)(const ActFmt *f, int N, int C, int HW, const void *x, float *y);
+    void (*avgpool_act_backward)(const ActFmt *f, int N, int C, int HW, const float *dy,
+                                 void *dx);
 } Backend;
 
 /* The CPU reference backend (the op_* functions of src/ops on host memory). Never NULL. */

@@ -42,6 +42,7 @@ void conv_shape_init(ConvShape *s, int N, int C, int H, int W, int K, int R, int
     s->stride = stride, s->pad = pad;
     s->P = (H + 2 * pad - R) / stride + 1;
     s->Q = (W + 2 * pad - S) / stride + 1;
+    s->f = (ActFmt){0, DT_F32};
 }
 
 static int conv_is_pointwise(const ConvShape *s) {

@@ -24,6 +24,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/tensor.h" /* DType */
+
+/* ---- activation formats (act.c, conv2d_act.c): how the image encoder stores activations ----
+ * Every op above this section's twins is fp32 NCHW. A GPU runs the ResNet faster with
+ * activations stored channels-last (NHWC: cuDNN's tensor-core kernels) and in bf16 / fp16
+ * (half the memory traffic). The *_act ops below take activations in an ActFmt; parameters,
+ * BN statistics, pooled features and every sum stay fp32: each element is converted to fp32
+ * on load and rounded to nearest even on store, exactly what the GPU kernels do (fp32
+ * accumulation), so the CPU versions are the reference the CUDA ones are tested against.
+ *   element (n, c, hw) of an [N, C, HW] activation is at
+ *     NCHW: (n*C + c)*HW + hw        NHWC: (n*HW + hw)*C + c
+ * dt is DT_F32, DT_BF16 or DT_F16 (anything else is a programming error). {0, DT_F32} is
+ * the plain format: the *_act ops then give the plain ops' results. */
+typedef struct ActFmt {
+    int nhwc;  /* 1: channels-last */
+    DType dt;  /* storage type of activations and their gradients */
+} ActFmt;
+static inline size_t act_index(const ActFmt *f, int C, int HW, long n, long c, long hw) {
+    return f->nhwc ? ((size_t)n * HW + (size_t)hw) * C + (size_t)c : ((size_t)n * C + (size_t)c) * HW + (size_t)hw;
+}
+
 /* ---- threads and GEMM (gemm.c) ---- */
 /* n > 0: n OpenMP threads; n <= 0: keep OpenMP's default (OMP_NUM_THREADS, else all cores).
  * Either way OpenBLAS is set to one thread and op_gemm parallelizes over OpenMP. Call once
@@ -40,6 +61,8 @@ typedef struct ConvShape {
     int K, R, S;        /* weight [K, C, R, S] */
     int stride, pad;    /* same in both dimensions */
     int P, Q;           /* output [N, K, P, Q] */
+    ActFmt f;           /* x / y / dx / dy format for the *_act entries (conv_shape_init: plain);
+                         * the plain conv2d_* entries ignore it */
 } ConvShape;
 void conv_shape_init(ConvShape *s, int N, int C, int H, int W, int K, int R, int S, int stride, int pad);
 size_t op_conv2d_workspace(const ConvShape *s); /* floats */
@@ -85,6 +108,7 @@ void op_concat_backward(int N, int Da, int Db, const float *dy, float *da, float
 /* ---- pooling (pool.c) ---- */
 typedef struct PoolShape {
     int N, C, H, W, R, stride, pad, P, Q; /* R x R window */
+    ActFmt f; /* for maxpool_act_* (pool_shape_init: plain) */
 } PoolShape;
 void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride, int pad);
 /* max-pool (padding is -inf, as PyTorch); argmax [N, C, P, Q] = flat index into the H*W plane */
@@ -148,5 +172,58 @@ double op_bce_logits(int N, int A, const float *logits, const float *targets, fl
  * -sum t log softmax(z), mean over the batch. */
 double op_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale,
                     float *dlogits);
+
+/* ---- ops on activations in an ActFmt (see the top of this file) ----
+ * Same conventions as above: backward ACCUMULATES into gradients (in the format's type,
+ * so a bf16 gradient is rounded after each accumulation, as PyTorch's autocast does),
+ * NULL gradient = skipped, scratch from the caller. */
+
+/* The encoder's edges: x / y [N, C, HW] fp32 NCHW on the plain side. */
+void op_act_import(const ActFmt *f, int N, int C, int HW, const float *x, void *y);     /* y = x */
+void op_act_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y); /* y += x */
+void op_act_export(const ActFmt *f, int N, int C, int HW, const void *x, float *y);     /* y = x */
+
+/* Element-wise in storage type dt (layout does not matter); in place allowed. */
+void op_act_relu_forward(DType dt, size_t n, const void *x, void *y);
+void op_act_relu_backward(DType dt, size_t n, const void *y, const void *dy, void *dx); /* dx += dy * (y > 0) */
+void op_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *y);    /* y = a + b */
+
+/* Convolution without bias in s->f. The weight is used "prepared": the fp32 master
+ * [K, C, R, S] converted to s->f.dt and, for NHWC, reordered to [K, R, S, C] (cuDNN's
+ * channels-last filter layout); for NCHW it stays [K, C, R, S]. K*C*R*S elements. */
+void op_conv_weight_prep(const ConvShape *s, const float *w, void *wp);
+void op_conv_weight_grad_add(const ConvShape *s, const void *dwp, float *dw); /* dw += dwp */
+size_t op_conv2d_act_workspace(const ConvShape *s); /* floats */
+void op_conv2d_act_forward(const ConvShape *s, const void *x, const void *wp, void *y, float *ws);
+/* dx += conv_transpose(dy, wp); dwp += corr(x, dy) (prepared layout and type) */
+void op_conv2d_act_backward(const ConvShape *s, const void *x, const void *wp, const void *dy,
+                            void *dx, void *dwp, float *ws);
+
+/* Batch-norm 2d as op_batchnorm_* (same statistics, same running-stat update) on x, y, dx,
+ * dy in f; gamma, beta, statistics and their gradients fp32. */
+void op_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x,
+                                    const float *gamma, const float *beta, float momentum,
+                                    float eps, float *running_mean, float *running_var, void *y,
+                                    float *save_mean, float *save_rstd);
+void op_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x,
+                                     const float *gamma, const float *save_mean,
+                                     const float *save_rstd, const void *dy, void *dx,
+                                     float *dgamma, float *dbeta);
+void op_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x,
+                                   const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var, float eps,
+                                   void *y);
+void op_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, int HW, const void *x,
+                                    const float *gamma, const float *running_mean,
+                                    const float *running_var, float eps, const void *dy, void *dx,
+                                    float *dgamma, float *dbeta);
+
+/* Max-pool in s->f; argmax is laid out like y and holds the flat index into the input's
+ * H*W plane of that (n, c) (as op_maxpool_forward). */
+void op_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax);
+void op_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx);
+/* Global average pool from f to fp32 pooled features y [N, C]; backward dx += dy / HW. */
+void op_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y);
+void op_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx);
 
 #endif

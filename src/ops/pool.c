@@ -21,6 +21,7 @@ void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride
     s->R = R, s->stride = stride, s->pad = pad;
     s->P = (H + 2 * pad - R) / stride + 1;
     s->Q = (W + 2 * pad - R) / stride + 1;
+    s->f = (ActFmt){0, DT_F32};
 }
 
 void op_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/atomic.h"
+#include "util/half.h"
 
 /* safetensors data is little-endian; the reader hands out pointers to it unchanged. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -53,74 +54,11 @@ size_t st_dtype_size(DType t) {
 
 /* ---------------------------------------------------------------- conversions */
 
-static float bits_to_f32(uint32_t b) {
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
-static uint32_t f32_to_bits(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-
-/* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Every half is exactly
- * representable as a float, so this conversion is exact. */
-float st_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign; /* +-0 */
-        } else {
-            /* subnormal: mant * 2^-24; normalize so the leading 1 lands on bit 10 */
-            uint32_t e = 127 - 15 + 1;
-            while (!(mant & 0x400u)) {
-                mant <<= 1;
-                e--;
-            }
-            bits = sign | (e << 23) | ((mant & 0x3ffu) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or nan keeping its payload */
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    return bits_to_f32(bits);
-}
-
-float st_bf16_to_f32(uint16_t b) { return bits_to_f32((uint32_t)b << 16); }
-
-uint16_t st_f32_to_bf16(float f) {
-    uint32_t x = f32_to_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(x >> 16);
-}
-
-uint16_t st_f32_to_f16(float f) {
-    uint32_t x = f32_to_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* nan */
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
-    if (ax < 0x38800000u) {                                    /* below 2^-14: subnormal */
-        if (ax <= 0x33000000u) return sign;                    /* <= 2^-25 rounds to 0 */
-        uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-        uint32_t shift = 126u - (ax >> 23); /* result in units of 2^-24 */
-        uint32_t r = mant >> shift;
-        uint32_t rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (r & 1u))) r++;
-        return (uint16_t)(sign | r);
-    }
-    uint32_t r = (ax >> 13) - (112u << 10); /* rebias exponent 127 -> 15 */
-    uint32_t rem = ax & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
-    return (uint16_t)(sign | r);
-}
+/* The conversions themselves live in util/half.h (shared with the activation ops). */
+float st_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
+float st_bf16_to_f32(uint16_t b) { return bf16_to_f32(b); }
+uint16_t st_f32_to_bf16(float f) { return f32_to_bf16(f); }
+uint16_t st_f32_to_f16(float f) { return f32_to_f16(f); }
 
 void st_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = st_f32_to_bf16(src[i]);

@@ -26,7 +26,8 @@
  * The arithmetic is the CPU backend's, unchanged, so a run through it gives the CPU run's
  * numbers bit for bit. The wrappers below were written by a script from the entries of
  * src/ops/backend.h (one per compute entry; tensor arguments are the float / int32_t /
- * uint8_t pointers). An entry added to the table without a wrapper here gets untranslated
+ * uint8_t pointers, and the void pointers of the activation-format entries; the
+ * ActFmt / ConvShape / PoolShape structs are host arguments). An entry added to the table without a wrapper here gets untranslated
  * device-view pointers and crashes the test, which is the reminder to add one.
  *
  * Test-program state (a test may have globals; the library may not). */
@@ -430,6 +431,79 @@ static void pd_scale(float *x, size_t n, float s) {
     PD_ENTRY("scale");
     pd.cpu->scale(T(x), n, s);
 }
+/* activations in an ActFmt: the format / shape structs are host structs (not translated) */
+static void pd_act_import(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
+    PD_ENTRY("act_import");
+    pd.cpu->act_import(f, N, C, HW, T(x), T(y));
+}
+static void pd_act_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
+    PD_ENTRY("act_import_add");
+    pd.cpu->act_import_add(f, N, C, HW, T(x), T(y));
+}
+static void pd_act_export(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
+    PD_ENTRY("act_export");
+    pd.cpu->act_export(f, N, C, HW, T(x), T(y));
+}
+static void pd_act_relu_forward(DType dt, size_t n, const void *x, void *y) {
+    PD_ENTRY("act_relu_forward");
+    pd.cpu->act_relu_forward(dt, n, T(x), T(y));
+}
+static void pd_act_relu_backward(DType dt, size_t n, const void *y, const void *dy, void *dx) {
+    PD_ENTRY("act_relu_backward");
+    pd.cpu->act_relu_backward(dt, n, T(y), T(dy), T(dx));
+}
+static void pd_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *y) {
+    PD_ENTRY("act_add_forward");
+    pd.cpu->act_add_forward(dt, n, T(a), T(b), T(y));
+}
+static void pd_conv_weight_prep(const ConvShape *s, const float *w, void *wp) {
+    PD_ENTRY("conv_weight_prep");
+    pd.cpu->conv_weight_prep(s, T(w), T(wp));
+}
+static void pd_conv_weight_grad_add(const ConvShape *s, const void *dwp, float *dw) {
+    PD_ENTRY("conv_weight_grad_add");
+    pd.cpu->conv_weight_grad_add(s, T(dwp), T(dw));
+}
+static void pd_conv2d_act_forward(const ConvShape *s, const void *x, const void *wp, void *y, float *ws) {
+    PD_ENTRY("conv2d_act_forward");
+    pd.cpu->conv2d_act_forward(s, T(x), T(wp), T(y), T(ws));
+}
+static void pd_conv2d_act_backward(const ConvShape *s, const void *x, const void *wp, const void *dy, void *dx, void *dwp, float *ws) {
+    PD_ENTRY("conv2d_act_backward");
+    pd.cpu->conv2d_act_backward(s, T(x), T(wp), T(dy), T(dx), T(dwp), T(ws));
+}
+static void pd_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *beta, float momentum, float eps, float *running_mean, float *running_var, void *y, float *save_mean, float *save_rstd) {
+    PD_ENTRY("batchnorm_act_forward_train");
+    pd.cpu->batchnorm_act_forward_train(f, N, C, HW, T(x), T(gamma), T(beta), momentum, eps, T(running_mean), T(running_var), T(y), T(save_mean), T(save_rstd));
+}
+static void pd_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *save_mean, const float *save_rstd, const void *dy, void *dx, float *dgamma, float *dbeta) {
+    PD_ENTRY("batchnorm_act_backward_train");
+    pd.cpu->batchnorm_act_backward_train(f, N, C, HW, T(x), T(gamma), T(save_mean), T(save_rstd), T(dy), T(dx), T(dgamma), T(dbeta));
+}
+static void pd_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *beta, const float *running_mean, const float *running_var, float eps, void *y) {
+    PD_ENTRY("batchnorm_act_forward_eval");
+    pd.cpu->batchnorm_act_forward_eval(f, N, C, HW, T(x), T(gamma), T(beta), T(running_mean), T(running_var), eps, T(y));
+}
+static void pd_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *running_mean, const float *running_var, float eps, const void *dy, void *dx, float *dgamma, float *dbeta) {
+    PD_ENTRY("batchnorm_act_backward_eval");
+    pd.cpu->batchnorm_act_backward_eval(f, N, C, HW, T(x), T(gamma), T(running_mean), T(running_var), eps, T(dy), T(dx), T(dgamma), T(dbeta));
+}
+static void pd_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+    PD_ENTRY("maxpool_act_forward");
+    pd.cpu->maxpool_act_forward(s, T(x), T(y), T(argmax));
+}
+static void pd_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx) {
+    PD_ENTRY("maxpool_act_backward");
+    pd.cpu->maxpool_act_backward(s, T(argmax), T(dy), T(dx));
+}
+static void pd_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
+    PD_ENTRY("avgpool_act_forward");
+    pd.cpu->avgpool_act_forward(f, N, C, HW, T(x), T(y));
+}
+static void pd_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx) {
+    PD_ENTRY("avgpool_act_backward");
+    pd.cpu->avgpool_act_backward(f, N, C, HW, T(dy), T(dx));
+}
 /* every compute entry, for the table */
 #define PD_COMPUTE_ENTRIES(X) \
     X(gemm) X(conv2d_forward) X(conv2d_backward) X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) \
@@ -438,7 +512,11 @@ static void pd_scale(float *x, size_t n, float s) {
     X(concat_backward) X(maxpool_forward) X(maxpool_backward) X(avgpool_global_forward) X(avgpool_global_backward) X(linear_forward) \
     X(linear_backward) X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(softmax_forward) \
     X(softmax_backward) X(dropout_forward) X(dropout_backward) X(attention_forward) X(attention_backward) X(bce_logits) \
-    X(soft_xent) X(adamw_step) X(global_norm) X(has_nonfinite) X(scale)
+    X(soft_xent) X(adamw_step) X(global_norm) X(has_nonfinite) X(scale) \
+    X(act_import) X(act_import_add) X(act_export) X(act_relu_forward) X(act_relu_backward) \
+    X(act_add_forward) X(conv_weight_prep) X(conv_weight_grad_add) X(conv2d_act_forward) X(conv2d_act_backward) \
+    X(batchnorm_act_forward_train) X(batchnorm_act_backward_train) X(batchnorm_act_forward_eval) X(batchnorm_act_backward_eval) X(maxpool_act_forward) \
+    X(maxpool_act_backward) X(avgpool_act_forward) X(avgpool_act_backward)
 #undef T
 #undef PD_ENTRY
 

@@ -105,6 +105,26 @@ static const Backend cpu_backend = {
     .global_norm = grad_global_norm,
     .has_nonfinite = grads_have_nonfinite,
     .scale = cpu_scale,
+    /* activations in an ActFmt (act.c, batchnorm_act.c, conv2d_act.c) */
+    .act_import = op_act_import,
+    .act_import_add = op_act_import_add,
+    .act_export = op_act_export,
+    .act_relu_forward = op_act_relu_forward,
+    .act_relu_backward = op_act_relu_backward,
+    .act_add_forward = op_act_add_forward,
+    .conv_weight_prep = op_conv_weight_prep,
+    .conv_weight_grad_add = op_conv_weight_grad_add,
+    .conv2d_act_workspace = op_conv2d_act_workspace,
+    .conv2d_act_forward = op_conv2d_act_forward,
+    .conv2d_act_backward = op_conv2d_act_backward,
+    .batchnorm_act_forward_train = op_batchnorm_act_forward_train,
+    .batchnorm_act_backward_train = op_batchnorm_act_backward_train,
+    .batchnorm_act_forward_eval = op_batchnorm_act_forward_eval,
+    .batchnorm_act_backward_eval = op_batchnorm_act_backward_eval,
+    .maxpool_act_forward = op_maxpool_act_forward,
+    .maxpool_act_backward = op_maxpool_act_backward,
+    .avgpool_act_forward = op_avgpool_act_forward,
+    .avgpool_act_backward = op_avgpool_act_backward,
 };
 
 const Backend *backend_cpu(void) { return &cpu_backend; }

@@ -63,6 +63,9 @@ void gpu_describe(char *buf, size_t n);
  * peak since start-up (what the benchmark reports). */
 size_t gpu_mem_in_use(void);
 size_t gpu_mem_peak(void);
+/* cudaMalloc calls the backend has made since start-up (the alloc entry and scratch growth):
+ * the same count before and after a step means the step allocated nothing (tests). */
+uint64_t gpu_malloc_count(void);
 
 /* Step arena over device memory: ArenaMem for arena_init_mem() (cudaMalloc'ed blocks,
  * zeroing with cudaMemsetAsync). After the first step sizes it, a step allocates nothing. */

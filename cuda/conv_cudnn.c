@@ -1,21 +1,32 @@
-/* conv_cudnn.c: 2-D convolution (cross-correlation, as PyTorch) on cuDNN, NCHW fp32 tensors.
+/* conv_cudnn.c: 2-D convolution (cross-correlation, as PyTorch) on cuDNN: the plain entries
+ * (NCHW fp32 tensors) and the act entries (activations in s->f: NHWC and/or bf16 / fp16).
  *
  *   x [N, C, H, W], w [K, C, R, S], b [K] (optional), y [N, K, P, Q]
  *   y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, c, p*stride - pad + r, q*stride - pad + s]
  *   dx += conv_transpose(dy, w);  dw += corr(x, dy);  db += sum_{n,p,q} dy   (beta = 1 in cuDNN)
  *
- * Algorithm choice: per (shape, direction, math mode) the first algorithm that cuDNN's
+ * Algorithm choice: per (shape, format, direction, math mode) the first algorithm that cuDNN's
  * heuristics (…_v7) rank as working within opt.conv_ws_limit bytes of workspace, kept in a
  * DescCache (src/ops/desc_cache.c, tested on CPU), so the heuristics run once per shape.
  * conv2d_workspace(s) makes the three choices and returns the largest workspace in floats,
  * which the model allocates once (the Backend contract: ops never allocate).
  *
- * Math modes: strict fp32 (precision fp32, no TF32) = CUDNN_FMA_MATH and no FFT / Winograd
- * algorithms, so results stay within ~1e-6 of the CPU's im2col + sgemm; otherwise the
- * algorithm's own math type (tensor cores: TF32 on fp32 tensors). Layout: the Backend's
- * tensors are NCHW, so the descriptors are NCHW; channels-last (NHWC) would need the models
- * to keep NHWC activations (see cuda/README.md). Descriptors are created per call (host-only
- * work of a few microseconds, next to milliseconds of convolution at training sizes). */
+ * Math modes: fp32 tensors in strict fp32 (precision fp32, no TF32) = CUDNN_FMA_MATH and no
+ * FFT / Winograd algorithms, so results stay within ~1e-6 of the CPU's im2col + sgemm;
+ * otherwise the algorithm's own math type (tensor cores: TF32 on fp32 tensors).
+ *
+ * Formats: the plain entries' tensors are NCHW fp32 whatever s->f says (their cache key is
+ * built with the plain format). The act entries describe x, y, dx, dy with s->f: layout
+ * CUDNN_TENSOR_NHWC or NCHW (cudnnSetTensor4dDescriptor takes the dimensions as N, C, H, W
+ * either way), data type FLOAT / BFLOAT16 / HALF; the prepared weight wp and its gradient dwp
+ * with cudnnSetFilter4dDescriptor in the same type and format (NHWC = [K, R, S, C], the
+ * layout op_conv_weight_prep writes). The convolution's compute type is CUDNN_DATA_FLOAT for
+ * every storage type (cuDNN's "pseudo" half / bf16 configurations: fp32 accumulation, as the
+ * CPU reference), with CUDNN_TENSOR_OP_MATH for bf16 / fp16 (tensor cores). alpha / beta are
+ * floats for all of these types (cuDNN: float scaling for every non-double type); beta = 1
+ * accumulates dx and dwp in their storage type (loaded, added in fp32, rounded).
+ * Descriptors are created per call (host-only work of a few microseconds, next to
+ * milliseconds of convolution at training sizes). */
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +48,19 @@ static int strict_math(void) {
     const GpuContext *g = gpu_ctx();
     return g->opt.precision == GPU_PREC_FP32 && !g->opt.allow_tf32;
 }
+/* strict fp32 concerns fp32 tensors; bf16 / fp16 storage always runs on tensor cores */
+static int strict_for(const ConvShape *s) { return s->f.dt == DT_F32 && strict_math(); }
+static cudnnMathType_t base_math(const ConvShape *s) {
+    if (s->f.dt != DT_F32) return CUDNN_TENSOR_OP_MATH;
+    return strict_math() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+}
+
+/* The plain entries' view of a shape: NCHW fp32 whatever the caller's s->f holds. */
+static ConvShape plain_of(const ConvShape *s) {
+    ConvShape p = *s;
+    p.f = (ActFmt){0, DT_F32};
+    return p;
+}
 
 static void descs_free(ConvDescs *d) {
     if (d->x) cudnnDestroyTensorDescriptor(d->x);
@@ -47,18 +71,28 @@ static void descs_free(ConvDescs *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* x, y, w in s->f (the bias, plain entries only, is fp32 NCHW [1, K, 1, 1]). */
 static int descs_make(const ConvShape *s, ConvDescs *d) {
     memset(d, 0, sizeof *d);
+    cudnnDataType_t t = CUDNN_DATA_FLOAT;
+    if (s->f.dt == DT_BF16) t = CUDNN_DATA_BFLOAT16;
+    else if (s->f.dt == DT_F16) t = CUDNN_DATA_HALF;
+    else if (s->f.dt != DT_F32) {
+        gpu_record_error(__FILE__, __LINE__, "descs_make", "vqa", "convolution activation dtype is not F32, BF16 or F16");
+        return -1;
+    }
+    const cudnnTensorFormat_t fm = s->f.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     int ok = !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->x)) && !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->y)) &&
              !CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->b)) && !CUDNN_CHECK(cudnnCreateFilterDescriptor(&d->w)) &&
              !CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d->c)) &&
-             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->N, s->C, s->H, s->W)) &&
-             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->N, s->K, s->P, s->Q)) &&
+             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, fm, t, s->N, s->C, s->H, s->W)) &&
+             !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->y, fm, t, s->N, s->K, s->P, s->Q)) &&
              !CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->K, 1, 1)) &&
-             !CUDNN_CHECK(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->K, s->C, s->R, s->S)) &&
+             !CUDNN_CHECK(cudnnSetFilter4dDescriptor(d->w, t, fm, s->K, s->C, s->R, s->S)) &&
+             /* compute type FLOAT for every storage type: fp32 accumulation */
              !CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->c, s->pad, s->pad, s->stride, s->stride, 1, 1,
                                                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT)) &&
-             !CUDNN_CHECK(cudnnSetConvolutionMathType(d->c, strict_math() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+             !CUDNN_CHECK(cudnnSetConvolutionMathType(d->c, base_math(s)));
     if (!ok) descs_free(d);
     return ok ? 0 : -1;
 }
@@ -81,15 +115,19 @@ static int algo_exact(int dir, int a) {
  * reject the zero-sized descriptor and the sticky error would end the run. */
 static int conv_empty(const ConvShape *s) { return s->N <= 0 || s->K <= 0 || s->P <= 0 || s->Q <= 0; }
 
-/* Picks from the heuristics' ranked list: (algo, status, memory, mathType) per entry. */
-static int pick(int dir, int n, const int *algo, const cudnnStatus_t *st, const size_t *mem,
+/* Picks from the heuristics' ranked list: (algo, status, memory, mathType) per entry.
+ * strict fp32: FMA-math entries first, then any exact one (run with FMA math);
+ * bf16 / fp16 storage: tensor-op entries first, then any working one;
+ * otherwise: the first working entry with its own math type. */
+static int pick(const ConvShape *s, int dir, int n, const int *algo, const cudnnStatus_t *st, const size_t *mem,
                 const cudnnMathType_t *math, ConvAlgo *out) {
-    const int strict = strict_math();
+    const int strict = strict_for(s), half = s->f.dt != DT_F32;
     const size_t limit = gpu_ctx()->opt.conv_ws_limit;
-    for (int pass = 0; pass < 2; pass++) /* strict: FMA-math entries first, then any exact one */
+    for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < n; i++) {
             if (st[i] != CUDNN_STATUS_SUCCESS || mem[i] > limit) continue;
             if (strict && (!algo_exact(dir, algo[i]) || (pass == 0 && math[i] != CUDNN_FMA_MATH))) continue;
+            if (half && pass == 0 && math[i] != CUDNN_TENSOR_OP_MATH) continue;
             out->algo = algo[i];
             out->math = strict ? (int)CUDNN_FMA_MATH : (int)math[i];
             out->ws = mem[i];
@@ -125,18 +163,21 @@ static const ConvAlgo *choose(const ConvShape *s, const ConvDescs *d, int dir) {
         for (int i = 0; i < n; i++) algo[i] = p[i].algo, st[i] = p[i].status, mem[i] = p[i].memory, math[i] = p[i].mathType;
     }
     ConvAlgo a;
-    if (pick(dir, n, algo, st, mem, math, &a) != 0) {
-        char msg[256];
+    if (pick(s, dir, n, algo, st, mem, math, &a) != 0) {
+        char msg[320];
         snprintf(msg, sizeof msg, "no usable algorithm (direction %d) for conv x [%d, %d, %d, %d] w [%d, %d, %d, %d] "
-                 "stride %d pad %d within %zu bytes of workspace", dir, s->N, s->C, s->H, s->W, s->K, s->C, s->R,
-                 s->S, s->stride, s->pad, g->opt.conv_ws_limit);
+                 "stride %d pad %d (%s, %s) within %zu bytes of workspace", dir, s->N, s->C, s->H, s->W, s->K, s->C,
+                 s->R, s->S, s->stride, s->pad, s->f.nhwc ? "NHWC" : "NCHW", dtype_name(s->f.dt),
+                 g->opt.conv_ws_limit);
         gpu_record_error(__FILE__, __LINE__, "cudnnGetConvolution*Algorithm_v7", "cuDNN", msg);
         return NULL;
     }
     return dc_put(&g->conv_cache, key, nk, &a, sizeof a);
 }
 
-size_t cu_conv2d_workspace(const ConvShape *s) {
+/* ---- one implementation for both kinds of entry, in s->f ---- */
+
+static size_t conv_ws(const ConvShape *s) {
     ConvDescs d;
     if (gpu_failed() || conv_empty(s) || descs_make(s, &d) != 0) return 0;
     size_t ws = 0;
@@ -148,7 +189,7 @@ size_t cu_conv2d_workspace(const ConvShape *s) {
     return (ws + sizeof(float) - 1) / sizeof(float);
 }
 
-void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
+static void conv_fwd(const ConvShape *s, const void *x, const void *w, const float *b, void *y, float *ws) {
     ConvDescs d;
     if (gpu_failed() || conv_empty(s) || descs_make(s, &d) != 0) return;
     GpuContext *g = gpu_ctx();
@@ -163,8 +204,8 @@ void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const
     descs_free(&d);
 }
 
-void cu_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
-                        float *db, float *ws) {
+static void conv_bwd(const ConvShape *s, const void *x, const void *w, const void *dy, void *dx, void *dw, float *db,
+                     float *ws) {
     ConvDescs d;
     if (gpu_failed() || (!dx && !dw && !db) || conv_empty(s) || descs_make(s, &d) != 0) return;
     GpuContext *g = gpu_ctx();
@@ -186,4 +227,35 @@ void cu_conv2d_backward(const ConvShape *s, const float *x, const float *w, cons
     }
     if (db) CUDNN_CHECK(cudnnConvolutionBackwardBias(g->cudnn, &one, d.y, dy, &one, d.b, db));
     descs_free(&d);
+}
+
+/* ---- plain entries: NCHW fp32 (s->f ignored) ---- */
+
+size_t cu_conv2d_workspace(const ConvShape *s) {
+    ConvShape p = plain_of(s);
+    return conv_ws(&p);
+}
+
+void cu_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
+    ConvShape p = plain_of(s);
+    conv_fwd(&p, x, w, b, y, ws);
+}
+
+void cu_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                        float *db, float *ws) {
+    ConvShape p = plain_of(s);
+    conv_bwd(&p, x, w, dy, dx, dw, db, ws);
+}
+
+/* ---- act entries: x, y, dx, dy in s->f; wp, dwp prepared (op_conv_weight_prep), no bias ---- */
+
+size_t cu_conv2d_act_workspace(const ConvShape *s) { return conv_ws(s); }
+
+void cu_conv2d_act_forward(const ConvShape *s, const void *x, const void *wp, void *y, float *ws) {
+    conv_fwd(s, x, wp, NULL, y, ws);
+}
+
+void cu_conv2d_act_backward(const ConvShape *s, const void *x, const void *wp, const void *dy, void *dx, void *dwp,
+                            float *ws) {
+    conv_bwd(s, x, wp, dy, dx, dwp, NULL, ws);
 }

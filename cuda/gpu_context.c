@@ -75,6 +75,7 @@ size_t gpu_mem_peak(void) {
     note_peak();
     return g_ctx.mem_peak;
 }
+uint64_t gpu_malloc_count(void) { return g_ctx.n_mallocs; }
 
 /* ---- Backend memory entries ---- */
 
@@ -83,6 +84,7 @@ static void *cu_alloc(size_t bytes) {
     if (gpu_failed()) return NULL;
     /* cudaMalloc is 256-byte aligned (>= the 64 the table promises). An out-of-memory is
      * an answer (NULL), not a sticky error: callers report it with their context. */
+    g_ctx.n_mallocs++;
     if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it so that it does not look like a kernel error */
         return NULL;
@@ -135,6 +137,7 @@ void *gpu_scratch(size_t bytes) {
     }
     g_ctx.scratch = NULL;
     g_ctx.scratch_bytes = 0;
+    g_ctx.n_mallocs++;
     if (CUDA_CHECK(cudaMalloc(&g_ctx.scratch, n))) return NULL;
     g_ctx.scratch_bytes = n;
     note_peak();
@@ -380,6 +383,25 @@ static const Backend cuda_backend = {
     .global_norm = gpu_global_norm,
     .has_nonfinite = gpu_has_nonfinite,
     .scale = gpu_scale,
+    .act_import = cu_act_import,
+    .act_import_add = cu_act_import_add,
+    .act_export = cu_act_export,
+    .act_relu_forward = cu_act_relu_forward,
+    .act_relu_backward = cu_act_relu_backward,
+    .act_add_forward = cu_act_add_forward,
+    .conv_weight_prep = cu_conv_weight_prep,
+    .conv_weight_grad_add = cu_conv_weight_grad_add,
+    .conv2d_act_workspace = cu_conv2d_act_workspace,
+    .conv2d_act_forward = cu_conv2d_act_forward,
+    .conv2d_act_backward = cu_conv2d_act_backward,
+    .batchnorm_act_forward_train = cu_batchnorm_act_forward_train,
+    .batchnorm_act_backward_train = cu_batchnorm_act_backward_train,
+    .batchnorm_act_forward_eval = cu_batchnorm_act_forward_eval,
+    .batchnorm_act_backward_eval = cu_batchnorm_act_backward_eval,
+    .maxpool_act_forward = cu_maxpool_act_forward,
+    .maxpool_act_backward = cu_maxpool_act_backward,
+    .avgpool_act_forward = cu_avgpool_act_forward,
+    .avgpool_act_backward = cu_avgpool_act_backward,
 };
 
 const Backend *backend_cuda(void) { return g_ctx.ready ? &cuda_backend : NULL; }

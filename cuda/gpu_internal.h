@@ -30,6 +30,7 @@ typedef struct GpuContext {
     size_t scratch_bytes;
     void *host_scratch;       /* pinned host buffer for small results (HOST_SCRATCH bytes) */
     size_t mem_in_use, mem_peak;
+    uint64_t n_mallocs;       /* cudaMalloc calls (alloc entry + scratch growth): gpu_malloc_count */
     int has_err;
     char err[1024];
 } GpuContext;
@@ -132,6 +133,37 @@ void cu_attention_backward(int B, int L, int nh, int hd, const float *q, const f
 
 double cu_bce_logits(int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits);
 double cu_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits);
+
+/* ---- act entries: activations in an ActFmt (ops.h), act.cu / conv_cudnn.c /
+ * batchnorm_act.cu / pool_act.cu ---- */
+void cu_act_import(const ActFmt *f, int N, int C, int HW, const float *x, void *y);
+void cu_act_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y);
+void cu_act_export(const ActFmt *f, int N, int C, int HW, const void *x, float *y);
+void cu_act_relu_forward(DType dt, size_t n, const void *x, void *y);
+void cu_act_relu_backward(DType dt, size_t n, const void *y, const void *dy, void *dx);
+void cu_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *y);
+void cu_conv_weight_prep(const ConvShape *s, const float *w, void *wp);
+void cu_conv_weight_grad_add(const ConvShape *s, const void *dwp, float *dw);
+size_t cu_conv2d_act_workspace(const ConvShape *s);
+void cu_conv2d_act_forward(const ConvShape *s, const void *x, const void *wp, void *y, float *ws);
+void cu_conv2d_act_backward(const ConvShape *s, const void *x, const void *wp, const void *dy, void *dx, void *dwp,
+                            float *ws);
+void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma,
+                                    const float *beta, float momentum, float eps, float *running_mean,
+                                    float *running_var, void *y, float *save_mean, float *save_rstd);
+void cu_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma,
+                                     const float *save_mean, const float *save_rstd, const void *dy, void *dx,
+                                     float *dgamma, float *dbeta);
+void cu_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma,
+                                   const float *beta, const float *running_mean, const float *running_var, float eps,
+                                   void *y);
+void cu_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma,
+                                    const float *running_mean, const float *running_var, float eps, const void *dy,
+                                    void *dx, float *dgamma, float *dbeta);
+void cu_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax);
+void cu_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx);
+void cu_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y);
+void cu_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx);
 
 /* small helpers (elementwise.cu) */
 void cu_fill_rows(int N, int D, const float *row, float *y); /* y[n, :] = row */

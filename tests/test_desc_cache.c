@@ -1,6 +1,6 @@
 /* test_desc_cache.c: the host logic of the CUDA backend's convolution-algorithm cache
  * (src/ops/desc_cache.c): hashing, hit/miss, replacement, least-recently-used eviction,
- * and convolution keys that tell shapes, directions and math modes apart. */
+ * and convolution keys that tell shapes, activation formats, directions and math modes apart. */
 // TEST_LIBS: vqa_ops
 // TEST_LABELS: unit
 #include <string.h>
@@ -104,6 +104,44 @@ static void conv_keys_tell_shape_direction_and_math_apart(void) {
     dc_free(&c);
 }
 
+/* The act entries' formats (ops.h ActFmt): the same shape in NHWC and/or bf16 / fp16 is
+ * another cuDNN problem, so each of the four formats below gets its own entry, and a shape
+ * whose format is set back to plain finds the plain entry again. */
+static void conv_keys_tell_activation_formats_apart(void) {
+    const ActFmt fmts[4] = {{0, DT_F32}, {1, DT_F32}, {0, DT_BF16}, {1, DT_F16}};
+    ConvShape s[4];
+    int32_t k[4][DC_MAX_KEY];
+    int n[4];
+    for (int i = 0; i < 4; i++) {
+        conv_shape_init(&s[i], 8, 64, 56, 56, 64, 3, 3, 1, 1);
+        s[i].f = fmts[i];
+        n[i] = dc_conv_key(&s[i], DC_CONV_FWD, 0, k[i]);
+        CHECK(n[i] <= DC_MAX_KEY);
+    }
+    CHECK(s[0].f.nhwc == 0 && s[0].f.dt == DT_F32); /* conv_shape_init: the plain format */
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            CHECK_MSG(n[i] != n[j] || memcmp(k[i], k[j], (size_t)n[i] * sizeof k[i][0]) != 0,
+                      "formats %d and %d give the same key", i, j);
+    DescCache c;
+    CHECK(dc_init(&c, 8) == 0);
+    for (int i = 0; i < 4; i++) {
+        Val v = {i, (size_t)i * 100};
+        dc_put(&c, k[i], n[i], &v, sizeof v);
+    }
+    CHECK(c.count == 4);
+    for (int i = 0; i < 4; i++) {
+        const Val *got = dc_get(&c, k[i], n[i]);
+        CHECK(got && got->algo == i && got->ws == (size_t)i * 100);
+    }
+    ConvShape back = s[3];
+    back.f = (ActFmt){0, DT_F32};
+    int32_t kb[DC_MAX_KEY];
+    const Val *got = dc_get(&c, kb, dc_conv_key(&back, DC_CONV_FWD, 0, kb));
+    CHECK(got && got->algo == 0);
+    dc_free(&c);
+}
+
 /* A ResNet-50-like stream of lookups: every shape misses once, then always hits. */
 static void repeated_steps_hit_after_the_first(void) {
     DescCache c;
@@ -137,6 +175,7 @@ int main(void) {
     RUN(full_cache_evicts_least_recently_used);
     RUN(out_of_range_sizes_are_refused);
     RUN(conv_keys_tell_shape_direction_and_math_apart);
+    RUN(conv_keys_tell_activation_formats_apart);
     RUN(repeated_steps_hit_after_the_first);
     return test_summary();
 }

@@ -85,6 +85,9 @@ int dc_conv_key(const ConvShape *s, int direction, int math_mode, int32_t key[DC
     key[n++] = s->N, key[n++] = s->C, key[n++] = s->H, key[n++] = s->W;
     key[n++] = s->K, key[n++] = s->R, key[n++] = s->S;
     key[n++] = s->stride, key[n++] = s->pad;
+    /* the activation format: the same shape in NHWC or bf16 is another cuDNN problem (other
+     * descriptors, other algorithms and workspace sizes) */
+    key[n++] = s->f.nhwc ? 1 : 0, key[n++] = (int32_t)s->f.dt;
     key[n++] = direction, key[n++] = math_mode;
     return n;
 }

@@ -46,8 +46,9 @@ void *dc_get(DescCache *c, const int32_t *key, int n);
  * out of range. */
 void *dc_put(DescCache *c, const int32_t *key, int n, const void *val, size_t val_size);
 
-/* Convolution key: the shape fields of s, then direction (0 fwd, 1 bwd data, 2 bwd filter)
- * and a math mode (the backend's precision setting). Writes DC_MAX_KEY words at most;
+/* Convolution key: the shape fields of s, its activation format (s->f: layout and dtype),
+ * then direction (0 fwd, 1 bwd data, 2 bwd filter) and a math mode (the backend's
+ * precision setting). Writes DC_MAX_KEY words at most;
  * returns the number written. */
 enum { DC_CONV_FWD = 0, DC_CONV_BWD_DATA = 1, DC_CONV_BWD_FILTER = 2 };
 int dc_conv_key(const ConvShape *s, int direction, int math_mode, int32_t key[DC_MAX_KEY]);

@@ -112,6 +112,12 @@ if [ "${R[build]}" = ok ]; then
     [ -z "${R[ctest]}" ] && R[ctest]="no summary: ctest timed out after 120 s?"
     # ctest -V prefixes every line of a test's output with "<test number>: "
     R[parity]=$(grep -E "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1 | sed -E 's/^[0-9]+: //')
+    # the act entries' cases (NHWC / bf16 / fp16 activation storage) and every failed case, by name
+    names() { grep -hoE "^([0-9]+: )?$1 [a-z_0-9]+" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //; s/^(ok  |FAIL) //'; }
+    act_ok=$(names "ok  " | grep -cE "(^|_)act_|plain_format")
+    act_fail=$(names FAIL | grep -cE "(^|_)act_|plain_format")
+    [ $((act_ok + act_fail)) != 0 ] && R[act]="$((act_ok + act_fail)) cases, $act_fail failed"
+    R[fails]=$(names FAIL | tr '\n' ' ')
     nskip=$(grep -c "(Skipped)" "$OUT/ctest_gpu.log")
     [ "$nskip" != 0 ] && R[ctest]="${R[ctest]} ($nskip SKIPPED: $(grep -h -o 'SKIP: .*' "$OUT/ctest_gpu.log" | head -1 | cut -c1-80))"
     # test_gpu_train's comparison lines (fp32 / bf16 loss vs CPU, predictions)
@@ -148,6 +154,8 @@ theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $
     echo "build:        ${R[build]}"
     echo "ctest -L gpu: ${R[ctest]:-not run}"
     echo "parity:       ${R[parity]:-not run}"
+    echo "  act (NHWC/bf16/fp16 activations): ${R[act]:-not run}"
+    [ -n "${R[fails]:-}" ] && echo "  failed cases: ${R[fails]}"
     echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu16 = bf16: largest relative loss difference vs CPU)"
     echo "cpu ddp:      ${R[mpi]:-not run}"
     printf "%-22s %12s %12s %8s\n" "samples/s" "ours" "pytorch" "ratio"

@@ -33,7 +33,8 @@ extern "C" {
 
 
 /* What the matrix products (GEMM, linear, attention, convolution) compute in. Parameters,
- * gradients, optimizer moments and activations stay fp32 in memory (see backend_cuda.c). */
+ * gradients and optimizer moments stay fp32 in memory; activations too, except those the
+ * image encoder keeps in an ActFmt through the act entries (cuda/README.md). */
 typedef enum GpuPrecision {
     GPU_PREC_FP32 = 0, /* fp32 products (TF32 only if allow_tf32) */
     GPU_PREC_BF16 = 1, /* GEMMs with bf16 operands, fp32 accumulate; convs on tensor cores */

@@ -1,5 +1,10 @@
 /* resnet.c: torchvision ResNet v1.5 forward and backward over the Backend ops (see
- * resnet.h for the structure, the names and the freezing rules). */
+ * resnet.h for the structure, the names, the freezing rules and the activation format).
+ *
+ * One code path for every format: the small act_* helpers below pick the plain op entry
+ * (fp32 NCHW: exactly the calls made before formats existed, so the plain numbers and
+ * speed are unchanged) or its *_act twin, and every activation buffer is sized in bytes
+ * of the format's type. */
 #include "model/resnet.h"
 
 #include <math.h>
@@ -137,39 +142,109 @@ void resnet_free(Resnet *r) {
     r->n_blocks = 0;
 }
 
+/* ---- the activation format ---- */
+
+static int fmt_plain(const ActFmt *f) { return !f->nhwc && f->dt == DT_F32; }
+
+const char *resnet_format_name(const ActFmt *f, char *buf, size_t n) {
+    snprintf(buf, n, "%s %s", f->nhwc ? "NHWC" : "NCHW",
+             f->dt == DT_BF16 ? "bf16" : f->dt == DT_F16 ? "fp16" : f->dt == DT_F32 ? "fp32" : "?");
+    return buf;
+}
+
+int resnet_set_format(Resnet *r, const ActFmt *f, int need_grid, Err *e) {
+    if (f->dt != DT_F32 && f->dt != DT_BF16 && f->dt != DT_F16)
+        return err_set(e, "resnet: activation storage type %s (need F32, BF16 or F16)", dtype_name(f->dt));
+    r->fmt = *f;
+    r->need_grid = need_grid ? 1 : 0;
+    return 0;
+}
+
+/* A non-plain format needs every *_act entry of the backend (a backend built before the
+ * formats has them NULL: say so instead of crashing). */
+static int check_act_entries(const Resnet *r, const Backend *be, Err *e) {
+    if (fmt_plain(&r->fmt)) return 0;
+    const void *need[] = {(const void *)be->act_import, (const void *)be->act_import_add,
+                          (const void *)be->act_export, (const void *)be->act_relu_forward,
+                          (const void *)be->act_relu_backward, (const void *)be->act_add_forward,
+                          (const void *)be->conv_weight_prep, (const void *)be->conv_weight_grad_add,
+                          (const void *)be->conv2d_act_workspace, (const void *)be->conv2d_act_forward,
+                          (const void *)be->conv2d_act_backward, (const void *)be->batchnorm_act_forward_train,
+                          (const void *)be->batchnorm_act_backward_train, (const void *)be->batchnorm_act_forward_eval,
+                          (const void *)be->batchnorm_act_backward_eval, (const void *)be->maxpool_act_forward,
+                          (const void *)be->maxpool_act_backward, (const void *)be->avgpool_act_forward,
+                          (const void *)be->avgpool_act_backward};
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++)
+        if (!need[i]) {
+            char nm[32];
+            return err_set(e, "resnet: backend %s has no activation-format ops (entry %zu of the act section is "
+                           "NULL): %s activations need them (use the nchw layout with fp32)",
+                           be->name, i, resnet_format_name(&r->fmt, nm, sizeof nm));
+        }
+    return 0;
+}
+
+/* Arena buffers of n activation elements in the format's type (plain: arena_floats). */
+static void *act_buf(const Resnet *r, Arena *a, size_t n) { return arena_alloc(a, n * dtype_size(r->fmt.dt)); }
+static void *act_zeros(const Resnet *r, Arena *a, size_t n) {
+    return arena_zeros(a, (n * dtype_size(r->fmt.dt) + sizeof(float) - 1) / sizeof(float));
+}
+
+static size_t conv_ws(const Resnet *r, const Backend *be, const ConvShape *cs) {
+    return fmt_plain(&r->fmt) ? be->conv2d_workspace(cs) : be->conv2d_act_workspace(cs);
+}
+
+/* z = relu(z), in place */
+static void act_relu(const Resnet *r, const Backend *be, size_t n, void *z) {
+    if (fmt_plain(&r->fmt)) be->relu_forward(n, z, z);
+    else be->act_relu_forward(r->fmt.dt, n, z, z);
+}
+/* dx += dy * (y > 0) */
+static void act_relu_bwd(const Resnet *r, const Backend *be, size_t n, const void *y, const void *dy, void *dx) {
+    if (fmt_plain(&r->fmt)) be->relu_backward(n, y, dy, dx);
+    else be->act_relu_backward(r->fmt.dt, n, y, dy, dx);
+}
+/* y = a + b (in place allowed) */
+static void act_add(const Resnet *r, const Backend *be, size_t n, const void *x1, const void *x2, void *y) {
+    if (fmt_plain(&r->fmt)) be->add_forward(n, x1, x2, y);
+    else be->act_add_forward(r->fmt.dt, n, x1, x2, y);
+}
+
 /* ---- shape planning ---- */
 
 static size_t cs_out_numel(const ConvShape *s) { return (size_t)s->N * s->K * s->P * s->Q; }
 static size_t cs_in_numel(const ConvShape *s) { return (size_t)s->N * s->C * s->H * s->W; }
 
-static void plan_cb(RnConvBn *c, int N, int H, int W) {
+static void plan_cb(const Resnet *r, RnConvBn *c, int N, int H, int W) {
     conv_shape_init(&c->cs, N, c->cin, H, W, c->cout, c->k, c->k, c->stride, c->pad);
+    c->cs.f = r->fmt;
 }
 
 /* Computes every conv shape for this input, the max activation size and the max conv
  * workspace. */
 static void plan(Resnet *r, const Backend *be, int N, int H, int W, size_t *max_act, size_t *max_ws) {
     size_t ma = 0, mw = 0;
-    plan_cb(&r->stem, N, H, W);
-    mw = be->conv2d_workspace(&r->stem.cs);
+    plan_cb(r, &r->stem, N, H, W);
+    mw = conv_ws(r, be, &r->stem.cs);
     ma = cs_out_numel(&r->stem.cs);
     pool_shape_init(&r->pool, N, r->stem.cout, r->stem.cs.P, r->stem.cs.Q, 3, 2, 1);
+    r->pool.f = r->fmt;
     int h = r->pool.P, w = r->pool.Q;
     for (int i = 0; i < r->n_blocks; i++) {
         RnBlock *b = &r->blocks[i];
         int hh = h, ww = w;
         b->in_numel = (size_t)N * b->c[0].cin * h * w;
         for (int k = 0; k < b->nconv; k++) {
-            plan_cb(&b->c[k], N, hh, ww);
+            plan_cb(r, &b->c[k], N, hh, ww);
             hh = b->c[k].cs.P;
             ww = b->c[k].cs.Q;
-            size_t ws = be->conv2d_workspace(&b->c[k].cs);
+            size_t ws = conv_ws(r, be, &b->c[k].cs);
             if (ws > mw) mw = ws;
             if (cs_out_numel(&b->c[k].cs) > ma) ma = cs_out_numel(&b->c[k].cs);
         }
         if (b->has_ds) {
-            plan_cb(&b->ds, N, h, w);
-            size_t ws = be->conv2d_workspace(&b->ds.cs);
+            plan_cb(r, &b->ds, N, h, w);
+            size_t ws = conv_ws(r, be, &b->ds.cs);
             if (ws > mw) mw = ws;
         }
         b->out_numel = cs_out_numel(&b->c[b->nconv - 1].cs);
@@ -201,51 +276,73 @@ void resnet_grid_size(const Resnet *r, int H, int W, int *gh, int *gw) {
 static int oom(Err *e, const char *what) { return err_set(e, "resnet: out of memory (arena) for %s", what); }
 
 /* y = conv(x); z = BN(y) [; relu(z)]. z_out: where z goes (NULL: new arena buffer). */
-static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const float *x, int relu,
-                      float *z_out, Arena *a, Err *e) {
+static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const void *x, int relu,
+                      void *z_out, Arena *a, Err *e) {
     ParamStore *ps = r->ps;
+    const ActFmt *f = &r->fmt;
+    int plain = fmt_plain(f);
     size_t n = cs_out_numel(&c->cs);
     int HW = c->cs.P * c->cs.Q;
     c->x = x;
-    c->y = arena_floats(a, n);
-    c->z = z_out ? z_out : arena_floats(a, n);
+    c->y = act_buf(r, a, n);
+    c->z = z_out ? z_out : act_buf(r, a, n);
     if (!c->y || !c->z) return oom(e, "conv output");
-    be->conv2d_forward(&c->cs, x, ps_value(ps, c->w), NULL, c->y, r->ws);
+    c->wp = NULL;
+    if (plain) {
+        be->conv2d_forward(&c->cs, x, ps_value(ps, c->w), NULL, c->y, r->ws);
+    } else {
+        /* the weight in the format's layout and type, prepared every forward (the fp32
+         * master changes every step); kept with the activations for the backward */
+        size_t nw = (size_t)c->cout * c->cin * c->k * c->k;
+        if (!(c->wp = arena_alloc(a, nw * dtype_size(f->dt)))) return oom(e, "prepared conv weight");
+        be->conv_weight_prep(&c->cs, ps_value(ps, c->w), c->wp);
+        be->conv2d_act_forward(&c->cs, x, c->wp, c->y, r->ws);
+    }
     c->bn_train = r->training && ps_trainable(ps, c->g);
     if (c->bn_train) {
         c->mean = arena_floats(a, (size_t)c->cout);
         c->rstd = arena_floats(a, (size_t)c->cout);
         if (!c->mean || !c->rstd) return oom(e, "BN statistics");
-        be->batchnorm_forward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                    BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
-                                    c->mean, c->rstd);
+        if (plain)
+            be->batchnorm_forward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+                                        BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
+                                        c->mean, c->rstd);
+        else
+            be->batchnorm_act_forward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+                                            BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
+                                            c->mean, c->rstd);
         /* num_batches_tracked += 1: a scalar in backend memory, added on the backend (no
          * host round trip; exact in float up to 2^24 batches) */
         be->add_forward(1, ps_value(ps, c->nbt), r->one, ps_value(ps, c->nbt));
     } else {
         c->mean = c->rstd = NULL;
-        be->batchnorm_forward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                   ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
+        if (plain)
+            be->batchnorm_forward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+                                       ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
+        else
+            be->batchnorm_act_forward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+                                           ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
     }
-    if (relu) be->relu_forward(n, c->z, c->z);
+    if (relu) act_relu(r, be, n, c->z);
     return 0;
 }
 
 /* stem: conv1, bn1, relu, maxpool -> out (NULL: new arena buffer) */
-static int stem_forward(Resnet *r, const Backend *be, const float *x, float *out, Arena *a, Err *e) {
+static int stem_forward(Resnet *r, const Backend *be, const void *x, void *out, Arena *a, Err *e) {
     if (cb_forward(r, be, &r->stem, x, 1, NULL, a, e) != 0) return -1;
     size_t n = (size_t)r->pool.N * r->pool.C * r->pool.P * r->pool.Q;
-    r->pool_out = out ? out : arena_floats(a, n);
+    r->pool_out = out ? out : act_buf(r, a, n);
     r->argmax = arena_alloc(a, n * sizeof(int32_t));
     if (!r->pool_out || !r->argmax) return oom(e, "maxpool output");
-    be->maxpool_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
+    if (fmt_plain(&r->fmt)) be->maxpool_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
+    else be->maxpool_act_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
     return 0;
 }
 
-static int block_forward(Resnet *r, const Backend *be, RnBlock *b, const float *x, float *out,
+static int block_forward(Resnet *r, const Backend *be, RnBlock *b, const void *x, void *out,
                          Arena *a, Err *e) {
     b->x = x;
-    const float *cur = x;
+    const void *cur = x;
     for (int k = 0; k < b->nconv; k++) {
         int last = k == b->nconv - 1;
         /* the last BN writes straight into the block output, where identity is added */
@@ -253,13 +350,13 @@ static int block_forward(Resnet *r, const Backend *be, RnBlock *b, const float *
         cur = b->c[k].z;
     }
     b->out = b->c[b->nconv - 1].z;
-    const float *idn = x;
+    const void *idn = x;
     if (b->has_ds) {
         if (cb_forward(r, be, &b->ds, x, 0, NULL, a, e) != 0) return -1;
         idn = b->ds.z;
     }
-    be->add_forward(b->out_numel, b->out, idn, b->out);
-    be->relu_forward(b->out_numel, b->out, b->out);
+    act_add(r, be, b->out_numel, b->out, idn, b->out);
+    act_relu(r, be, b->out_numel, b->out);
     return 0;
 }
 
@@ -272,6 +369,7 @@ static int module_trainable(const Resnet *r, int m) {
 int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, int W,
                    int training, Arena *a, Err *e) {
     if (N < 1 || H < 1 || W < 1) return err_set(e, "resnet: bad input size [%d, 3, %d, %d]", N, H, W);
+    if (check_act_entries(r, be, e) != 0) return -1;
     size_t max_act, max_ws;
     plan(r, be, N, H, W, &max_act, &max_ws);
     if (r->gh < 1 || r->gw < 1)
@@ -301,16 +399,22 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
                 r->bwd_from = m;
                 break;
             }
-    float *pp[2] = {NULL, NULL};
+    void *pp[2] = {NULL, NULL};
     if (r->bwd_from > 0) { /* forward-only prefix: ping-pong outputs, rewound scratch */
-        pp[0] = arena_floats(a, max_act);
-        pp[1] = arena_floats(a, max_act);
+        pp[0] = act_buf(r, a, max_act);
+        pp[1] = act_buf(r, a, max_act);
         if (!pp[0] || !pp[1]) return oom(e, "forward buffers");
     }
-    const float *cur = x;
+    const void *cur = x;
+    if (!fmt_plain(&r->fmt)) { /* the fp32 NCHW batch into the activation format */
+        void *xin = act_buf(r, a, (size_t)N * 3 * H * W);
+        if (!xin) return oom(e, "input in the activation format");
+        be->act_import(&r->fmt, N, 3, H * W, x, xin);
+        cur = xin;
+    }
     for (int m = 0; m < nm; m++) {
         int keep = m >= r->bwd_from;
-        float *dst = keep ? NULL : pp[m & 1];
+        void *dst = keep ? NULL : pp[m & 1];
         size_t mark = arena_mark(a);
         int rc;
         if (m == 0) {
@@ -319,7 +423,7 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
         } else {
             RnBlock *b = &r->blocks[m - 1];
             if (!dst) {
-                dst = arena_floats(a, b->out_numel);
+                dst = act_buf(r, a, b->out_numel);
                 if (!dst) return oom(e, "block output");
             }
             rc = block_forward(r, be, b, cur, dst, a, e);
@@ -328,10 +432,21 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
         if (rc != 0) return err_prefix(e, "%s", r->prefix);
         if (!keep) arena_rewind(a, mark);
     }
-    r->grid = (float *)cur;
+    r->top = (void *)cur;
     r->pooled = arena_floats(a, (size_t)N * r->out_channels);
     if (!r->pooled) return oom(e, "pooled features");
-    be->avgpool_global_forward(N, r->out_channels, r->gh * r->gw, r->grid, r->pooled);
+    int C = r->out_channels, HW = r->gh * r->gw;
+    if (fmt_plain(&r->fmt)) {
+        r->grid = (float *)cur;
+        be->avgpool_global_forward(N, C, HW, r->grid, r->pooled);
+    } else {
+        be->avgpool_act_forward(&r->fmt, N, C, HW, cur, r->pooled);
+        r->grid = NULL;
+        if (r->need_grid) { /* the fusion reads fp32 NCHW */
+            if (!(r->grid = arena_floats(a, (size_t)N * C * HW))) return oom(e, "grid");
+            be->act_export(&r->fmt, N, C, HW, cur, r->grid);
+        }
+    }
     r->logits = NULL;
     if (r->fc_w >= 0) {
         r->logits = arena_floats(a, (size_t)N * r->cfg.num_classes);
@@ -345,50 +460,70 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
 /* ---- backward ---- */
 
 /* dz = d(loss)/d(BN output). Accumulates into dx (may be NULL) and the parameter grads. */
-static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const float *dz, float *dx,
+static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const void *dz, void *dx,
                        Arena *a, Err *e) {
     ParamStore *ps = r->ps;
+    const ActFmt *f = &r->fmt;
     float *dw = ps_grad(ps, c->w), *dg = ps_grad(ps, c->g), *db = ps_grad(ps, c->b);
     if (!dx && !dw && !dg && !db) return 0;
     int need_dy = dx || dw;
     size_t mark = arena_mark(a);
     size_t n = cs_out_numel(&c->cs);
-    float *dy = NULL;
-    if (need_dy && !(dy = arena_zeros(a, n))) return oom(e, "BN gradient");
+    void *dy = NULL;
+    if (need_dy && !(dy = act_zeros(r, a, n))) return oom(e, "BN gradient");
     int HW = c->cs.P * c->cs.Q;
+    if (fmt_plain(f)) {
+        if (c->bn_train)
+            be->batchnorm_backward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd, dz,
+                                         dy, dg, db);
+        else
+            be->batchnorm_backward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->rm),
+                                        ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
+        if (need_dy) be->conv2d_backward(&c->cs, c->x, ps_value(ps, c->w), dy, dx, dw, NULL, r->ws);
+        arena_rewind(a, mark);
+        return 0;
+    }
     if (c->bn_train)
-        be->batchnorm_backward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd, dz,
-                                     dy, dg, db);
+        be->batchnorm_act_backward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd,
+                                         dz, dy, dg, db);
     else
-        be->batchnorm_backward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->rm),
-                                    ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
-    if (need_dy) be->conv2d_backward(&c->cs, c->x, ps_value(ps, c->w), dy, dx, dw, NULL, r->ws);
+        be->batchnorm_act_backward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->rm),
+                                        ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
+    if (need_dy) {
+        /* the weight gradient accumulates in the prepared layout and type (zeroed here),
+         * then goes into the fp32 master gradient */
+        void *dwp = NULL;
+        if (dw && !(dwp = act_zeros(r, a, (size_t)c->cout * c->cin * c->k * c->k)))
+            return oom(e, "prepared weight gradient");
+        be->conv2d_act_backward(&c->cs, c->x, c->wp, dy, dx, dwp, r->ws);
+        if (dwp) be->conv_weight_grad_add(&c->cs, dwp, dw);
+    }
     arena_rewind(a, mark);
     return 0;
 }
 
 /* dout: gradient w.r.t. the block output. dx: accumulated input gradient (NULL: not needed). */
-static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const float *dout, float *dx,
+static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const void *dout, void *dx,
                           Arena *a, Err *e) {
     size_t mark = arena_mark(a);
-    float *dpre = arena_zeros(a, b->out_numel);
+    void *dpre = act_zeros(r, a, b->out_numel);
     if (!dpre) return oom(e, "block gradient");
-    be->relu_backward(b->out_numel, b->out, dout, dpre); /* d(main + identity) */
+    act_relu_bwd(r, be, b->out_numel, b->out, dout, dpre); /* d(main + identity) */
     if (b->has_ds) {
         if (cb_backward(r, be, &b->ds, dpre, dx, a, e) != 0) return -1;
     } else if (dx) {
-        be->add_forward(b->in_numel, dx, dpre, dx);
+        act_add(r, be, b->in_numel, dx, dpre, dx);
     }
-    const float *dz = dpre;
+    const void *dz = dpre;
     for (int k = b->nconv - 1; k >= 0; k--) {
         RnConvBn *c = &b->c[k];
-        float *din = dx;
-        if (k > 0 && !(din = arena_zeros(a, cs_in_numel(&c->cs)))) return oom(e, "block gradient");
+        void *din = dx;
+        if (k > 0 && !(din = act_zeros(r, a, cs_in_numel(&c->cs)))) return oom(e, "block gradient");
         if (cb_backward(r, be, c, dz, din, a, e) != 0) return -1;
         if (k > 0) { /* through the ReLU that produced this conv's input (in place on z) */
-            float *dzp = arena_zeros(a, cs_in_numel(&c->cs));
+            void *dzp = act_zeros(r, a, cs_in_numel(&c->cs));
             if (!dzp) return oom(e, "block gradient");
-            be->relu_backward(cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
+            act_relu_bwd(r, be, cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
             dz = dzp;
         }
     }
@@ -406,6 +541,8 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     ParamStore *ps = r->ps;
     int N = r->N, C = r->out_channels, nm = r->n_blocks + 1;
     if (!r->training) return err_set(e, "resnet_backward after an inference forward");
+    if (dgrid && !r->grid)
+        return err_set(e, "resnet_backward: a grid gradient, but the grid was not asked for (resnet_set_format need_grid)");
     int into_blocks = r->bwd_from < nm;
     float *dp = NULL; /* gradient w.r.t. pooled */
     if (into_blocks && (dlogits || dpooled)) {
@@ -419,32 +556,41 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     if (!into_blocks || (!dp && !dgrid)) return 0;
 
     size_t max_act = r->max_act;
+    const ActFmt *f = &r->fmt;
+    int plain = fmt_plain(f);
+    size_t es = dtype_size(f->dt);
     if (!r->gbuf[0]) {
-        r->gbuf[0] = arena_floats(a, max_act);
-        r->gbuf[1] = arena_floats(a, max_act);
+        r->gbuf[0] = act_buf(r, a, max_act);
+        r->gbuf[1] = act_buf(r, a, max_act);
         if (!r->gbuf[0] || !r->gbuf[1]) return oom(e, "backward buffers");
     }
     size_t ng = (size_t)N * C * r->gh * r->gw;
-    float *dcur = r->gbuf[0];
-    be->memset_zero(dcur, ng * sizeof(float));
-    if (dgrid) be->add_forward(ng, dcur, dgrid, dcur);
-    if (dp) be->avgpool_global_backward(N, C, r->gh * r->gw, dp, dcur);
+    void *dcur = r->gbuf[0];
+    be->memset_zero(dcur, ng * es);
+    if (plain) {
+        if (dgrid) be->add_forward(ng, dcur, dgrid, dcur);
+        if (dp) be->avgpool_global_backward(N, C, r->gh * r->gw, dp, dcur);
+    } else { /* fp32 NCHW gradients into the format */
+        if (dgrid) be->act_import_add(f, N, C, r->gh * r->gw, dgrid, dcur);
+        if (dp) be->avgpool_act_backward(f, N, C, r->gh * r->gw, dp, dcur);
+    }
 
     int k = 1;
     for (int m = nm - 1; m >= r->bwd_from; m--) {
-        float *dprev = NULL;
+        void *dprev = NULL;
         if (m > r->bwd_from) { /* something below needs this module's input gradient */
             dprev = r->gbuf[k];
             size_t n = m == 1 ? (size_t)r->pool.N * r->pool.C * r->pool.P * r->pool.Q : r->blocks[m - 2].out_numel;
-            be->memset_zero(dprev, n * sizeof(float));
+            be->memset_zero(dprev, n * es);
         }
         if (m == 0) {
             size_t mark = arena_mark(a);
             size_t n = cs_out_numel(&r->stem.cs);
-            float *dz = arena_zeros(a, n), *dpre = arena_zeros(a, n);
+            void *dz = act_zeros(r, a, n), *dpre = act_zeros(r, a, n);
             if (!dz || !dpre) return oom(e, "stem gradient");
-            be->maxpool_backward(&r->pool, r->argmax, dcur, dz);
-            be->relu_backward(n, r->stem.z, dz, dpre);
+            if (plain) be->maxpool_backward(&r->pool, r->argmax, dcur, dz);
+            else be->maxpool_act_backward(&r->pool, r->argmax, dcur, dz);
+            act_relu_bwd(r, be, n, r->stem.z, dz, dpre);
             if (cb_backward(r, be, &r->stem, dpre, NULL, a, e) != 0) return -1;
             arena_rewind(a, mark);
         } else if (block_backward(r, be, &r->blocks[m - 1], dcur, dprev, a, e) != 0) {

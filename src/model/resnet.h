@@ -12,9 +12,21 @@
  *     channel count changes.
  *   avgpool (global) -> pooled [N, 8C*exp];  optional fc (pooled -> num_classes).
  * Convs have no bias. BN: eps 1e-5, momentum 0.1, PyTorch running-stat semantics.
- * Layout: NCHW everywhere ([N, 3, H, W] in, grid [N, Cout, h, w] out, h = ceil(H/32) for
- * the usual sizes: 7x7 at 224; with cfg.stages = S < 4 the network ends after layerS,
- * h = ceil(H / 2^(S+1)) and Cout = planes of layerS * expansion).
+ * Shapes: [N, 3, H, W] in, grid [N, Cout, h, w] out, h = ceil(H/32) for the usual sizes:
+ * 7x7 at 224; with cfg.stages = S < 4 the network ends after layerS, h = ceil(H / 2^(S+1))
+ * and Cout = planes of layerS * expansion.
+ * Layout: the input x, r->grid and r->pooled are fp32 NCHW at the boundary, always. Inside,
+ * activations and their gradients are stored in the format set by resnet_set_format
+ * (ops.h ActFmt): the default, plain {NCHW, fp32}, runs the plain op entries exactly as
+ * before the format existed; any other format (channels-last NHWC and/or bf16 / fp16
+ * storage, the GPU's fast path) imports x into that format, runs every conv on a weight
+ * prepared for it (conv_weight_prep each forward: the fp32 master weights change every
+ * step), BN / ReLU / residual add / max-pool through the *_act entries, and leaves it only
+ * at the edges: pooled comes out fp32 from avgpool_act_forward, the grid is exported to
+ * fp32 NCHW only when the owner asked for it (need_grid), and a grid gradient is imported
+ * back (act_import_add). Conv weight gradients accumulate in the prepared layout and type
+ * (a zeroed arena buffer per conv) and are added into the fp32 ParamStore gradient
+ * (conv_weight_grad_add). Arena sizes are in bytes of the format's type.
  *
  * Freezing is read from the ParamStore flags (set by name prefix before ps_finalize):
  *  - BN of a stage whose BN weight is frozen runs in eval mode (running stats, no update);
@@ -48,10 +60,11 @@ typedef struct RnConvBn {
     int w, g, b, rm, rv, nbt;    /* ParamStore indices: conv weight, BN weight/bias/buffers */
     int cin, cout, k, stride, pad;
     /* per forward */
-    ConvShape cs;
-    const float *x;              /* input [N, cin, H, W] */
-    float *y;                    /* conv output [N, cout, P, Q] (BN input) */
-    float *z;                    /* BN output (ReLU applied in place where the net has one) */
+    ConvShape cs;                /* cs.f = the activation format */
+    const void *x;               /* input [N, cin, H, W] (in the activation format) */
+    void *y;                     /* conv output [N, cout, P, Q] (BN input) */
+    void *z;                     /* BN output (ReLU applied in place where the net has one) */
+    void *wp;                    /* prepared weight (non-plain format; arena), else NULL */
     float *mean, *rstd;          /* [cout] saved by train-mode BN */
     int bn_train;
 } RnConvBn;
@@ -64,8 +77,8 @@ typedef struct RnBlock {
     int stage;                   /* 1..4 */
     int first_param, end_param;  /* ParamStore index range */
     /* per forward */
-    const float *x;              /* input */
-    float *out;                  /* relu(main + identity) */
+    const void *x;               /* input (activation format) */
+    void *out;                   /* relu(main + identity) */
     size_t in_numel, out_numel;
 } RnBlock;
 
@@ -79,7 +92,7 @@ typedef struct Resnet {
     int stem_first, stem_end;
     PoolShape pool;
     int32_t *argmax;
-    float *pool_out;
+    void *pool_out;              /* stem output (activation format) */
     RnBlock *blocks;             /* owned */
     int n_blocks;
     int fc_w, fc_b;              /* -1 without fc */
@@ -87,15 +100,20 @@ typedef struct Resnet {
      * resnet_build, zero = none): after fc, after each block (top down) and after the
      * stem, X = ps_grads_from(the module's first tensor) */
     PsGradHook grad_ready;
+    /* activation storage (resnet_set_format); plain = {0, DT_F32} */
+    ActFmt fmt;
+    int need_grid;               /* non-plain format: export the grid to r->grid */
     /* per forward */
     int N, H, W, gh, gw;
     int training;
     int bwd_from;                /* 0 = stem, i+1 = block i, n_blocks+1 = nothing kept */
     float *ws;                   /* conv workspace (max over convs) */
     size_t ws_floats;
-    float *gbuf[2];              /* backward ping-pong gradient buffers */
-    size_t max_act;
-    float *grid;                 /* [N, out_channels, gh, gw] */
+    void *gbuf[2];               /* backward ping-pong gradient buffers (activation format) */
+    size_t max_act;              /* elements */
+    void *top;                   /* last block output [N, out_channels, gh, gw] (format) */
+    float *grid;                 /* [N, out_channels, gh, gw] fp32 NCHW; NULL in a non-plain
+                                  * format without need_grid */
     float *pooled;               /* [N, out_channels] */
     float *logits;               /* [N, num_classes] when with_fc */
     /* 1.0f in backend memory (owned; from one_be), so that num_batches_tracked += 1 is an
@@ -109,16 +127,24 @@ typedef struct Resnet {
 int resnet_build(Resnet *r, const ResnetConfig *c, ParamStore *ps, const char *prefix,
                  ParamGroup group, Err *e);
 void resnet_free(Resnet *r);
+/* The activation format of the forwards that follow (see Layout above; before the first
+ * forward, or between a forward and the next one, never between forward and backward).
+ * f: dt one of DT_F32, DT_BF16, DT_F16 (else an error). need_grid: the owner reads r->grid
+ * (attention fusion) and may pass dgrid to backward; without it, a non-plain format leaves
+ * r->grid NULL (no export) and backward rejects dgrid. The plain format always has a grid. */
+int resnet_set_format(Resnet *r, const ActFmt *f, int need_grid, Err *e);
+/* "NCHW fp32", "NHWC bf16", ... */
+const char *resnet_format_name(const ActFmt *f, char *buf, size_t n);
 /* Grid size for an input of H x W. */
 void resnet_grid_size(const Resnet *r, int H, int W, int *gh, int *gw);
 
-/* x [N, 3, H, W] (NCHW, normalized). Fills r->grid, r->pooled (and r->logits with fc), in
- * arena memory. training: BN of trainable stages in train mode, activations kept for
+/* x [N, 3, H, W] (fp32 NCHW, normalized). Fills r->grid (see resnet_set_format), r->pooled
+ * (and r->logits with fc), in arena memory. training: BN of trainable stages in train mode, activations kept for
  * backward from the lowest trainable module up. */
 int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, int W,
                    int training, Arena *a, Err *e);
 /* Accumulates gradients of trainable parameters. Any of dlogits [N, classes],
- * dpooled [N, C], dgrid [N, C, gh, gw] may be NULL. Must follow a training forward. */
+ * dpooled [N, C], dgrid [N, C, gh, gw] (fp32 NCHW, all three) may be NULL. Must follow a training forward. */
 int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const float *dpooled,
                     const float *dgrid, Arena *a, Err *e);
 

@@ -1,7 +1,8 @@
 /* test_resnet.c: torchvision ResNet v1.5: parameter counts and names, grid sizes, finite-
  * difference gradients, freezing (no grad slots, BN eval, no kept activations), a step that
- * allocates nothing after the first, and parity with torchvision (forward and every
- * gradient of small train-mode nets; forward of the full ResNet-50 at 224x224). */
+ * allocates nothing after the first, parity with torchvision (forward and every gradient
+ * of small train-mode nets; forward of the full ResNet-50 at 224x224), and the activation
+ * formats (NHWC, bf16 / fp16 storage) against the plain NCHW fp32 network. */
 // TEST_LIBS: vqa_model
 // TEST_LABELS: unit
 // TEST_TIMEOUT: 300
@@ -435,6 +436,304 @@ static void small_resnet18_train_step_matches_torchvision(void) { run_parity(&k_
 static void small_resnet50_train_step_matches_torchvision(void) { run_parity(&k_cases[1], NULL); }
 static void full_resnet50_224_forward_matches_torchvision(void) { run_parity(&k_cases[2], NULL); }
 
+/* ---- activation formats (resnet_set_format) ----
+ * The plain NCHW fp32 network is the reference (checked above against torchvision and
+ * finite differences); every other format must give its numbers: fp32 NHWC within
+ * summation-order rounding, bf16 / fp16 storage within their rounding. */
+
+/* What one training step of a net leaves behind, copied out of the net. */
+typedef struct FmtStep {
+    int ok, n_tensors;
+    float *pooled, *grid;        /* [N, C], [N, C, gh, gw] (grid NULL when there was none) */
+    size_t n_pooled, n_grid;
+    float **value, **grad;       /* per tensor: value after the step (BN buffers updated), grad or NULL */
+    size_t *numel;
+    char (*name)[PS_NAME_MAX];
+} FmtStep;
+
+static void fmt_step_free(FmtStep *o) {
+    for (int i = 0; i < o->n_tensors; i++) free(o->value[i]), free(o->grad[i]);
+    free(o->value), free(o->grad), free(o->numel), free(o->name), free(o->pooled), free(o->grid);
+    memset(o, 0, sizeof *o);
+}
+
+static float *dup_floats(const float *p, size_t n) {
+    float *q = malloc(n * sizeof *q);
+    if (q) memcpy(q, p, n * sizeof *q);
+    return q;
+}
+
+/* Builds ResNet-`depth` (width 1/16, seed 21, `train_prefix` as net_build), sets format f
+ * (need_grid as given), runs a training forward of x [N, 3, H, W] and a backward from
+ * dpool (and dgrid when need_grid) on backend be, and copies the results out. */
+static void fmt_step(FmtStep *o, const Backend *be, const ActFmt *f, int need_grid, int depth,
+                     const char *train_prefix, const float *x, int N, int H, int W, const float *dpool,
+                     const float *dgrid) {
+    Net n;
+    Err e;
+    memset(o, 0, sizeof *o);
+    if (net_build(&n, depth, 0.0625f, 0, 0, train_prefix, 21) != 0) return;
+    if (resnet_set_format(&n.r, f, need_grid, &e) != 0 || resnet_forward(&n.r, be, x, N, H, W, 1, &n.a, &e) != 0 ||
+        resnet_backward(&n.r, be, NULL, dpool, need_grid ? dgrid : NULL, &n.a, &e) != 0) {
+        fprintf(stderr, "  %s\n", e.msg);
+        net_free(&n);
+        return;
+    }
+    o->n_pooled = (size_t)N * n.r.out_channels;
+    o->pooled = dup_floats(n.r.pooled, o->n_pooled);
+    if (n.r.grid) {
+        o->n_grid = o->n_pooled * n.r.gh * n.r.gw;
+        o->grid = dup_floats(n.r.grid, o->n_grid);
+    }
+    int nt = o->n_tensors = ps_count(&n.ps);
+    o->value = calloc((size_t)nt, sizeof *o->value);
+    o->grad = calloc((size_t)nt, sizeof *o->grad);
+    o->numel = calloc((size_t)nt, sizeof *o->numel);
+    o->name = calloc((size_t)nt, sizeof *o->name);
+    for (int i = 0; i < nt; i++) {
+        o->numel[i] = ps_info(&n.ps, i)->numel;
+        snprintf(o->name[i], sizeof o->name[i], "%s", ps_info(&n.ps, i)->name);
+        o->value[i] = dup_floats(ps_value(&n.ps, i), o->numel[i]);
+        if (ps_grad(&n.ps, i)) o->grad[i] = dup_floats(ps_grad(&n.ps, i), o->numel[i]);
+    }
+    o->ok = 1;
+    net_free(&n);
+}
+
+/* The largest relative error of got against ref over pooled, grid (when both have one), every
+ * parameter gradient and every tensor's value after the step (BN running stats and
+ * num_batches_tracked); the worst one's name in worst. Tensors are compared one by one, so
+ * a small tensor's error is not hidden by a large one's norm. *n_grads: gradients compared. */
+static double fmt_compare(const FmtStep *got, const FmtStep *ref, char *worst, size_t cap, int *n_grads) {
+    double m = 0;
+    *n_grads = 0;
+    snprintf(worst, cap, "-");
+    if (!got->ok || !ref->ok || got->n_tensors != ref->n_tensors) return INFINITY;
+#define FMT_WORSE(err, ...)                   \
+    do {                                      \
+        double e_ = (err);                    \
+        if (!(e_ <= m)) {                     \
+            m = e_;                           \
+            snprintf(worst, cap, __VA_ARGS__); \
+        }                                     \
+    } while (0)
+    FMT_WORSE(rel_err(got->pooled, ref->pooled, ref->n_pooled), "pooled");
+    if (got->grid && ref->grid) FMT_WORSE(rel_err(got->grid, ref->grid, ref->n_grid), "grid");
+    for (int i = 0; i < ref->n_tensors; i++) {
+        if (!!got->grad[i] != !!ref->grad[i]) FMT_WORSE(INFINITY, "%s: gradient slot", ref->name[i]);
+        if (got->grad[i] && ref->grad[i]) {
+            FMT_WORSE(rel_err(got->grad[i], ref->grad[i], ref->numel[i]), "%s.grad", ref->name[i]);
+            (*n_grads)++;
+        }
+        FMT_WORSE(rel_err(got->value[i], ref->value[i], ref->numel[i]), "%s", ref->name[i]);
+    }
+#undef FMT_WORSE
+    return m;
+}
+
+/* The inputs of the format cases: 3 images of 64x64 (a 2x2 grid), upstream gradients of
+ * the pooled vector and of the grid. */
+typedef struct FmtInputs {
+    int N, H, W;
+    float *x, *dpool, *dgrid;
+} FmtInputs;
+
+static void fmt_inputs(FmtInputs *in, int C) {
+    in->N = 3, in->H = 64, in->W = 64;
+    TestRng r = {31};
+    size_t nx = (size_t)in->N * 3 * in->H * in->W, np = (size_t)in->N * C;
+    in->x = malloc(nx * sizeof(float));
+    in->dpool = malloc(np * sizeof(float));
+    in->dgrid = malloc(np * 4 * sizeof(float));
+    trng_fill(&r, in->x, nx, -2.f, 2.f);
+    trng_fill(&r, in->dpool, np, -1.f, 1.f);
+    trng_fill(&r, in->dgrid, np * 4, -1.f, 1.f);
+}
+
+static void fmt_inputs_free(FmtInputs *in) { free(in->x), free(in->dpool), free(in->dgrid); }
+
+static int out_channels(int depth) { return depth == 50 ? 4 * 8 * 4 : 4 * 8; } /* width 1/16: base 4 */
+
+static const ActFmt k_plain = {0, DT_F32}, k_nhwc32 = {1, DT_F32}, k_nhwc_bf16 = {1, DT_BF16},
+                    k_nchw_bf16 = {0, DT_BF16}, k_nhwc_f16 = {1, DT_F16};
+
+/* One format against plain NCHW fp32 on the same net and inputs; returns the worst error
+ * (and prints it). grid: need_grid with a grid gradient too. */
+static double fmt_vs_plain(const Backend *be, const ActFmt *f, int depth, const char *train_prefix, int grid,
+                           const char *what) {
+    FmtInputs in;
+    fmt_inputs(&in, out_channels(depth));
+    FmtStep ref, got;
+    fmt_step(&ref, backend_cpu(), &k_plain, grid, depth, train_prefix, in.x, in.N, in.H, in.W, in.dpool, in.dgrid);
+    fmt_step(&got, be, f, grid, depth, train_prefix, in.x, in.N, in.H, in.W, in.dpool, in.dgrid);
+    char worst[PS_NAME_MAX + 16], nm[32];
+    int ng;
+    double m = fmt_compare(&got, &ref, worst, sizeof worst, &ng);
+    double ep = got.ok && ref.ok ? rel_err(got.pooled, ref.pooled, ref.n_pooled) : INFINITY;
+    fprintf(stderr, "  resnet%d %s %s%s: %d gradients; worst relative error %.3g (%s); pooled %.3g\n", depth,
+            resnet_format_name(f, nm, sizeof nm), what, grid ? " (grid out, grid gradient in)" : "", ng, m, worst,
+            ep);
+    CHECK(got.ok && ref.ok);
+    CHECK(ng > 0);
+    if (grid) CHECK(got.grid != NULL && ref.grid != NULL);
+    fmt_step_free(&ref);
+    fmt_step_free(&got);
+    fmt_inputs_free(&in);
+    return m;
+}
+
+static void nhwc_fp32_step_equals_nchw(void) {
+    for (int depth = 18; depth <= 50; depth += 32) {
+        double m = fmt_vs_plain(backend_cpu(), &k_nhwc32, depth, NULL, 0, "trainable");
+        CHECK_MSG(m <= 1e-5, "resnet%d NHWC fp32: relative error %.3g", depth, m);
+    }
+}
+
+/* Reduced-precision storage, the layout alone: NHWC and NCHW in the same storage type give
+ * the same step (the plumbing sizes every buffer in the type's bytes in both layouts). */
+static double fmt_vs_fmt(const ActFmt *fa, const ActFmt *fb, int depth, const char *train_prefix, int grid) {
+    FmtInputs in;
+    fmt_inputs(&in, out_channels(depth));
+    FmtStep a, b;
+    fmt_step(&a, backend_cpu(), fa, grid, depth, train_prefix, in.x, in.N, in.H, in.W, in.dpool, in.dgrid);
+    fmt_step(&b, backend_cpu(), fb, grid, depth, train_prefix, in.x, in.N, in.H, in.W, in.dpool, in.dgrid);
+    char worst[PS_NAME_MAX + 16], na[32], nb[32];
+    int ng;
+    double m = fmt_compare(&a, &b, worst, sizeof worst, &ng);
+    fprintf(stderr, "  resnet%d %s vs %s%s%s: %d gradients; worst relative error %.3g (%s)\n", depth,
+            resnet_format_name(fa, na, sizeof na), resnet_format_name(fb, nb, sizeof nb),
+            train_prefix ? ", trainable from " : "", train_prefix ? train_prefix : "", ng, m, worst);
+    CHECK(ng > 0);
+    fmt_step_free(&a);
+    fmt_step_free(&b);
+    fmt_inputs_free(&in);
+    return m;
+}
+
+static void bf16_and_fp16_steps_do_not_depend_on_the_layout(void) {
+    double m = fmt_vs_fmt(&k_nhwc_bf16, &k_nchw_bf16, 18, NULL, 1);
+    CHECK_MSG(m <= 1e-5, "bf16 NHWC vs NCHW: %.3g", m);
+    m = fmt_vs_fmt(&k_nhwc_bf16, &k_nchw_bf16, 50, "layer4.", 0);
+    CHECK_MSG(m <= 1e-5, "bf16 NHWC vs NCHW, layer4 trainable: %.3g", m);
+    ActFmt nchw_f16 = {0, DT_F16};
+    m = fmt_vs_fmt(&k_nhwc_f16, &nchw_f16, 50, NULL, 0);
+    CHECK_MSG(m <= 1e-5, "fp16 NHWC vs NCHW: %.3g", m);
+}
+
+/* Inference pooled features of format f against plain fp32 (BN with running statistics). */
+static double eval_pooled_err(const ActFmt *f, int depth) {
+    Net p, q;
+    Err e;
+    double r = INFINITY;
+    if (net_build(&p, depth, 0.0625f, 0, 0, NULL, 21) != 0 || net_build(&q, depth, 0.0625f, 0, 0, NULL, 21) != 0) return r;
+    FmtInputs in;
+    fmt_inputs(&in, p.r.out_channels);
+    if (resnet_set_format(&q.r, f, 0, &e) == 0 && resnet_forward(&p.r, backend_cpu(), in.x, in.N, in.H, in.W, 0, &p.a, &e) == 0 &&
+        resnet_forward(&q.r, backend_cpu(), in.x, in.N, in.H, in.W, 0, &q.a, &e) == 0)
+        r = rel_err(q.r.pooled, p.r.pooled, (size_t)in.N * p.r.out_channels);
+    fmt_inputs_free(&in);
+    net_free(&p);
+    net_free(&q);
+    return r;
+}
+
+/* bf16 / fp16 storage against fp32. Inference features: within 2e-2 and really different
+ * (the rounding happens). A training step: its gradients differ from fp32 by far more than
+ * one rounding (measured 0.4 for bf16 on these nets): max-pool and ReLU decisions flip when
+ * values round together, and train-mode BN over 12 values a channel in layer4 amplifies the
+ * rest; the op-level errors are one rounding each (the act ops' own tests). What must
+ * hold: the error shrinks with the type's precision (fp16's 11 bits against bf16's 8), so
+ * it is rounding, not a wrong buffer (which the layout and fp32 cases above would show). */
+static void reduced_precision_storage_tracks_fp32(void) {
+    for (int depth = 18; depth <= 50; depth += 32) {
+        double eb = eval_pooled_err(&k_nhwc_bf16, depth), eh = eval_pooled_err(&k_nhwc_f16, depth);
+        fprintf(stderr, "  resnet%d inference pooled vs fp32: NHWC bf16 %.3g, NHWC fp16 %.3g\n", depth, eb, eh);
+        CHECK_MSG(eb <= 2e-2 && eb > 1e-5, "bf16 %.3g", eb);
+        CHECK_MSG(eh <= 5e-3 && eh > 1e-6 && eh < eb, "fp16 %.3g", eh);
+    }
+    double gb = fmt_vs_plain(backend_cpu(), &k_nhwc_bf16, 18, NULL, 0, "training step");
+    double gh = fmt_vs_plain(backend_cpu(), &k_nhwc_f16, 18, NULL, 0, "training step");
+    CHECK_MSG(gh < gb && gb > 1e-5 && isfinite(gb), "training step: bf16 %.3g, fp16 %.3g", gb, gh);
+}
+
+/* Only layer4 trainable: the stem and layers 1-3 run forward-only in the format (ping-pong
+ * buffers), BN eval there, and layer4's gradients and BN statistics match. */
+static void partly_frozen_nhwc_matches_nchw(void) {
+    double m = fmt_vs_plain(backend_cpu(), &k_nhwc32, 18, "layer4.", 0, "layer4 trainable");
+    CHECK_MSG(m <= 1e-5, "relative error %.3g", m);
+    m = fmt_vs_plain(backend_cpu(), &k_nhwc32, 50, "layer4.", 0, "layer4 trainable");
+    CHECK_MSG(m <= 1e-5, "relative error %.3g", m);
+    /* bf16: the frozen prefix's features (BN eval) within bf16's rounding of fp32 */
+    double g = fmt_vs_plain(backend_cpu(), &k_nhwc_bf16, 50, "layer4.", 0, "layer4 trainable");
+    CHECK(isfinite(g));
+}
+
+/* The attention fusion's path: the grid exported to fp32 NCHW, its gradient imported back. */
+static void grid_is_exported_and_its_gradient_imported(void) {
+    double m = fmt_vs_plain(backend_cpu(), &k_nhwc32, 18, NULL, 1, "trainable");
+    CHECK_MSG(m <= 1e-5, "relative error %.3g", m);
+    m = fmt_vs_plain(backend_cpu(), &k_nhwc32, 50, "layer3.", 1, "layer3 trainable");
+    CHECK_MSG(m <= 1e-5, "relative error %.3g", m);
+    /* without need_grid a non-plain format exports nothing, and a grid gradient is refused */
+    Net n;
+    Err e;
+    if (net_build(&n, 18, 0.0625f, 0, 0, NULL, 21) != 0) { CHECK(0); return; }
+    FmtInputs in;
+    fmt_inputs(&in, n.r.out_channels);
+    CHECK(resnet_set_format(&n.r, &k_nhwc32, 0, &e) == 0);
+    CHECK(resnet_forward(&n.r, backend_cpu(), in.x, in.N, in.H, in.W, 1, &n.a, &e) == 0);
+    CHECK(n.r.grid == NULL && n.r.pooled != NULL);
+    CHECK(resnet_backward(&n.r, backend_cpu(), NULL, NULL, in.dgrid, &n.a, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "need_grid");
+    ActFmt bad = {1, DT_I32};
+    CHECK(resnet_set_format(&n.r, &bad, 0, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "I32");
+    fmt_inputs_free(&in);
+    net_free(&n);
+}
+
+/* The comparisons above can fail: the same comparison on a backend with one act entry
+ * made a no-op (the residual add, the conv weight gradient's add into the fp32 master,
+ * the grid gradient's import) reports a large error. */
+static void noop_act_add(DType dt, size_t n, const void *a, const void *b, void *y) {
+    (void)dt, (void)n, (void)a, (void)b, (void)y;
+}
+static void noop_grad_add(const ConvShape *s, const void *dwp, float *dw) { (void)s, (void)dwp, (void)dw; }
+static void noop_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
+    (void)f, (void)N, (void)C, (void)HW, (void)x, (void)y;
+}
+
+static void comparisons_catch_a_skipped_op(void) {
+    Backend broken = *backend_cpu();
+    broken.act_add_forward = noop_act_add;
+    double m = fmt_vs_plain(&broken, &k_nhwc32, 18, NULL, 0, "WITHOUT the residual add");
+    CHECK_MSG(m > 1e-1, "a skipped residual add gives only %.3g", m);
+    broken = *backend_cpu();
+    broken.conv_weight_grad_add = noop_grad_add;
+    m = fmt_vs_plain(&broken, &k_nhwc32, 18, NULL, 0, "WITHOUT the weight gradient add");
+    CHECK_MSG(m > 1e-1, "a skipped conv weight gradient add gives only %.3g", m);
+    broken = *backend_cpu();
+    broken.act_import_add = noop_import_add;
+    m = fmt_vs_plain(&broken, &k_nhwc32, 18, NULL, 1, "WITHOUT the grid gradient import");
+    CHECK_MSG(m > 1e-1, "a skipped grid gradient import gives only %.3g", m);
+}
+
+/* A backend without the act entries is an error that says so, not a crash. */
+static void backend_without_act_ops_is_an_error(void) {
+    Backend old = *backend_cpu();
+    old.conv2d_act_forward = NULL;
+    Net n;
+    Err e;
+    if (net_build(&n, 18, 0.0625f, 0, 0, NULL, 21) != 0) { CHECK(0); return; }
+    float *x = arena_zeros(&n.a, (size_t)2 * 3 * 32 * 32);
+    CHECK(resnet_set_format(&n.r, &k_nhwc_bf16, 0, &e) == 0);
+    CHECK(resnet_forward(&n.r, &old, x, 2, 32, 32, 0, &n.a, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "activation-format ops");
+    CHECK(resnet_set_format(&n.r, &k_plain, 0, &e) == 0); /* the plain format needs none of them */
+    CHECK(resnet_forward(&n.r, &old, x, 2, 32, 32, 0, &n.a, &e) == 0);
+    net_free(&n);
+}
+
 int main(int argc, char **argv) {
     const char *dir = mr_write_dir(argc, argv);
     if (dir) {
@@ -453,5 +752,12 @@ int main(int argc, char **argv) {
     RUN(small_resnet18_train_step_matches_torchvision);
     RUN(small_resnet50_train_step_matches_torchvision);
     RUN(full_resnet50_224_forward_matches_torchvision);
+    RUN(nhwc_fp32_step_equals_nchw);
+    RUN(bf16_and_fp16_steps_do_not_depend_on_the_layout);
+    RUN(reduced_precision_storage_tracks_fp32);
+    RUN(partly_frozen_nhwc_matches_nchw);
+    RUN(grid_is_exported_and_its_gradient_imported);
+    RUN(comparisons_catch_a_skipped_op);
+    RUN(backend_without_act_ops_is_an_error);
     return test_summary();
 }

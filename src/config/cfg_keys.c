@@ -11,6 +11,7 @@ static const char *const format_names[] = {"vqa2", "vizwiz", NULL};
 static const char *const resize_names[] = {"shorter_crop", "direct", NULL};
 static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101", NULL};
 static const char *const output_names[] = {"pooled", "grid", NULL};
+static const char *const layout_names[] = {"auto", "nchw", "nhwc", NULL};
 static const char *const text_arch_names[] = {"bert", NULL};
 static const char *const pool_names[] = {"cls", "mean", NULL};
 static const char *const fusion_names[] = {"concat", "mul", "attention", NULL};
@@ -120,6 +121,10 @@ const CfgKey cfg_keys[] = {
     K("model.image_encoder.stages", CT_INT, model.image_encoder.stages, "4", 1, 4, 0, NULL,
       "ResNet stages used: 4 = the whole network (1/32 of the input); 3 ends after layer3 (1/16, "
       "the conv4 features of CLEVR-style models), 2 after layer2 (1/8); later stages are not built"),
+    KE("model.image_encoder.layout", model.image_encoder.layout, "auto", layout_names,
+       "activation layout of the ResNet: nhwc (channels-last, cuDNN's fast path) or nchw; auto = nhwc on "
+       "a GPU with train.precision bf16/fp16, else nchw; activations are stored in train.precision's "
+       "type on a GPU (fp32 on the CPU, where nhwc is allowed but slower)"),
 
     KE("model.text_encoder.arch", model.text_encoder.arch, "bert", text_arch_names,
        "Hugging Face BertModel"),

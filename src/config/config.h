@@ -27,6 +27,8 @@ typedef enum CfgArch {
     CFG_ARCH_RESNET18 = 0, CFG_ARCH_RESNET34 = 1, CFG_ARCH_RESNET50 = 2, CFG_ARCH_RESNET101 = 3
 } CfgArch;
 typedef enum CfgOutput { CFG_OUTPUT_POOLED = 0, CFG_OUTPUT_GRID = 1 } CfgOutput;
+/* image encoder activation layout (ops.h ActFmt): auto = nhwc on a GPU with bf16/fp16, else nchw */
+typedef enum CfgLayout { CFG_LAYOUT_AUTO = 0, CFG_LAYOUT_NCHW = 1, CFG_LAYOUT_NHWC = 2 } CfgLayout;
 typedef enum CfgTextArch { CFG_TEXT_BERT = 0 } CfgTextArch;
 typedef enum CfgTextPool { CFG_POOL_CLS = 0, CFG_POOL_MEAN = 1 } CfgTextPool;
 typedef enum CfgFusion { CFG_FUSION_CONCAT = 0, CFG_FUSION_MUL = 1, CFG_FUSION_ATTENTION = 2 } CfgFusion;
@@ -95,6 +97,7 @@ typedef struct Config {
             CfgFreeze freeze;
             CfgOutput output;      /* pooled [B, C] or grid [B, C, h, w] */
             int stages;            /* 1..4 ResNet stages built (4 = all) */
+            CfgLayout layout;      /* activation layout (the storage type follows train.precision) */
         } image_encoder;
         struct {
             CfgTextArch arch;

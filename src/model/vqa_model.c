@@ -101,6 +101,8 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
     ResnetConfig rc = {c->image_depth, c->image_width, 0, 0, c->image_stages};
     if (resnet_build(&m->image, &rc, &m->ps, "image_encoder.", PG_IMAGE, e) != 0)
         return err_prefix(e, "model.image_encoder");
+    /* the fusion reads the grid only with attention (image_grid): no export otherwise */
+    if (resnet_set_format(&m->image, &c->image_fmt, c->image_grid, e) != 0) return err_prefix(e, "model.image_encoder");
     if (bert_config_check(&c->text, e) != 0) return err_prefix(e, "model.text_encoder");
     if (bert_build(&m->text, &c->text, &m->ps, "text_encoder.", PG_TEXT, e) != 0)
         return err_prefix(e, "model.text_encoder");

@@ -41,6 +41,8 @@ typedef struct VqaModelConfig {
     char image_freeze[256];              /* "all" | "none" | trainable stage list */
     int image_grid;                      /* output: 1 = grid [B, C, h, w], 0 = pooled [B, C] */
     int image_stages;                    /* ResNet stages built, 1..4 (0 = 4) */
+    ActFmt image_fmt;                    /* ResNet activation storage (resnet_set_format);
+                                          * zeroed = plain {NCHW, fp32} */
     /* model.text_encoder */
     BertConfig text;
     char text_weights[VQA_PATH_MAX];

@@ -69,6 +69,8 @@ static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *c
     if (setup_model_config(cfg, ans_vocab_size(vocab), tok_vocab_size(tok), tok_pad_id(tok), &mc, e) != 0) goto done;
     /* weights come from the checkpoint: no pretrained files needed */
     mc.image_weights[0] = mc.text_weights[0] = '\0';
+    char why[160];
+    tdev_image_format(cfg, be, &mc.image_fmt, why, sizeof why); /* as the trainer would run it */
     if (vqa_model_init(&model, &mc, be, e) != 0) goto done;
     model_ready = 1;
     if (tstate_load(cli->predict, &model.ps, NULL, NULL, NULL, e) != 0) {

@@ -47,6 +47,22 @@ int tdev_open(TrainDevice *d, const Config *cfg, CfgDevice device, int n_gpus, c
     return 0;
 }
 
+void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *why, size_t n) {
+    int dev = be->device != DEV_CPU;
+    CfgPrecision p = cfg->train.precision;
+    CfgLayout l = cfg->model.image_encoder.layout;
+    /* the host computes in fp32 (cfg_validate_device keeps precision fp32 on the CPU) */
+    f->dt = !dev ? DT_F32 : p == CFG_PREC_BF16 ? DT_BF16 : p == CFG_PREC_FP16 ? DT_F16 : DT_F32;
+    if (l == CFG_LAYOUT_AUTO) {
+        f->nhwc = dev && f->dt != DT_F32;
+        snprintf(why, n, "auto: %s, precision %s", be->name, prec_name(dev ? p : CFG_PREC_FP32));
+    } else {
+        f->nhwc = l == CFG_LAYOUT_NHWC;
+        snprintf(why, n, "model.image_encoder.layout: %s; %s, precision %s", l == CFG_LAYOUT_NHWC ? "nhwc" : "nchw",
+                 be->name, prec_name(dev ? p : CFG_PREC_FP32));
+    }
+}
+
 void tdev_close(TrainDevice *d) {
     if (d->cuda_started) backend_cuda_shutdown();
     memset(d, 0, sizeof *d);

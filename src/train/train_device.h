@@ -44,6 +44,12 @@ void tdev_close(TrainDevice *d);
  * error; 0 when none or not on CUDA. */
 int tdev_check(const TrainDevice *d, Err *e);
 
+/* The image encoder's activation format (resnet.h Layout) for a run on be:
+ * model.image_encoder.layout (auto: nhwc on a device with train.precision bf16 / fp16, else
+ * nchw); the storage type follows train.precision on a device and is fp32 on the host. why:
+ * the start-up line's reason, e.g. "auto: cuda, precision bf16". */
+void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *why, size_t n);
+
 /* 1 when the backend's pointers are host memory. */
 static inline int tdev_on_host(const Backend *be) { return be->device == DEV_CPU; }
 /* A step arena over the backend's memory (host arena for the CPU backend). */

@@ -287,6 +287,9 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     /* model and optimizer */
     VqaModelConfig mc;
     if (setup_model_config(cfg, ans_vocab_size(t->vocab), tok_vocab_size(t->tok), tok_pad_id(t->tok), &mc, e) != 0) return -1;
+    char why[160], fname[32];
+    tdev_image_format(cfg, t->be, &mc.image_fmt, why, sizeof why);
+    log_info(log, "image encoder activations: %s (%s)", resnet_format_name(&mc.image_fmt, fname, sizeof fname), why);
     if (vqa_model_init(&t->model, &mc, t->be, e) != 0) return -1;
     t->model_ready = 1;
     if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");

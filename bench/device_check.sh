@@ -10,7 +10,7 @@
 # under $OUT; a short table last.
 #
 # Device call (from the repo root):  bash bench/device_check.sh        carry: [".debs"]
-# Step timeouts (configure 45 + build 150 + ctest 120 + throughput 80 + PyTorch 75 + CPU MPI step 90 = 560 s,
+# Step timeouts (configure 45 + build 150 + ctest 120 + throughput 100 (4 runs: frozen/trainable x NCHW fp32 / NHWC bf16 activations) + PyTorch 75 + CPU MPI step 90 = 580 s,
 # under the device tool's 600 s per command; each step normally ends well before its limit
 # (aim: the whole call under 8 minutes); a step that fails or times out is reported in the
 # table, which always prints.
@@ -130,7 +130,7 @@ fi
 # ---- 6. throughput: ours, then PyTorch on the same GPU ----
 if [ "${R[build]}" = ok ]; then
     log "bench_throughput --batch $BATCH -> $OUT/throughput.log"
-    timeout 80 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
+    timeout 100 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
         >"$OUT/throughput.log" 2>&1
     log "bench_throughput exit $?"
     cat "$OUT/throughput.log" | tee -a "$LOG"
@@ -146,7 +146,9 @@ R[mpi]=$(OUT="$OUT" timeout 90 bash "$ROOT/bench/device_mpi_step.sh" 2>&1 | tail
 log "${R[mpi]:-mpi step: no output}"
 
 # ---- 7. summary table (last) ----
-ours() { grep -E "^\| $1 " "$OUT/throughput.log" 2>/dev/null | awk -F'|' '{gsub(/ /, "", $5); print $5}'; }
+# ours MODE ACT: samples/s of the row "| MODE | ACT ..." (ACT: NHWC = the trainer's choice on a
+# GPU in bf16, NCHW = fp32 NCHW activation storage, the trainer before activation formats)
+ours() { grep -E "^\| $1 +\| $2 " "$OUT/throughput.log" 2>/dev/null | awk -F'|' '{gsub(/ /, "", $6); print $6}'; }
 theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $4}'; }
 {
     echo
@@ -158,10 +160,10 @@ theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $
     [ -n "${R[fails]:-}" ] && echo "  failed cases: ${R[fails]}"
     echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu16 = bf16: largest relative loss difference vs CPU)"
     echo "cpu ddp:      ${R[mpi]:-not run}"
-    printf "%-22s %12s %12s %8s\n" "samples/s" "ours" "pytorch" "ratio"
+    printf "%-22s %12s %12s %8s %14s\n" "samples/s" "ours" "pytorch" "ratio" "ours NCHW f32"
     for m in frozen trainable; do
-        o=$(ours $m); t=$(theirs $m)
+        o=$(ours $m NHWC); t=$(theirs $m); p=$(ours $m NCHW)
         r=$(awk -v o="${o:-0}" -v t="${t:-0}" 'BEGIN { if (o > 0 && t > 0) printf "%.2f", o / t; else print "-" }')
-        printf "%-22s %12s %12s %8s\n" "image encoder $m" "${o:--}" "${t:--}" "$r"
+        printf "%-22s %12s %12s %8s %14s\n" "image encoder $m" "${o:--}" "${t:--}" "$r" "${p:--}"
     done
 } | tee -a "$LOG"

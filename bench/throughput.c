@@ -7,6 +7,13 @@
  *
  *   bench_throughput [--batch 256] [--steps 10] [--warmup 3] [--precision bf16|fp32|fp16]
  *                    [--image-size 224] [--len 20] [--mode both|frozen|trainable]
+ *                    [--act both|nhwc|plain]
+ *
+ * --act: how the ResNet stores its activations. "nhwc" is what the trainer picks on a GPU
+ * with bf16/fp16 (model.image_encoder.layout auto): channels-last in the precision's type;
+ * "plain" is fp32 NCHW storage with only the matrix products in the precision's type (the
+ * trainer before activation formats existed, and layout: nchw). "both" (default) runs plain
+ * first, then nhwc, so one run gives the ratio of the two on the same GPU.
  *
  * Phases are timed on the host between stream synchronizations, so the split adds a few
  * synchronizations per step that the trainer does not need; the "step" column is the
@@ -37,13 +44,16 @@ static float frand(void) { /* splitmix64 -> [0, 1) */
 
 typedef struct Split { double data, fwd, loss, bwd, opt, step; } Split;
 
-static int run_mode(const char *mode, int B, int S, int L, int A, int steps, int warmup, const char *prec, Err *e) {
+static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int steps, int warmup, const char *prec,
+                    Err *e) {
     const Backend *be = backend_cuda();
     VqaModelConfig c;
     vqa_model_config_default(&c, A);
+    if (nhwc) c.image_fmt = (ActFmt){1, !strcmp(prec, "bf16") ? DT_BF16 : !strcmp(prec, "fp16") ? DT_F16 : DT_F32};
     snprintf(c.image_freeze, sizeof c.image_freeze, "%s", strcmp(mode, "frozen") == 0 ? "all" : "none");
     snprintf(c.text_freeze, sizeof c.text_freeze, "none");
     VqaModel m;
+    gpu_mem_peak_reset(); /* the previous configuration's buffers are freed */
     if (vqa_model_init(&m, &c, be, e) != 0) return -1;
     /* batch: images on the device (uploaded from pinned memory each step, the loader's path);
      * token ids / types / mask in pinned host memory: bert_forward checks them on the host
@@ -114,8 +124,10 @@ static int run_mode(const char *mode, int B, int S, int L, int A, int steps, int
         }
     }
     const double k = 1000.0 / steps;
-    printf("| %-9s | %-4s | %5d | %9.1f | %8.1f | %6.1f | %6.1f | %6.1f | %6.1f | %6.1f | %7.2f | %8.4f | %s |\n", mode,
-           prec, B, B * steps / sum.step, sum.step * k, sum.data * k, sum.fwd * k, sum.loss * k, sum.bwd * k,
+    char act[32];
+    snprintf(act, sizeof act, "%s %s", nhwc ? "NHWC" : "NCHW", dtype_name(c.image_fmt.dt));
+    printf("| %-9s | %-9s | %-4s | %5d | %9.1f | %8.1f | %6.1f | %6.1f | %6.1f | %6.1f | %6.1f | %7.2f | %8.4f | %s |\n",
+           mode, act, prec, B, B * steps / sum.step, sum.step * k, sum.data * k, sum.fwd * k, sum.loss * k, sum.bwd * k,
            sum.opt * k, (double)gpu_mem_peak() / (1 << 30), loss,
            arena.n_sys_allocs == allocs_after_warmup ? "no" : "YES");
     fflush(stdout);
@@ -129,7 +141,7 @@ static int run_mode(const char *mode, int B, int S, int L, int A, int steps, int
 
 int main(int argc, char **argv) {
     int B = 256, steps = 10, warmup = 3, S = 224, L = 20, A = 3129;
-    const char *prec = "bf16", *mode = "both";
+    const char *prec = "bf16", *mode = "both", *act = "both";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -138,12 +150,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--image-size")) S = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--len")) L = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+        else if (!strcmp(argv[i], "--act")) act = argv[i + 1];
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
     if (steps < 1 || B < 1) return 2;
+    if (strcmp(act, "both") && strcmp(act, "nhwc") && strcmp(act, "plain")) {
+        fprintf(stderr, "--act %s: expected both, nhwc or plain\n", act);
+        return 2;
+    }
     GpuOptions o;
     gpu_options_default(&o);
     o.precision = !strcmp(prec, "fp32") ? GPU_PREC_FP32 : !strcmp(prec, "fp16") ? GPU_PREC_FP16 : GPU_PREC_BF16;
@@ -156,16 +173,20 @@ int main(int argc, char **argv) {
     gpu_describe(dev, sizeof dev);
     printf("bench_throughput: ResNet-50 (224) + TinyBERT 4L-312D (len %d) + mul fusion, %d answers, %d timed steps "
            "after %d warm-up; device %s\n", L, A, steps, warmup, dev);
-    printf("| image enc | prec | batch | samples/s | step ms | data | fwd | loss | bwd | opt | peak GiB | loss | "
-           "arena allocs in steady state |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| image enc | resnet activations | prec | batch | samples/s | step ms | data | fwd | loss | bwd | opt | "
+           "peak GiB | loss | arena allocs in steady state |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     int rc = 0;
     const char *modes[2] = {"frozen", "trainable"};
     for (int i = 0; i < 2; i++) {
         if (strcmp(mode, "both") && strcmp(mode, modes[i])) continue;
-        if (run_mode(modes[i], B, S, L, A, steps, warmup, prec, &e) != 0) {
-            printf("| %-9s | %-4s | %5d | failed: %s |\n", modes[i], prec, B, e.msg);
-            rc = 1;
-            gpu_error(&e);
+        for (int nhwc = 0; nhwc <= 1; nhwc++) {
+            if (strcmp(act, "both") && strcmp(act, nhwc ? "nhwc" : "plain")) continue;
+            if (run_mode(modes[i], nhwc, B, S, L, A, steps, warmup, prec, &e) != 0) {
+                printf("| %-9s | %-9s | %-4s | %5d | failed: %s |\n", modes[i], nhwc ? "NHWC" : "NCHW F32", prec, B,
+                       e.msg);
+                rc = 1;
+                gpu_error(&e);
+            }
         }
     }
     backend_cuda_shutdown();

@@ -64,6 +64,9 @@ void gpu_describe(char *buf, size_t n);
  * peak since start-up (what the benchmark reports). */
 size_t gpu_mem_in_use(void);
 size_t gpu_mem_peak(void);
+/* Restarts the peak at the memory in use now (a benchmark measuring one configuration
+ * after another in the same process). */
+void gpu_mem_peak_reset(void);
 /* cudaMalloc calls the backend has made since start-up (the alloc entry and scratch growth):
  * the same count before and after a step means the step allocated nothing (tests). */
 uint64_t gpu_malloc_count(void);

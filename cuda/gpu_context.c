@@ -75,6 +75,10 @@ size_t gpu_mem_peak(void) {
     note_peak();
     return g_ctx.mem_peak;
 }
+void gpu_mem_peak_reset(void) {
+    g_ctx.mem_peak = 0;
+    note_peak();
+}
 uint64_t gpu_malloc_count(void) { return g_ctx.n_mallocs; }
 
 /* ---- Backend memory entries ---- */

@@ -39,6 +39,7 @@ int gpu_error(Err *e) {
 void gpu_describe(char *buf, size_t n) { snprintf(buf, n, "no GPU backend in this build"); }
 size_t gpu_mem_in_use(void) { return 0; }
 size_t gpu_mem_peak(void) { return 0; }
+void gpu_mem_peak_reset(void) {}
 uint64_t gpu_malloc_count(void) { return 0; }
 ArenaMem gpu_arena_mem(void) {
     ArenaMem m = {NULL, NULL, NULL};

@@ -122,7 +122,7 @@ if [ "${R[build]}" = ok ]; then
     [ "$nskip" != 0 ] && R[ctest]="${R[ctest]} ($nskip SKIPPED: $(grep -h -o 'SKIP: .*' "$OUT/ctest_gpu.log" | head -1 | cut -c1-80))"
     # test_gpu_train's comparison lines (fp32 / bf16 loss vs CPU, predictions)
     R[train]=$(grep -hoE "(fp32|bf16)?[^:]*: largest relative loss difference GPU vs CPU [^,]*|predictions: .*differ.*" \
-        "$OUT/ctest_gpu.log" | sed -E 's/.*(gpu32|gpu16).*difference GPU vs CPU/\1/' | tr '\n' ';')
+        "$OUT/ctest_gpu.log" | sed -E 's/.*\/(gpu[0-9a-z]+)\.loss: largest relative loss difference GPU vs CPU/\1/' | tr '\n' ';')
     grep -E "^([0-9]+: )?FAIL|rel err|SKIP|largest relative loss|predictions: " "$OUT/ctest_gpu.log" | head -20 | tee -a "$LOG"
     log "ctest: ${R[ctest]:-none}; parity: ${R[parity]:-none}"
 fi
@@ -158,7 +158,7 @@ theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $
     echo "parity:       ${R[parity]:-not run}"
     echo "  act (NHWC/bf16/fp16 activations): ${R[act]:-not run}"
     [ -n "${R[fails]:-}" ] && echo "  failed cases: ${R[fails]}"
-    echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu16 = bf16: largest relative loss difference vs CPU)"
+    echo "gpu train:    ${R[train]:-not run} (gpu32 = fp32, gpu32nhwc = fp32 NHWC, gpu16 = bf16 NHWC: largest relative loss difference vs CPU)"
     echo "cpu ddp:      ${R[mpi]:-not run}"
     printf "%-22s %12s %12s %8s %14s\n" "samples/s" "ours" "pytorch" "ratio" "ours NCHW f32"
     for m in frozen trainable; do

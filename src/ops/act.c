@@ -1,7 +1,8 @@
 /* act.c: the CPU reference of the activation-format ops (ops.h, "ops on activations in an
  * ActFmt"): the encoder's edges (import / export between fp32 NCHW and a format),
- * element-wise ReLU and add in a storage type, and max / global-average pooling in a
- * format. Batch-norm is in batchnorm_act.c, convolution in conv2d_act.c.
+ * element-wise ReLU and add in a storage type, and the entries of max / global-average
+ * pooling in a format (their bodies are pool_impl.h's, shared with pool.c). Batch-norm is
+ * in batchnorm_act.c, convolution in conv2d_act.c.
  *
  * Element (n, c, hw) of an [N, C, HW] activation sits at act_index(f, C, HW, n, c, hw):
  *   NCHW (n*C + c)*HW + hw,   NHWC (n*HW + hw)*C + c.
@@ -11,9 +12,8 @@
  *
  * Planes (n, c) are independent: parallel over them (each owns its elements in either
  * layout, so there are no races); the plain format {NCHW, fp32} calls the plain ops. */
-#include <math.h>
-
 #include "ops/act_internal.h"
+#include "ops/pool_impl.h"
 
 /* Below this many elements a parallel region costs more than it saves. */
 #define ACT_PAR_MIN 16384
@@ -97,103 +97,57 @@ void op_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *
         act_st(dt, y, (size_t)i, act_ld(dt, a, (size_t)i) + act_ld(dt, b, (size_t)i));
 }
 
-/* ---- max-pool in s->f (pool.c has the math): padding is -inf, the first maximum in
- * window scan order wins, a NaN wins and propagates. argmax is laid out like y (element
- * (n, c, p*Q + q) at act_index(f, C, P*Q, ...)) and holds ih*W + iw in the input plane.
- *   backward: dx[n, c, argmax] += dy[n, c, p, q] ---- */
-void op_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+/* ---- max-pool and global average pool in a format: the bodies are pool_impl.h's (the
+ * math is there), called with the run-time format; the plain format goes to pool.c, where
+ * the same bodies are specialized for fp32 NCHW. ---- */
+/* Forward (dy == NULL: y, amax_out from x) or backward (dx += dy routed by amax): one
+ * entry for both directions of the max-pool, so the plain-format test and the plane loop
+ * are written once (as avgpool_act below). */
+static void maxpool_act(const PoolShape *s, const void *x, void *y, int32_t *amax_out,
+                        const int32_t *amax, const void *dy, void *dx) {
     const ActFmt *f = &s->f;
     if (act_is_plain(f)) {
-        op_maxpool_forward(s, x, y, argmax);
+        if (dy) op_maxpool_backward(s, amax, dy, dx);
+        else op_maxpool_forward(s, x, y, amax_out);
         return;
     }
-    const int C = s->C, H = s->H, W = s->W, P = s->P, Q = s->Q, R = s->R;
-    const int st = s->stride, pad = s->pad, HW = H * W, PQ = P * Q;
-    const DType dt = f->dt;
-    const long planes = (long)s->N * C;
+    const long planes = (long)s->N * s->C;
 #pragma omp parallel for schedule(static)
     for (long pl = 0; pl < planes; pl++) {
-        const long n = pl / C, c = pl % C;
-        for (int p = 0; p < P; p++) {
-            int h0 = p * st - pad, h1 = h0 + R;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
-            for (int q = 0; q < Q; q++) {
-                int w0 = q * st - pad, w1 = w0 + R;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
-                float best = -INFINITY;
-                int32_t bi = -1;
-                for (int ih = h0; ih < h1; ih++) {
-                    for (int iw = w0; iw < w1; iw++) {
-                        float v = act_ld(dt, x, act_index(f, C, HW, n, c, ih * W + iw));
-                        if (bi < 0 || v > best || isnan(v)) {
-                            best = v;
-                            bi = ih * W + iw;
-                            if (isnan(v)) goto done; /* NaN wins; later values cannot beat it */
-                        }
-                    }
-                }
-            done:;
-                size_t o = act_index(f, C, PQ, n, c, p * Q + q);
-                act_st(dt, y, o, best); /* a loaded value: exact in dt */
-                argmax[o] = bi;
-            }
-        }
+        if (dy) maxpool_bwd_plane(s, f->nhwc, f->dt, pl, amax, dy, dx);
+        else maxpool_fwd_plane(s, f->nhwc, f->dt, pl, x, y, amax_out);
     }
+}
+
+void op_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+    maxpool_act(s, x, y, argmax, NULL, NULL, NULL);
 }
 
 void op_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx) {
-    if (!dx) return;
-    const ActFmt *f = &s->f;
-    if (act_is_plain(f)) {
-        op_maxpool_backward(s, argmax, dy, dx);
-        return;
-    }
-    const int C = s->C, HW = s->H * s->W, PQ = s->P * s->Q;
-    const DType dt = f->dt;
-    const long planes = (long)s->N * C;
-#pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const long n = pl / C, c = pl % C;
-        for (int j = 0; j < PQ; j++) {
-            size_t o = act_index(f, C, PQ, n, c, j);
-            if (argmax[o] >= 0)
-                act_acc(dt, dx, act_index(f, C, HW, n, c, argmax[o]), act_ld(dt, dy, o));
-        }
-    }
+    if (dx) maxpool_act(s, NULL, NULL, NULL, argmax, dy, dx);
 }
 
-/* ---- global average pool: x [N, C, HW] in f -> fp32 y [N, C]
- *   y[n,c] = sum_j x[n,c,j] / HW (sum in double),   dx[n,c,j] += dy[n,c] / HW ---- */
-void op_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
+/* Forward (dy == NULL: y = mean of x) or backward (dx += dy / HW): the global average
+ * pool's two directions in one entry, as maxpool_act. */
+static void avgpool_act(const ActFmt *f, int N, int C, int HW, const void *x, float *y,
+                        const float *dy, void *dx) {
     if (act_is_plain(f)) {
-        op_avgpool_global_forward(N, C, HW, x, y);
+        if (dy) op_avgpool_global_backward(N, C, HW, dy, dx);
+        else op_avgpool_global_forward(N, C, HW, x, y);
         return;
     }
     const long planes = (long)N * C;
-    const DType dt = f->dt;
 #pragma omp parallel for schedule(static)
     for (long pl = 0; pl < planes; pl++) {
-        const long n = pl / C, c = pl % C;
-        double acc = 0.0;
-        for (int j = 0; j < HW; j++) acc += act_ld(dt, x, act_index(f, C, HW, n, c, j));
-        y[pl] = (float)(acc / HW);
+        if (dy) avgpool_bwd_plane(f->nhwc, f->dt, C, HW, pl, dy, dx);
+        else avgpool_fwd_plane(f->nhwc, f->dt, C, HW, pl, x, y);
     }
+}
+
+void op_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
+    avgpool_act(f, N, C, HW, x, y, NULL, NULL);
 }
 
 void op_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx) {
-    if (!dx) return;
-    if (act_is_plain(f)) {
-        op_avgpool_global_backward(N, C, HW, dy, dx);
-        return;
-    }
-    const long planes = (long)N * C;
-    const DType dt = f->dt;
-#pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const long n = pl / C, c = pl % C;
-        float g = dy[pl] / (float)HW;
-        for (int j = 0; j < HW; j++) act_acc(dt, dx, act_index(f, C, HW, n, c, j), g);
-    }
+    if (dx) avgpool_act(f, N, C, HW, NULL, NULL, dy, dx);
 }

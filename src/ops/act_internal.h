@@ -4,8 +4,12 @@
  * act_ld converts element i of p (stored as dt) to fp32 exactly; act_st rounds v to dt
  * (nearest even, util/half.h) and stores it. Every *_act op does its arithmetic on
  * act_ld'ed values in fp32 (or double) and writes through act_st, so the rounding happens
- * once per stored result, as in the GPU kernels. The switch is per element: this is the
- * reference, and the compiler unswitches the common loops. */
+ * once per stored result, as in the GPU kernels. The switch is per element; a body
+ * inlined with a constant dt (ACT_INLINE, below) loses it, and a body called with a
+ * run-time dt keeps it (the *_act reference path, where that is acceptable).
+ *
+ * pool_impl.h and batchnorm_impl.h hold the ops that exist once for both the plain and
+ * the ActFmt entry points, as ACT_INLINE bodies taking the format as (nhwc, dt). */
 #ifndef VQA_ACT_INTERNAL_H
 #define VQA_ACT_INTERNAL_H
 
@@ -14,6 +18,10 @@
 
 #include "ops/ops.h"
 #include "util/half.h"
+
+/* An op body shared by the plain and the *_act entry points: always inlined, so a call
+ * with constant (nhwc, dt) compiles to code specialized for that format. */
+#define ACT_INLINE static inline __attribute__((always_inline))
 
 static inline float act_ld(DType dt, const void *p, size_t i) {
     switch (dt) {

@@ -11,10 +11,10 @@
  * Global average pool, x [N, C, HW] -> y [N, C]:
  *   y[n,c] = sum_j x[n,c,j] / HW,   dx[n,c,j] += dy[n,c] / HW
  *
- * Planes (n, c) are independent: parallel over them (in backward each plane owns its dx). */
-#include <math.h>
-
-#include "ops/ops.h"
+ * Planes (n, c) are independent: parallel over them (in backward each plane owns its dx).
+ * The per-plane bodies are in pool_impl.h, shared with the ActFmt ops of act.c; here they
+ * are inlined for fp32 NCHW. */
+#include "ops/pool_impl.h"
 
 void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride, int pad) {
     s->N = N, s->C = C, s->H = H, s->W = W;
@@ -25,71 +25,25 @@ void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride
 }
 
 void op_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax) {
-    const int H = s->H, W = s->W, P = s->P, Q = s->Q, R = s->R, st = s->stride, pad = s->pad;
     const long planes = (long)s->N * s->C;
 #pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const float *xp = x + (size_t)pl * H * W;
-        float *yp = y + (size_t)pl * P * Q;
-        int32_t *ap = argmax + (size_t)pl * P * Q;
-        for (int p = 0; p < P; p++) {
-            int h0 = p * st - pad, h1 = h0 + R;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
-            for (int q = 0; q < Q; q++) {
-                int w0 = q * st - pad, w1 = w0 + R;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
-                float best = -INFINITY;
-                int32_t bi = -1;
-                for (int ih = h0; ih < h1; ih++) {
-                    for (int iw = w0; iw < w1; iw++) {
-                        float v = xp[ih * W + iw];
-                        if (bi < 0 || v > best || isnan(v)) {
-                            best = v;
-                            bi = ih * W + iw;
-                            if (isnan(v)) goto done; /* NaN wins; later values cannot beat it */
-                        }
-                    }
-                }
-            done:
-                yp[p * Q + q] = best;
-                ap[p * Q + q] = bi;
-            }
-        }
-    }
+    for (long pl = 0; pl < planes; pl++) maxpool_fwd_plane(s, 0, DT_F32, pl, x, y, argmax);
 }
 
 void op_maxpool_backward(const PoolShape *s, const int32_t *argmax, const float *dy, float *dx) {
-    const int HW = s->H * s->W, PQ = s->P * s->Q;
     const long planes = (long)s->N * s->C;
 #pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const int32_t *ap = argmax + (size_t)pl * PQ;
-        const float *d = dy + (size_t)pl * PQ;
-        float *o = dx + (size_t)pl * HW;
-        for (int j = 0; j < PQ; j++)
-            if (ap[j] >= 0) o[ap[j]] += d[j];
-    }
+    for (long pl = 0; pl < planes; pl++) maxpool_bwd_plane(s, 0, DT_F32, pl, argmax, dy, dx);
 }
 
 void op_avgpool_global_forward(int N, int C, int HW, const float *x, float *y) {
     const long planes = (long)N * C;
 #pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const float *p = x + (size_t)pl * HW;
-        double acc = 0.0;
-        for (int j = 0; j < HW; j++) acc += p[j];
-        y[pl] = (float)(acc / HW);
-    }
+    for (long pl = 0; pl < planes; pl++) avgpool_fwd_plane(0, DT_F32, C, HW, pl, x, y);
 }
 
 void op_avgpool_global_backward(int N, int C, int HW, const float *dy, float *dx) {
     const long planes = (long)N * C;
 #pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        float g = dy[pl] / (float)HW;
-        float *o = dx + (size_t)pl * HW;
-        for (int j = 0; j < HW; j++) o[j] += g;
-    }
+    for (long pl = 0; pl < planes; pl++) avgpool_bwd_plane(0, DT_F32, C, HW, pl, dy, dx);
 }

@@ -3,7 +3,8 @@
  *  - import / export / relu / add / weight prep against the layout formulas and the
  *    roundings written out here element by element;
  *  - NHWC fp32 (and the plain format through the act entries) equals the plain fp32 NCHW
- *    op after reordering (the plain op is the reference);
+ *    op after reordering (the plain op is the reference); for BN and the pools to the bit
+ *    (one body serves both);
  *  - central differences in NHWC fp32 for conv, BN train / eval, max-pool, avg-pool;
  *  - bf16 / fp16 storage (NHWC, and bf16 NCHW) within 1e-2 / 2e-3 of fp32, really stored
  *    in 2 bytes (guard bytes after the buffer stay untouched, every value representable)
@@ -627,6 +628,48 @@ static void avgpool_formats_match_plain_avgpool(void) {
     free(x), free(dy), free(dx0), free(ry), free(rdx);
 }
 
+/* The plain ops and the *_act ops share one body per op (pool_impl.h, batchnorm_impl.h),
+ * and channel c's values are visited in the same (n, hw) order in both layouts: in NHWC
+ * fp32 (the run-time-format path) every result is the plain op's to the bit, after
+ * reordering. */
+static void nhwc_f32_is_bit_identical_to_plain(void) {
+    static BnIn in;
+    static BnOut ref, o;
+    bn_in_init(&in, 77);
+    for (int train = 0; train < 2; train++) {
+        CHECK(bn_run(&PLAIN, train, 1, &in, &ref)); /* the plain ops (act entry shortcut) */
+        CHECK(bn_run(&NHWC32, train, 1, &in, &o));
+        CHECK_MSG(memcmp(&o, &ref, sizeof o) == 0, "bn %s: nhwc-f32 differs from plain", train ? "train" : "eval");
+    }
+    PoolShape s0, s;
+    pool_shape_init(&s0, 2, 8, 11, 9, 3, 2, 1);
+    s = s0, s.f = NHWC32;
+    const int HW = 99, PQ = s0.P * s0.Q;
+    const size_t nx = (size_t)2 * 8 * HW, ny = (size_t)2 * 8 * PQ;
+    TestRng r = {78};
+    float *x = frand(&r, nx, -1, 3), *dy = frand(&r, ny, -1, 1), *dx0 = frand(&r, nx, -1, 1);
+    float *gy = frand(&r, 16, -1, 1), *ry = fzero(ny), *rdx = malloc(nx * sizeof(float));
+    float *rp = fzero(16), *pp = fzero(16);
+    int32_t *ram = malloc(ny * sizeof(int32_t)), *am = malloc(ny * sizeof(int32_t));
+    memcpy(rdx, dx0, nx * sizeof(float));
+    op_maxpool_forward(&s0, x, ry, ram);
+    op_maxpool_backward(&s0, ram, dy, rdx);
+    op_avgpool_global_forward(2, 8, HW, x, rp);
+    op_avgpool_global_backward(2, 8, HW, gy, rdx);
+    void *px = fmt_in(&s.f, 2, 8, HW, x), *pdy = fmt_in(&s.f, 2, 8, PQ, dy);
+    void *pdx = fmt_in(&s.f, 2, 8, HW, dx0), *py = fbuf(DT_F32, ny);
+    op_maxpool_act_forward(&s, px, py, am);
+    op_maxpool_act_backward(&s, am, pdy, pdx);
+    op_avgpool_act_forward(&s.f, 2, 8, HW, px, pp);
+    op_avgpool_act_backward(&s.f, 2, 8, HW, gy, pdx);
+    float *y = fmt_out(&s.f, 2, 8, PQ, py), *dx = fmt_out(&s.f, 2, 8, HW, pdx);
+    CHECK_MSG(memcmp(y, ry, ny * sizeof(float)) == 0, "maxpool y: nhwc-f32 differs from plain");
+    CHECK_MSG(memcmp(pp, rp, 16 * sizeof(float)) == 0, "avgpool y: nhwc-f32 differs from plain");
+    CHECK_MSG(memcmp(dx, rdx, nx * sizeof(float)) == 0, "pool dx: nhwc-f32 differs from plain");
+    free(x), free(dy), free(dx0), free(gy), free(ry), free(rdx), free(rp), free(pp), free(ram), free(am);
+    free(px), free(pdy), free(pdx), free(py), free(y), free(dx);
+}
+
 /* ------------------------------------------------------------ pretend device */
 
 /* A bf16 NHWC chain through every new entry of the pretend device's table: device-only
@@ -714,6 +757,7 @@ int main(void) {
     RUN(maxpool_formats_match_plain_maxpool);
     RUN(avgpool_formats_match_plain_avgpool);
     RUN(pools_nhwc_gradcheck);
+    RUN(nhwc_f32_is_bit_identical_to_plain);
     RUN(pretend_device_translates_every_act_entry);
     return test_summary();
 }

@@ -44,6 +44,13 @@ static inline void act_acc(DType dt, void *p, size_t i, float v) {
     act_st(dt, p, i, act_ld(dt, p, i) + v);
 }
 
+/* Where plane pl = n*C + c of an [N, C, HW] activation starts: act_index(n, c, 0), with
+ * NCHW's pl*HW written out (no division for the plain ops' plane walks); its element hw
+ * is at + hw * (nhwc ? C : 1). */
+static inline size_t act_plane(int nhwc, int C, int HW, long pl) {
+    return nhwc ? (size_t)(pl / C) * HW * C + (size_t)(pl % C) : (size_t)pl * HW;
+}
+
 /* 1 for the plain format (fp32 NCHW): the *_act ops then call the plain op_* functions. */
 static inline int act_is_plain(const ActFmt *f) { return !f->nhwc && f->dt == DT_F32; }
 

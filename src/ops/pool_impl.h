@@ -9,8 +9,8 @@
  * was given. The callers own the parallel loop over planes: an `omp parallel for` inside
  * an inline body would be outlined once, before inlining, and lose the constants.
  *
- * Element hw of plane (n, c) of an [N, C, HW] activation sits at x0 + hw * cs, with
- * x0 = act_index(n, c, 0) and cs = 1 (NCHW) or C (NHWC). */
+ * Element hw of plane pl = n*C + c of an [N, C, HW] activation sits at x0 + hw * cs, with
+ * x0 = act_plane(pl) (= act_index(n, c, 0)) and cs = 1 (NCHW) or C (NHWC). */
 #ifndef VQA_POOL_IMPL_H
 #define VQA_POOL_IMPL_H
 
@@ -25,12 +25,10 @@
  * maximum in window scan order; a NaN wins and propagates (PyTorch's CPU kernel). */
 ACT_INLINE void maxpool_fwd_plane(const PoolShape *s, int nhwc, DType dt, long pl, const void *x,
                                   void *y, int32_t *argmax) {
-    const ActFmt f = {nhwc, dt};
     const int C = s->C, H = s->H, W = s->W, P = s->P, Q = s->Q, R = s->R;
     const int st = s->stride, pad = s->pad;
-    const long n = pl / C, c = pl % C;
     const size_t cs = nhwc ? (size_t)C : 1;
-    const size_t x0 = act_index(&f, C, H * W, n, c, 0), y0 = act_index(&f, C, P * Q, n, c, 0);
+    const size_t x0 = act_plane(nhwc, C, H * W, pl), y0 = act_plane(nhwc, C, P * Q, pl);
     for (int p = 0; p < P; p++) {
         int h0 = p * st - pad, h1 = h0 + R;
         if (h0 < 0) h0 = 0;
@@ -63,11 +61,9 @@ ACT_INLINE void maxpool_fwd_plane(const PoolShape *s, int nhwc, DType dt, long p
  *   dx[n, c, argmax[n,c,p,q]] += dy[n,c,p,q]   (accumulated in dt) */
 ACT_INLINE void maxpool_bwd_plane(const PoolShape *s, int nhwc, DType dt, long pl,
                                   const int32_t *argmax, const void *dy, void *dx) {
-    const ActFmt f = {nhwc, dt};
     const int C = s->C, PQ = s->P * s->Q;
-    const long n = pl / C, c = pl % C;
     const size_t cs = nhwc ? (size_t)C : 1;
-    const size_t x0 = act_index(&f, C, s->H * s->W, n, c, 0), y0 = act_index(&f, C, PQ, n, c, 0);
+    const size_t x0 = act_plane(nhwc, C, s->H * s->W, pl), y0 = act_plane(nhwc, C, PQ, pl);
     for (int j = 0; j < PQ; j++) {
         const size_t o = y0 + (size_t)j * cs;
         if (argmax[o] >= 0) act_acc(dt, dx, x0 + (size_t)argmax[o] * cs, act_ld(dt, dy, o));
@@ -78,9 +74,8 @@ ACT_INLINE void maxpool_bwd_plane(const PoolShape *s, int nhwc, DType dt, long p
  *   y[n,c] = sum_j x[n,c,j] / HW   (summed in double, in j order) */
 ACT_INLINE void avgpool_fwd_plane(int nhwc, DType dt, int C, int HW, long pl, const void *x,
                                   float *y) {
-    const ActFmt f = {nhwc, dt};
     const size_t cs = nhwc ? (size_t)C : 1;
-    const size_t x0 = act_index(&f, C, HW, pl / C, pl % C, 0);
+    const size_t x0 = act_plane(nhwc, C, HW, pl);
     double acc = 0.0;
     for (int j = 0; j < HW; j++) acc += act_ld(dt, x, x0 + (size_t)j * cs);
     y[pl] = (float)(acc / HW);
@@ -89,9 +84,8 @@ ACT_INLINE void avgpool_fwd_plane(int nhwc, DType dt, int C, int HW, long pl, co
 /* Global average pool backward of plane pl: dx[n,c,j] += dy[n,c] / HW (accumulated in dt) */
 ACT_INLINE void avgpool_bwd_plane(int nhwc, DType dt, int C, int HW, long pl, const float *dy,
                                   void *dx) {
-    const ActFmt f = {nhwc, dt};
     const size_t cs = nhwc ? (size_t)C : 1;
-    const size_t x0 = act_index(&f, C, HW, pl / C, pl % C, 0);
+    const size_t x0 = act_plane(nhwc, C, HW, pl);
     const float g = dy[pl] / (float)HW;
     for (int j = 0; j < HW; j++) act_acc(dt, dx, x0 + (size_t)j * cs, g);
 }

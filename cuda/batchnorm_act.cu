@@ -1,14 +1,17 @@
-// batchnorm_act.cu: batch-norm 2d on activations in an ActFmt (NHWC and/or bf16 / fp16),
-// the statistics and running-stat update of src/ops/batchnorm.c (and batchnorm.cu):
+// batchnorm_act.cu: batch-norm 2d on activations in an ActFmt (NHWC and/or bf16 / fp16) and,
+// the same kernels instantiated for {NCHW, float}, the plain entries (cu_batchnorm_*): one
+// kernel family for both. Hand-written (not cuDNN) so the running variance is PyTorch's
+// unbiased one and sums are in double; the math of src/ops/batchnorm.c / batchnorm_act.c:
 // per channel c over the M = N*HW values
 //   mean = sum x / M ; var = sum (x - mean)^2 / M (biased, second pass) ; rstd = 1/sqrt(var + eps)
 //   y = round(x a + b), a = gamma rstd, b = beta - mean a
 //   running_mean = (1-m) running_mean + m mean ; running_var = (1-m) running_var + m var M/(M-1)
 // backward: dbeta += sum dy ; dgamma += rstd sum dy (x - mean)
-//   dx = round(dx + k (dy - mdy - (x - mean) cx)), k = gamma rstd, mdy = sum dy / M,
-//   cx = rstd^2 sum dy (x - mean) / M   (train; eval: mdy = cx = 0, mean/rstd from running)
+//   train: dx = round(dx + k (dy - mdy - (x - mean) cx)), k = gamma rstd, mdy = sum dy / M,
+//          cx = rstd^2 sum dy (x - mean) / M
+//   eval:  dx = round(dx + k dy), mean / rstd from the running statistics (x is not read, so
+//          an inf / NaN in x does not reach dx, as on the CPU)
 // Sums in double, x and dy loaded to fp32; gamma, beta, statistics and their gradients fp32.
-// The plain format {NCHW, F32} calls batchnorm.cu (the plain entries' exact kernels).
 //
 // Reductions in two stages, deterministic (fixed order, no atomics), no allocation after the
 // first call of a size (context scratch, gpu_scratch):
@@ -18,12 +21,11 @@
 //      NCHW: a block per (c, g) reads the channel's values j = g*256 + t + 256 G k (runs of HW
 //            contiguous values), block_sum;
 //   2. one thread per channel adds its G partials in order and finishes the channel.
+// Grids, groups and the scratch size: cuda/launch.h (checked on CPU by tests/test_gpu_launch.c).
 #include "cuda/act_types.cuh"
 #include "cuda/reduce.cuh"
 
 enum { BN_SUM = 0, BN_SQDEV = 1, BN_DSUMS = 2 };
-#define BNA_THREADS 256
-#define BNA_MAX_GROUPS 512
 
 // Element j of channel c's M values: image n = j / HW, position j % HW.
 __device__ __forceinline__ size_t bna_at(int nhwc, int C, int HW, int c, size_t j) {
@@ -53,23 +55,23 @@ __device__ __forceinline__ double bna_mean(const double *md, const float *mf, in
     return md ? md[c] : mf ? (double)mf[c] : 0.0;
 }
 
-// NHWC partials: grid (ceil(C / 32), G), block (32, 8)
+// NHWC partials: grid (ceil(C / 32), G), block (32, 8) = (BNA_NHWC_BX, BNA_NHWC_BY)
 template <typename T>
 __global__ void k_bna_part_nhwc(int mode, size_t M, int C, const T *x, const T *dy, const double *md,
                                 const float *mf, double *pa, double *pb) {
-    __shared__ double sa[8][33], sb[8][33];
-    const int c = blockIdx.x * 32 + threadIdx.x, g = blockIdx.y, G = gridDim.y;
+    __shared__ double sa[BNA_NHWC_BY][BNA_NHWC_BX + 1], sb[BNA_NHWC_BY][BNA_NHWC_BX + 1];
+    const int c = blockIdx.x * BNA_NHWC_BX + threadIdx.x, g = blockIdx.y, G = gridDim.y;
     double a = 0.0, b = 0.0;
     if (c < C) {
         const double mean = bna_mean(md, mf, c);
-        for (size_t m = threadIdx.y + 8 * (size_t)g; m < M; m += 8 * (size_t)G)
+        for (size_t m = threadIdx.y + BNA_NHWC_BY * (size_t)g; m < M; m += BNA_NHWC_BY * (size_t)G)
             bna_term(mode, x, dy, m * C + c, mean, &a, &b);
     }
     sa[threadIdx.y][threadIdx.x] = a, sb[threadIdx.y][threadIdx.x] = b;
     __syncthreads();
     if (threadIdx.y == 0 && c < C) {
         double ta = 0.0, tb = 0.0;
-        for (int r = 0; r < 8; r++) ta += sa[r][threadIdx.x], tb += sb[r][threadIdx.x];
+        for (int r = 0; r < BNA_NHWC_BY; r++) ta += sa[r][threadIdx.x], tb += sb[r][threadIdx.x];
         pa[(size_t)g * C + c] = ta;
         if (pb) pb[(size_t)g * C + c] = tb;
     }
@@ -167,7 +169,7 @@ __global__ void k_bna_affine(size_t n, int nhwc, int C, int HW, const T *x, cons
     }
 }
 
-// dx = round(dx + k (dy - mdy - (x - mean) cx))
+// train: dx = round(dx + k (dy - mdy - (x - mean) cx))
 template <typename T>
 __global__ void k_bna_dx(size_t n, int nhwc, int C, int HW, const T *x, const T *dy, const float *coef, T *dx) {
     ACT_GRID_STRIDE(i, n) {
@@ -177,28 +179,23 @@ __global__ void k_bna_dx(size_t n, int nhwc, int C, int HW, const T *x, const T 
     }
 }
 
-static int bna_plain(const ActFmt *f) { return !f->nhwc && f->dt == DT_F32; }
-
-// Groups per channel: enough blocks to fill the GPU for small C (the stem: 64 channels x
-// 3.2 M values at batch 256), at most BNA_MAX_GROUPS.
-static int bna_groups(size_t M, int C, int nhwc) {
-    size_t per = nhwc ? 256 : 2048; // values per group thread-row (NHWC) / per block (NCHW)
-    size_t g = (M + per - 1) / per;
-    size_t blocks = nhwc ? (size_t)(C + 31) / 32 : (size_t)C;
-    size_t cap = blocks >= 1024 ? 1 : 1024 / blocks; // ~1024 blocks in all is plenty
-    if (g > cap) g = cap;
-    if (g > BNA_MAX_GROUPS) g = BNA_MAX_GROUPS;
-    return g < 1 ? 1 : (int)g;
+// eval: dx = round(dx + k dy) (the statistics are constants; x is not read)
+template <typename T>
+__global__ void k_bna_dx_eval(size_t n, int nhwc, int C, int HW, const T *dy, const float *coef, T *dx) {
+    ACT_GRID_STRIDE(i, n) {
+        const int c = nhwc ? (int)(i % C) : (int)((i / HW) % C);
+        dx[i] = act_st<T>(act_ld(dx[i]) + coef[c] * act_ld(dy[i]));
+    }
 }
 
-// Scratch: part a, part b [G*C] doubles, mean [C] doubles, coef [4C] floats.
+// Scratch: part a, part b [G*C] doubles, mean [C] doubles, coef [4C] floats (bna_scratch_bytes).
 typedef struct BnaScratch {
     double *pa, *pb, *md;
     float *coef;
 } BnaScratch;
 static int bna_scratch(int C, int G, BnaScratch *s) {
-    const size_t nc = (size_t)C, nd = 2 * (size_t)G * nc + nc;
-    unsigned char *p = (unsigned char *)gpu_scratch(nd * sizeof(double) + 4 * nc * sizeof(float));
+    const size_t nc = (size_t)C;
+    unsigned char *p = (unsigned char *)gpu_scratch(bna_scratch_bytes(C, G));
     if (!p) return -1;
     s->pa = (double *)p;
     s->pb = s->pa + (size_t)G * nc;
@@ -212,23 +209,19 @@ static void bna_partials(int mode, int nhwc, int N, int C, int HW, int G, const 
                          const float *mf, const BnaScratch *s, cudaStream_t st) {
     const size_t M = (size_t)N * HW;
     double *pb = mode == BN_DSUMS ? s->pb : nullptr;
+    const LaunchDims d = bna_part_dims(C, G, nhwc);
     if (nhwc)
-        k_bna_part_nhwc<T><<<dim3((C + 31) / 32, G), dim3(32, 8), 0, st>>>(mode, M, C, x, dy, md, mf, s->pa, pb);
+        k_bna_part_nhwc<T><<<dim3(d.gx, d.gy), dim3(d.bx, d.by), 0, st>>>(mode, M, C, x, dy, md, mf, s->pa, pb);
     else
-        k_bna_part_nchw<T><<<dim3(C, G), BNA_THREADS, 0, st>>>(mode, M, C, HW, x, dy, md, mf, s->pa, pb);
+        k_bna_part_nchw<T><<<dim3(d.gx, d.gy), d.bx, 0, st>>>(mode, M, C, HW, x, dy, md, mf, s->pa, pb);
 }
 
-#define CBLOCKS(C) (((C) + 255) / 256), 256
+#define CBLOCKS(C) bna_fin_blocks(C), BNA_FIN_THREADS
 
 extern "C" void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x,
                                                const float *gamma, const float *beta, float momentum, float eps,
                                                float *running_mean, float *running_var, void *y, float *save_mean,
                                                float *save_rstd) {
-    if (bna_plain(f)) {
-        cu_batchnorm_forward_train(N, C, HW, (const float *)x, gamma, beta, momentum, eps, running_mean, running_var,
-                                   (float *)y, save_mean, save_rstd);
-        return;
-    }
     if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
     const size_t M = (size_t)N * HW, n = M * C;
     const int G = bna_groups(M, C, f->nhwc);
@@ -250,10 +243,6 @@ extern "C" void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, in
 extern "C" void cu_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x,
                                               const float *gamma, const float *beta, const float *running_mean,
                                               const float *running_var, float eps, void *y) {
-    if (bna_plain(f)) {
-        cu_batchnorm_forward_eval(N, C, HW, (const float *)x, gamma, beta, running_mean, running_var, eps, (float *)y);
-        return;
-    }
     if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
     const size_t n = (size_t)N * HW * C;
     BnaScratch s;
@@ -283,7 +272,10 @@ static void bna_backward(const ActFmt *f, int N, int C, int HW, const void *x, c
         if (G) bna_partials<T>(BN_DSUMS, f->nhwc, N, C, HW, G, xt, dyt, nullptr, train ? save_mean : rm, &s, st);
         k_bna_fin_dsums<<<CBLOCKS(C), 0, st>>>(C, G, (double)M, s.pa, s.pb, gamma, save_mean, save_rstd, rm, rv, eps,
                                                dgamma, dbeta, s.coef);
-        if (dx) k_bna_dx<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
+        if (dx && train)
+            k_bna_dx<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
+        else if (dx)
+            k_bna_dx_eval<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, dyt, s.coef, (T *)dx);
     });
     KERNEL_CHECK();
 }
@@ -291,11 +283,6 @@ static void bna_backward(const ActFmt *f, int N, int C, int HW, const void *x, c
 extern "C" void cu_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x,
                                                 const float *gamma, const float *save_mean, const float *save_rstd,
                                                 const void *dy, void *dx, float *dgamma, float *dbeta) {
-    if (bna_plain(f)) {
-        cu_batchnorm_backward_train(N, C, HW, (const float *)x, gamma, save_mean, save_rstd, (const float *)dy,
-                                    (float *)dx, dgamma, dbeta);
-        return;
-    }
     bna_backward(f, N, C, HW, x, gamma, save_mean, save_rstd, NULL, NULL, 0.0f, dy, dx, dgamma, dbeta);
 }
 
@@ -303,10 +290,34 @@ extern "C" void cu_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, in
                                                const float *gamma, const float *running_mean,
                                                const float *running_var, float eps, const void *dy, void *dx,
                                                float *dgamma, float *dbeta) {
-    if (bna_plain(f)) {
-        cu_batchnorm_backward_eval(N, C, HW, (const float *)x, gamma, running_mean, running_var, eps,
-                                   (const float *)dy, (float *)dx, dgamma, dbeta);
-        return;
-    }
     bna_backward(f, N, C, HW, x, gamma, NULL, NULL, running_mean, running_var, eps, dy, dx, dgamma, dbeta);
+}
+
+// ---- the plain entries (x [N, C, HW] fp32 NCHW): the kernels above for {NCHW, float} ----
+
+static const ActFmt BNA_PLAIN = {0, DT_F32};
+
+extern "C" void cu_batchnorm_forward_train(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
+                                           float momentum, float eps, float *running_mean, float *running_var, float *y,
+                                           float *save_mean, float *save_rstd) {
+    cu_batchnorm_act_forward_train(&BNA_PLAIN, N, C, HW, x, gamma, beta, momentum, eps, running_mean, running_var, y,
+                                   save_mean, save_rstd);
+}
+
+extern "C" void cu_batchnorm_forward_eval(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
+                                          const float *running_mean, const float *running_var, float eps, float *y) {
+    cu_batchnorm_act_forward_eval(&BNA_PLAIN, N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+}
+
+extern "C" void cu_batchnorm_backward_train(int N, int C, int HW, const float *x, const float *gamma,
+                                            const float *save_mean, const float *save_rstd, const float *dy, float *dx,
+                                            float *dgamma, float *dbeta) {
+    cu_batchnorm_act_backward_train(&BNA_PLAIN, N, C, HW, x, gamma, save_mean, save_rstd, dy, dx, dgamma, dbeta);
+}
+
+extern "C" void cu_batchnorm_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
+                                           const float *running_mean, const float *running_var, float eps,
+                                           const float *dy, float *dx, float *dgamma, float *dbeta) {
+    cu_batchnorm_act_backward_eval(&BNA_PLAIN, N, C, HW, x, gamma, running_mean, running_var, eps, dy, dx, dgamma,
+                                   dbeta);
 }

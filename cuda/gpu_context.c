@@ -133,7 +133,7 @@ static void cu_synchronize(void) {
 
 void *gpu_scratch(size_t bytes) {
     if (bytes <= g_ctx.scratch_bytes) return g_ctx.scratch;
-    size_t n = g_ctx.scratch_bytes ? g_ctx.scratch_bytes : ((size_t)1 << 20);
+    size_t n = g_ctx.scratch_bytes ? g_ctx.scratch_bytes : GPU_SCRATCH_INITIAL;
     while (n < bytes) n *= 2;
     if (g_ctx.scratch) {
         CUDA_CHECK(cudaStreamSynchronize(g_ctx.stream)); /* in-flight ops may still read it */
@@ -315,7 +315,7 @@ int backend_cuda_init(const GpuOptions *o, Err *e) {
         ok = 0;
     }
     g_ctx.ready = 1; /* so that shutdown releases what was created */
-    if (!ok || !gpu_scratch((size_t)1 << 20)) {
+    if (!ok || !gpu_scratch(GPU_SCRATCH_INITIAL)) {
         Err tmp;
         gpu_error(&tmp);
         backend_cuda_shutdown();

@@ -9,6 +9,7 @@
 
 #include "cuda/backend_cuda.h"
 #include "cuda/check.h"
+#include "cuda/launch.h"
 #include "ops/desc_cache.h"
 
 #ifdef __cplusplus
@@ -46,13 +47,8 @@ void *gpu_scratch(size_t bytes);
 /* cuBLAS compute type for the current precision. */
 cublasComputeType_t gpu_gemm_compute(void);
 
-/* Threads per block and a grid for n elements, capped (grid-stride loops cover the rest). */
-#define GPU_THREADS 256
-static inline unsigned gpu_blocks(size_t n) {
-    size_t b = (n + GPU_THREADS - 1) / GPU_THREADS;
-    if (b < 1) b = 1;
-    return (unsigned)(b > 65535u * 8u ? 65535u * 8u : b);
-}
+/* GPU_THREADS, gpu_blocks and the other launch configurations: cuda/launch.h (host
+ * arithmetic, unit-tested on CPU by tests/test_gpu_launch.c). */
 
 /* ---- row-major GEMMs on the stream (gemm_cublas.c) ---- */
 void cu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

@@ -1,5 +1,7 @@
 // pool_act.cu: max-pooling with argmax and global average pooling on activations in an
-// ActFmt (NHWC and/or bf16 / fp16), the semantics of src/ops/pool.c and pool.cu:
+// ActFmt (NHWC and/or bf16 / fp16) and, the same kernels instantiated for {NCHW, float}, the
+// plain entries (cu_maxpool_*, cu_avgpool_global_*): one kernel family for both. The
+// semantics of src/ops/pool.c (PyTorch) and act.c:
 //   y[n,c,p,q] = max_{r,s} x[n, c, p*stride - pad + r, q*stride - pad + s]   (padding -inf)
 //   argmax[n,c,p,q] = ih*W + iw of the FIRST maximum in the window's row-major scan (a NaN
 //   wins and ends the scan), flat in the input's H*W plane; argmax is laid out like y (s->f).
@@ -65,9 +67,9 @@ __global__ void k_maxpool_act_bwd(size_t total, PoolShape s, const int32_t *argm
     }
 }
 
-// NCHW: one warp per (n, c) plane (contiguous HW values)
+// NCHW: one warp per (n, c) plane (contiguous HW values), AVGPOOL_WARPS warps per block
 template <typename T> __global__ void k_avgpool_act_fwd_nchw(long planes, int HW, const T *x, float *y) {
-    const long pl = blockIdx.x * 8L + (threadIdx.x >> 5);
+    const long pl = blockIdx.x * (long)AVGPOOL_WARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (pl >= planes) return;
     const T *p = x + (size_t)pl * HW;
@@ -127,8 +129,8 @@ extern "C" void cu_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, co
                          (size_t)planes, C, HW, (const T *)x, y));
     else
         ACT_DISPATCH(f->dt, T,
-                     k_avgpool_act_fwd_nchw<T><<<(unsigned)((planes + 7) / 8), 256, 0, st>>>(planes, HW,
-                                                                                            (const T *)x, y));
+                     k_avgpool_act_fwd_nchw<T><<<(unsigned)avgpool_nchw_blocks((size_t)planes), 32 * AVGPOOL_WARPS, 0,
+                                                 st>>>(planes, HW, (const T *)x, y));
     KERNEL_CHECK();
 }
 
@@ -139,4 +141,34 @@ extern "C" void cu_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, c
                  k_avgpool_act_bwd<T><<<gpu_blocks(total), GPU_THREADS, 0, gpu_stream()>>>(total, f->nhwc, C, HW, dy,
                                                                                           (T *)dx));
     KERNEL_CHECK();
+}
+
+// ---- the plain entries (fp32 NCHW; argmax [N, C, P, Q]): the kernels above for {NCHW, float}.
+// A PoolShape's own format is ignored here, as the plain entries' contract says. ----
+
+static PoolShape pool_plain(const PoolShape *s) {
+    PoolShape p = *s;
+    p.f.nhwc = 0;
+    p.f.dt = DT_F32;
+    return p;
+}
+
+extern "C" void cu_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax) {
+    const PoolShape p = pool_plain(s);
+    cu_maxpool_act_forward(&p, x, y, argmax);
+}
+
+extern "C" void cu_maxpool_backward(const PoolShape *s, const int32_t *argmax, const float *dy, float *dx) {
+    const PoolShape p = pool_plain(s);
+    cu_maxpool_act_backward(&p, argmax, dy, dx);
+}
+
+static const ActFmt POOL_PLAIN = {0, DT_F32};
+
+extern "C" void cu_avgpool_global_forward(int N, int C, int HW, const float *x, float *y) {
+    cu_avgpool_act_forward(&POOL_PLAIN, N, C, HW, x, y);
+}
+
+extern "C" void cu_avgpool_global_backward(int N, int C, int HW, const float *dy, float *dx) {
+    cu_avgpool_act_backward(&POOL_PLAIN, N, C, HW, dy, dx);
 }

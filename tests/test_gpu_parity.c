@@ -121,8 +121,9 @@ static void conv2d_forward_backward_match_cpu(void) {
     conv_case(2, 32, 7, 7, 32, 3, 1, 1, 1);  /* 3x3 on a 7x7 map */
 }
 
-static void batchnorm_train_matches_cpu_with_running_stats(void) {
-    const int N = 4, C = 5, HW = 37;
+/* two shapes: one group of partial sums per channel, and M = 2400 values in several groups
+ * (the plain entries run the two-stage kernels of batchnorm_act.cu) */
+static void batchnorm_train_case(int N, int C, int HW) {
     const size_t n = (size_t)N * C * HW;
     float *x = hrand(n, -2, 3), *g = hrand(C, 0.5f, 1.5f), *b = hrand(C, -1, 1);
     float *rm = hrand(C, -1, 1), *rv = hrand(C, 0.5f, 2), *y = hzero(n * 4), *sm = hzero(C * 4), *sr = hzero(C * 4);
@@ -143,6 +144,11 @@ static void batchnorm_train_matches_cpu_with_running_stats(void) {
     CHECK_REL(gdg, dg, (size_t)C, 1e-5);
     CHECK_REL(gdb, db, (size_t)C, 1e-5);
     release();
+}
+
+static void batchnorm_train_matches_cpu_with_running_stats(void) {
+    batchnorm_train_case(4, 5, 37);
+    batchnorm_train_case(8, 37, 300);
 }
 
 static void batchnorm_eval_matches_cpu(void) {
@@ -734,6 +740,16 @@ static void batchnorm_act_eval_matches_cpu(void) {
         CPU->batchnorm_act_backward_eval(f, N, C, HW, x, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
         GPU->batchnorm_act_backward_eval(f, N, C, HW, gx, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
         CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
+        /* eval dx = k dy does not depend on x: an inf in x (an fp16 overflow) must not turn
+         * dx into NaN (it did while the kernel computed k (dy - 0 - (x - mean) 0)) */
+        void *xinf = hzero(b);
+        memcpy(xinf, x, b);
+        if (f->dt == DT_F32) ((float *)xinf)[7] = INFINITY;
+        else ((uint16_t *)xinf)[7] = f->dt == DT_BF16 ? f32_to_bf16(INFINITY) : f32_to_f16(INFINITY);
+        void *gxinf = dput(xinf, b);
+        CPU->batchnorm_act_backward_eval(f, N, C, HW, xinf, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
+        GPU->batchnorm_act_backward_eval(f, N, C, HW, gxinf, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
+        CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
         release();
     }
 }
@@ -802,6 +818,7 @@ static void plain_format_act_entries_equal_plain_entries(void) {
     const size_t n = (size_t)N * C * HW;
     float *bx = hrand(n, -2, 3), *gbx = dputf(bx, n), *by1 = dputf(NULL, n), *by2 = dputf(NULL, n);
     float *sm = dputf(NULL, C), *sr = dputf(NULL, C);
+    /* (one kernel family since the plain BN entries call the act ones: equal by construction) */
     GPU->batchnorm_forward_train(N, C, HW, gbx, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, by1, sm, sr);
     GPU->batchnorm_act_forward_train(&s.f, N, C, HW, gbx, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, by2, sm, sr);
     CHECK_BITS(&s.f, by2, dget(by1, n), n * 4);

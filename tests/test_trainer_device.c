@@ -7,7 +7,8 @@
  *    same evaluation line, and a checkpoint whose every tensor (parameters, BN buffers
  *    with num_batches_tracked, AdamW moments) has the CPU checkpoint's bits;
  *  - --resume from that checkpoint continues on the device as on the CPU (5 more steps);
- *  - --predict on the device writes the CPU's predictions file;
+ *  - --predict on the device writes the CPU's predictions file (its batches, like the
+ *    evaluation's, uploaded one ahead);
  *  - no host access to device memory (a SIGSEGV would end the test), no host pointer
  *    handed to an op, and no device memory left allocated after trainer_free;
  *  - model.image_encoder.layout nhwc (fp32) gives the NCHW losses (1e-4 over 8 steps), and a bf16
@@ -205,12 +206,15 @@ static void device_path_trains_like_the_cpu(void) {
     /* the batches were prefetched: 256 questions / batch 64 = 4 batches an epoch; every
      * batch but an epoch's first was uploaded (images + targets: 2 uploads) during the
      * step before it, i.e. with entry calls between its upload and its landing; an
-     * epoch's first batch is uploaded when its step starts */
-    const int per_epoch = 256 / 64, epochs = (20 + per_epoch - 1) / per_epoch;
+     * epoch's first batch is uploaded when its step starts. The final evaluation (72 val
+     * questions: 2 batches, the second padded) prefetches the same way: its second batch
+     * uploads during the first one's forward. */
+    const int per_epoch = 256 / 64, epochs = (20 + per_epoch - 1) / per_epoch, eval_batches = (72 + 63) / 64;
     fprintf(stderr, "  uploads %ld, landed after other work (prefetched) %ld\n", pd.uploads - up0,
             pd.uploads_overlapped - over0);
-    CHECK_MSG(pd.uploads - up0 == 2 * 20, "%ld uploads", pd.uploads - up0);
-    CHECK_MSG(pd.uploads_overlapped - over0 == 2 * (20 - epochs), "%ld overlapped uploads", pd.uploads_overlapped - over0);
+    CHECK_MSG(pd.uploads - up0 == 2 * (20 + eval_batches), "%ld uploads", pd.uploads - up0);
+    CHECK_MSG(pd.uploads_overlapped - over0 == 2 * (20 - epochs) + 2 * (eval_batches - 1), "%ld overlapped uploads",
+              pd.uploads_overlapped - over0);
     CHECK(pd.n_pend == 0);
     /* the device path really ran on the pretend device: every op went through it and the
      * batches were uploaded (20 steps x 64 images x 3 x 64 x 64 floats at least) */
@@ -396,9 +400,17 @@ static void predict_on_device_writes_the_cpu_predictions(void) {
         cli.config_path = g_cfg_path;
         cli.predict = k ? g_ckpt_dev : g_ckpt_cpu;
         cli.device = CFG_DEVICE_CPU;
+        long up0 = pd.uploads, over0 = pd.uploads_overlapped;
         int rc = predict_run_on(&cfg, &cli, &log, k ? pd_backend() : NULL, &e);
         if (rc != 0) fprintf(stderr, "predict: %s\n", e.msg);
         CHECK(rc == 0);
+        if (k) { /* 72 val questions, 2 batches: the second uploaded during the first's forward */
+            fprintf(stderr, "  --predict on the device: uploads %ld, prefetched %ld\n", pd.uploads - up0,
+                    pd.uploads_overlapped - over0);
+            CHECK_MSG(pd.uploads - up0 == 2 * 2 && pd.uploads_overlapped - over0 == 2 * 1, "%ld uploads, %ld prefetched",
+                      pd.uploads - up0, pd.uploads_overlapped - over0);
+            CHECK(pd.n_pend == 0);
+        }
         cfg_free(&cfg);
     }
     size_t na = 0, nb = 0;

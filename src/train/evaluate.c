@@ -45,7 +45,7 @@ void eval_result_free(EvalResult *r) {
  * one last slot counting the ranks that saw targets. */
 enum { EV_PRED = 0, EV_LOSS = 1, EV_SCORE = 2, EV_COLS = 3 };
 
-int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
+int evaluate(VqaModel *m, Loader *l, TdevFeed *feed, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
              Arena *a, Comm *comm, EvalResult *r, Err *e) {
     memset(r, 0, sizeof *r);
     double t0 = time_now();
@@ -66,23 +66,27 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     int32_t *am = NULL;
     size_t am_cap = 0;
     HostBuf hlog = {NULL, 0};
+    if (feed->loader != l) {
+        err_set(e, "evaluation: the batch feed was opened on another loader");
+        goto fail;
+    }
     if (loader_start_epoch(l, 0, 0, e) != 0) goto fail;
     for (;;) {
-        Batch *b;
-        int k = loader_next(l, &b, e);
+        /* on a device the next batch uploads while this one's forward runs (TdevFeed);
+         * the feed stops at the end of the split by itself */
+        const TdevFeedSlot *fs;
+        int k = tdev_feed_next(feed, 1, &fs, e);
         if (k < 0) goto fail;
         if (k == 0) break;
+        const Batch *b = fs->host; /* host copy: n_real, sample_index, targets */
         arena_reset(a);
         float *logits;
         const float *hl;
-        Batch v; /* images and targets in backend memory (train_device.h) */
-        if (tdev_batch_view(m->be, b, a, &v, e) != 0 || vqa_model_forward(m, &v, 0, 0, a, &logits, e) != 0) {
+        if (vqa_model_forward(m, &fs->view, 0, 0, a, &logits, e) != 0) {
             m->be->synchronize();
-            loader_release(l, b);
             goto fail;
         }
         if (!(hl = tdev_host_floats(m->be, logits, (size_t)b->n_real * A, &hlog))) {
-            loader_release(l, b);
             err_set(e, "evaluation: out of memory (host logits)");
             goto fail;
         }
@@ -90,7 +94,6 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
             free(am);
             am_cap = (size_t)b->size;
             if (!(am = malloc(am_cap * sizeof *am))) {
-                loader_release(l, b);
                 err_set(e, "evaluation: out of memory");
                 goto fail;
             }
@@ -109,7 +112,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
                 row[EV_SCORE] = train_argmax_score(1, A, y, &am[i]);
             }
         }
-        loader_release(l, b);
+        tdev_feed_done(feed); /* the logits copy has waited for the forward that read it */
     }
     free(am);
     am = NULL;
@@ -142,6 +145,7 @@ int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vo
     r->seconds = time_now() - t0;
     return 0;
 fail:
+    tdev_feed_drop(feed); /* the batch in use and a prefetched one go back to the loader */
     free(am);
     free(tab);
     hostbuf_free(&hlog);

@@ -14,6 +14,7 @@
 #include "data/loader.h"
 #include "data/vqa_metric.h"
 #include "model/vqa_model.h"
+#include "train/train_device.h"
 #include "util/err.h"
 
 typedef enum LossKind { LOSS_BCE = 0, LOSS_SOFTMAX = 1 } LossKind;
@@ -43,7 +44,10 @@ typedef struct EvalResult {
 
 /* Runs the model over this rank's shard of ds through the loader l (opened on ds with this
  * rank and world, no shuffling, padded: the sampler's rows >= n_real are padding and are
- * not scored). vocab: the model's classes. Fills r (free with eval_result_free).
+ * not scored), whose batches come through feed (tdev_feed_init on l, owned by the caller
+ * so that its device buffers are allocated once per run: on a device each batch's upload
+ * overlaps the previous batch's forward; give the loader one more prefetch slot there, as
+ * for training). vocab: the model's classes. Fills r (free with eval_result_free).
  *
  * Several ranks (comm non-NULL, world > 1): every sample is real on exactly one rank, so
  * each rank fills its samples' slots of a per-sample table (prediction + 1, loss, target
@@ -53,7 +57,7 @@ typedef struct EvalResult {
  * same logits) does not depend on the world size; every rank ends with the same r (rank 0
  * logs and writes). comm NULL or a world of one: the same table, no communication.
  * Collective when world > 1: every rank must call it. */
-int evaluate(VqaModel *m, Loader *l, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
+int evaluate(VqaModel *m, Loader *l, TdevFeed *feed, const VqaDataset *ds, const AnswerVocab *vocab, LossKind kind,
              Arena *a, Comm *comm, EvalResult *r, Err *e);
 void eval_result_free(EvalResult *r);
 

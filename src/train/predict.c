@@ -47,6 +47,7 @@ static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *c
     VqaModel model;
     int model_ready = 0, rc = -1;
     Loader *l = NULL;
+    TdevFeed feed = {0}; /* tdev_feed_free of a feed never opened does nothing */
     Arena arena;
     EvalResult r = {0};
     tdev_arena_init(be, &arena, 1 << 20);
@@ -84,11 +85,13 @@ static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *c
     LoaderOpts o;
     loader_opts_from_config(&o, cfg, 0, rank, world);
     o.alloc = tdev_loader_alloc(be);
+    if (!tdev_on_host(be)) o.prefetch += 1; /* the feed holds two slots: one uploading ahead */
     /* targets only when the split has answers (for the loss) */
     if (loader_open(&l, &o, &ds, tok, ds.has_answers ? vocab : NULL, e) != 0) goto done;
+    if (tdev_feed_init(&feed, be, l, o.batch_size, o.image_size, ans_vocab_size(vocab), e) != 0) goto done;
     log_info(log, "predict: %s split, %lld questions, checkpoint %s (%d answers)", sname, (long long)ds.n, cli->predict,
              ans_vocab_size(vocab));
-    if (evaluate(&model, l, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, comm, &r,
+    if (evaluate(&model, l, &feed, &ds, vocab, cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE, &arena, comm, &r,
                  e) != 0 ||
         tdev_check(&dev, e) != 0)
         goto done;
@@ -122,6 +125,7 @@ static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *c
     rc = 0;
 done:
     eval_result_free(&r);
+    tdev_feed_free(&feed); /* hands its slots back: before the loader frees them */
     loader_close(l);
     if (model_ready) vqa_model_free(&model);
     ans_vocab_free(vocab);

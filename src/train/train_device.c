@@ -98,21 +98,6 @@ LoaderAlloc tdev_loader_alloc(const Backend *be) {
     return a;
 }
 
-int tdev_batch_view(const Backend *be, const Batch *b, Arena *a, Batch *view, Err *e) {
-    *view = *b;
-    if (tdev_on_host(be)) return 0;
-    size_t ni = (size_t)b->size * 3 * (size_t)b->image_size * (size_t)b->image_size;
-    if (!(view->images = arena_floats(a, ni))) return err_set(e, "batch upload: out of device memory (arena, %zu images floats)", ni);
-    be->copy_h2d_async(view->images, b->images, ni * sizeof(float));
-    if (b->targets) {
-        size_t nt = (size_t)b->size * (size_t)b->n_answers;
-        if (!(view->targets = arena_floats(a, nt)))
-            return err_set(e, "batch upload: out of device memory (arena, %zu target floats)", nt);
-        be->copy_h2d_async(view->targets, b->targets, nt * sizeof(float));
-    }
-    return 0;
-}
-
 /* ---- TdevFeed (train_device.h) ---- */
 
 int tdev_feed_init(TdevFeed *f, const Backend *be, Loader *l, int batch_size, int image_size, int n_answers, Err *e) {

@@ -8,9 +8,9 @@
  *  - a batch stays in the loader's host slot (pinned memory on a GPU); its images and
  *    targets are uploaded on the copy queue and the model gets a Batch whose
  *    images/targets are backend pointers (token ids, types and mask stay host pointers:
- *    bert_forward stages them itself): training through TdevFeed (double-buffered, the
- *    next batch uploaded during the current step), evaluation and prediction through
- *    tdev_batch_view (into the step arena, not prefetched);
+ *    bert_forward stages them itself): through TdevFeed (double-buffered, the next batch
+ *    uploaded during the current step or evaluation forward) for training, evaluation and
+ *    prediction alike;
  *  - values the host needs (logits for the arg-max) come back through copy_d2h
  *    (tdev_host_floats); losses and norms come back as return values of their entries. */
 #ifndef VQA_TRAIN_DEVICE_H
@@ -58,15 +58,11 @@ void tdev_arena_init(const Backend *be, Arena *a, size_t initial_bytes);
  * (gpu_pinned_alloc), the loader's default otherwise. */
 LoaderAlloc tdev_loader_alloc(const Backend *be);
 
-/* The Batch the model and the loss see: *b itself on the host; for a device backend a
- * copy of *b whose images and targets point at arena copies (uploaded with
- * copy_h2d_async: keep b unreleased until the loss has returned). */
-int tdev_batch_view(const Backend *be, const Batch *b, Arena *a, Batch *view, Err *e);
-
-/* ---- the training batches: prefetched on a device ----
+/* ---- the batches: prefetched on a device ----
  *
- * TdevFeed hands the training loop its batches. On the CPU backend it is loader_next /
- * loader_release and nothing else (no buffers, no copies). On a device it double-buffers:
+ * TdevFeed hands the training loop its batches (and evaluate() the evaluation's, through
+ * a second feed). On the CPU backend it is loader_next / loader_release and nothing else
+ * (no buffers, no copies). On a device it double-buffers:
  * while the current batch's forward/backward run on the compute queue, the NEXT batch is
  * taken from the loader and uploaded on the copy queue into the other device buffer. Two
  * buffers of [B,3,S,S] images + [B,A] targets are allocated once (tdev_feed_init), outside

@@ -137,8 +137,12 @@ static int open_loaders(Trainer *t, Err *e) {
          * reduces the per-question results */
         loader_opts_from_config(&o, cfg, 0, t->rank, t->world);
         o.alloc = tdev_loader_alloc(t->be);
+        if (!tdev_on_host(t->be)) o.prefetch += 1; /* the evaluation prefetches too */
         o.prepared = NULL;
         if (loader_open(&t->eval_loader, &o, &t->eval_ds, t->tok, t->vocab, e) != 0) return err_prefix(e, "eval loader");
+        if (tdev_feed_init(&t->eval_feed, t->be, t->eval_loader, o.batch_size, o.image_size, ans_vocab_size(t->vocab),
+                           e) != 0)
+            return err_prefix(e, "evaluation");
     }
     return 0;
 }
@@ -348,6 +352,7 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
 
 void trainer_free(Trainer *t) {
     tdev_feed_free(&t->feed); /* hands its slots back: before the loader frees them */
+    tdev_feed_free(&t->eval_feed);
     loader_close(t->train_loader);
     loader_close(t->eval_loader);
     if (t->rd_open) run_dir_close(&t->rd);
@@ -404,7 +409,7 @@ static int save_checkpoint(Trainer *t, Err *e) {
 static int run_eval(Trainer *t, EvalResult *keep, Err *e) {
     if (!t->have_eval) return 0;
     EvalResult r;
-    if (evaluate(&t->model, t->eval_loader, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, t->comm, &r, e) != 0)
+    if (evaluate(&t->model, t->eval_loader, &t->eval_feed, &t->eval_ds, t->vocab, t->loss_kind, &t->arena, t->comm, &r, e) != 0)
         return err_prefix(e, "evaluation at step %lld", (long long)t->st.step);
     if (tdev_check(&t->dev, e) != 0) {
         eval_result_free(&r);

@@ -61,6 +61,7 @@ typedef struct Trainer {
     int n_segs;
     Loader *train_loader, *eval_loader;
     TdevFeed feed;                 /* training batches; on a device uploaded a step ahead */
+    TdevFeed eval_feed;            /* evaluation batches (have_eval); on a device one ahead */
     Arena arena;
     RunDir rd;
     int rd_open;

@@ -1,10 +1,13 @@
 /* resnet.c: torchvision ResNet v1.5 forward and backward over the Backend ops (see
  * resnet.h for the structure, the names, the freezing rules and the activation format).
  *
- * One code path for every format: the small act_* helpers below pick the plain op entry
- * (fp32 NCHW: exactly the calls made before formats existed, so the plain numbers and
- * speed are unchanged) or its *_act twin, and every activation buffer is sized in bytes
- * of the format's type. */
+ * One code path for every format: every image op goes through the Backend's *_act entries
+ * with r->fmt (in the plain format, fp32 NCHW, those entries are the plain ops: the same
+ * numbers and speed as before formats existed), and every activation buffer is sized in
+ * bytes of the format's type. What the plain format skips: the input import (the batch is
+ * already fp32 NCHW), the conv weight preparation (the fp32 master is the prepared weight,
+ * and its gradient the prepared gradient) and the grid export (the last block's output is
+ * the grid). */
 #include "model/resnet.h"
 
 #include <math.h>
@@ -160,10 +163,9 @@ int resnet_set_format(Resnet *r, const ActFmt *f, int need_grid, Err *e) {
     return 0;
 }
 
-/* A non-plain format needs every *_act entry of the backend (a backend built before the
- * formats has them NULL: say so instead of crashing). */
+/* The ResNet runs on the *_act entries: a backend without them (NULL) is refused with a
+ * message instead of a crash. */
 static int check_act_entries(const Resnet *r, const Backend *be, Err *e) {
-    if (fmt_plain(&r->fmt)) return 0;
     const void *need[] = {(const void *)be->act_import, (const void *)be->act_import_add,
                           (const void *)be->act_export, (const void *)be->act_relu_forward,
                           (const void *)be->act_relu_backward, (const void *)be->act_add_forward,
@@ -178,7 +180,7 @@ static int check_act_entries(const Resnet *r, const Backend *be, Err *e) {
         if (!need[i]) {
             char nm[32];
             return err_set(e, "resnet: backend %s has no activation-format ops (entry %zu of the act section is "
-                           "NULL): %s activations need them (use the nchw layout with fp32)",
+                           "NULL), which the image encoder runs on (%s activations)",
                            be->name, i, resnet_format_name(&r->fmt, nm, sizeof nm));
         }
     return 0;
@@ -190,25 +192,7 @@ static void *act_zeros(const Resnet *r, Arena *a, size_t n) {
     return arena_zeros(a, (n * dtype_size(r->fmt.dt) + sizeof(float) - 1) / sizeof(float));
 }
 
-static size_t conv_ws(const Resnet *r, const Backend *be, const ConvShape *cs) {
-    return fmt_plain(&r->fmt) ? be->conv2d_workspace(cs) : be->conv2d_act_workspace(cs);
-}
-
-/* z = relu(z), in place */
-static void act_relu(const Resnet *r, const Backend *be, size_t n, void *z) {
-    if (fmt_plain(&r->fmt)) be->relu_forward(n, z, z);
-    else be->act_relu_forward(r->fmt.dt, n, z, z);
-}
-/* dx += dy * (y > 0) */
-static void act_relu_bwd(const Resnet *r, const Backend *be, size_t n, const void *y, const void *dy, void *dx) {
-    if (fmt_plain(&r->fmt)) be->relu_backward(n, y, dy, dx);
-    else be->act_relu_backward(r->fmt.dt, n, y, dy, dx);
-}
-/* y = a + b (in place allowed) */
-static void act_add(const Resnet *r, const Backend *be, size_t n, const void *x1, const void *x2, void *y) {
-    if (fmt_plain(&r->fmt)) be->add_forward(n, x1, x2, y);
-    else be->act_add_forward(r->fmt.dt, n, x1, x2, y);
-}
+static size_t conv_ws(const Backend *be, const ConvShape *cs) { return be->conv2d_act_workspace(cs); }
 
 /* ---- shape planning ---- */
 
@@ -225,7 +209,7 @@ static void plan_cb(const Resnet *r, RnConvBn *c, int N, int H, int W) {
 static void plan(Resnet *r, const Backend *be, int N, int H, int W, size_t *max_act, size_t *max_ws) {
     size_t ma = 0, mw = 0;
     plan_cb(r, &r->stem, N, H, W);
-    mw = conv_ws(r, be, &r->stem.cs);
+    mw = conv_ws(be, &r->stem.cs);
     ma = cs_out_numel(&r->stem.cs);
     pool_shape_init(&r->pool, N, r->stem.cout, r->stem.cs.P, r->stem.cs.Q, 3, 2, 1);
     r->pool.f = r->fmt;
@@ -238,13 +222,13 @@ static void plan(Resnet *r, const Backend *be, int N, int H, int W, size_t *max_
             plan_cb(r, &b->c[k], N, hh, ww);
             hh = b->c[k].cs.P;
             ww = b->c[k].cs.Q;
-            size_t ws = conv_ws(r, be, &b->c[k].cs);
+            size_t ws = conv_ws(be, &b->c[k].cs);
             if (ws > mw) mw = ws;
             if (cs_out_numel(&b->c[k].cs) > ma) ma = cs_out_numel(&b->c[k].cs);
         }
         if (b->has_ds) {
             plan_cb(r, &b->ds, N, h, w);
-            size_t ws = conv_ws(r, be, &b->ds.cs);
+            size_t ws = conv_ws(be, &b->ds.cs);
             if (ws > mw) mw = ws;
         }
         b->out_numel = cs_out_numel(&b->c[b->nconv - 1].cs);
@@ -280,50 +264,38 @@ static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const void *x, 
                       void *z_out, Arena *a, Err *e) {
     ParamStore *ps = r->ps;
     const ActFmt *f = &r->fmt;
-    int plain = fmt_plain(f);
     size_t n = cs_out_numel(&c->cs);
     int HW = c->cs.P * c->cs.Q;
     c->x = x;
     c->y = act_buf(r, a, n);
     c->z = z_out ? z_out : act_buf(r, a, n);
     if (!c->y || !c->z) return oom(e, "conv output");
-    c->wp = NULL;
-    if (plain) {
-        be->conv2d_forward(&c->cs, x, ps_value(ps, c->w), NULL, c->y, r->ws);
-    } else {
+    c->wp = ps_value(ps, c->w); /* the plain format's prepared weight is the master */
+    if (!fmt_plain(f)) {
         /* the weight in the format's layout and type, prepared every forward (the fp32
          * master changes every step); kept with the activations for the backward */
         size_t nw = (size_t)c->cout * c->cin * c->k * c->k;
         if (!(c->wp = arena_alloc(a, nw * dtype_size(f->dt)))) return oom(e, "prepared conv weight");
         be->conv_weight_prep(&c->cs, ps_value(ps, c->w), c->wp);
-        be->conv2d_act_forward(&c->cs, x, c->wp, c->y, r->ws);
     }
+    be->conv2d_act_forward(&c->cs, x, c->wp, c->y, r->ws);
     c->bn_train = r->training && ps_trainable(ps, c->g);
     if (c->bn_train) {
         c->mean = arena_floats(a, (size_t)c->cout);
         c->rstd = arena_floats(a, (size_t)c->cout);
         if (!c->mean || !c->rstd) return oom(e, "BN statistics");
-        if (plain)
-            be->batchnorm_forward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                        BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
-                                        c->mean, c->rstd);
-        else
-            be->batchnorm_act_forward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                            BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z,
-                                            c->mean, c->rstd);
+        be->batchnorm_act_forward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+                                        BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z, c->mean,
+                                        c->rstd);
         /* num_batches_tracked += 1: a scalar in backend memory, added on the backend (no
          * host round trip; exact in float up to 2^24 batches) */
         be->add_forward(1, ps_value(ps, c->nbt), r->one, ps_value(ps, c->nbt));
     } else {
         c->mean = c->rstd = NULL;
-        if (plain)
-            be->batchnorm_forward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
+        be->batchnorm_act_forward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
                                        ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
-        else
-            be->batchnorm_act_forward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                           ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
     }
-    if (relu) act_relu(r, be, n, c->z);
+    if (relu) be->act_relu_forward(f->dt, n, c->z, c->z);
     return 0;
 }
 
@@ -334,8 +306,7 @@ static int stem_forward(Resnet *r, const Backend *be, const void *x, void *out, 
     r->pool_out = out ? out : act_buf(r, a, n);
     r->argmax = arena_alloc(a, n * sizeof(int32_t));
     if (!r->pool_out || !r->argmax) return oom(e, "maxpool output");
-    if (fmt_plain(&r->fmt)) be->maxpool_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
-    else be->maxpool_act_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
+    be->maxpool_act_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
     return 0;
 }
 
@@ -355,8 +326,8 @@ static int block_forward(Resnet *r, const Backend *be, RnBlock *b, const void *x
         if (cb_forward(r, be, &b->ds, x, 0, NULL, a, e) != 0) return -1;
         idn = b->ds.z;
     }
-    act_add(r, be, b->out_numel, b->out, idn, b->out);
-    act_relu(r, be, b->out_numel, b->out);
+    be->act_add_forward(r->fmt.dt, b->out_numel, b->out, idn, b->out);
+    be->act_relu_forward(r->fmt.dt, b->out_numel, b->out, b->out);
     return 0;
 }
 
@@ -436,11 +407,10 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     r->pooled = arena_floats(a, (size_t)N * r->out_channels);
     if (!r->pooled) return oom(e, "pooled features");
     int C = r->out_channels, HW = r->gh * r->gw;
+    be->avgpool_act_forward(&r->fmt, N, C, HW, cur, r->pooled);
     if (fmt_plain(&r->fmt)) {
         r->grid = (float *)cur;
-        be->avgpool_global_forward(N, C, HW, r->grid, r->pooled);
     } else {
-        be->avgpool_act_forward(&r->fmt, N, C, HW, cur, r->pooled);
         r->grid = NULL;
         if (r->need_grid) { /* the fusion reads fp32 NCHW */
             if (!(r->grid = arena_floats(a, (size_t)N * C * HW))) return oom(e, "grid");
@@ -472,17 +442,6 @@ static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const void *dz
     void *dy = NULL;
     if (need_dy && !(dy = act_zeros(r, a, n))) return oom(e, "BN gradient");
     int HW = c->cs.P * c->cs.Q;
-    if (fmt_plain(f)) {
-        if (c->bn_train)
-            be->batchnorm_backward_train(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd, dz,
-                                         dy, dg, db);
-        else
-            be->batchnorm_backward_eval(c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->rm),
-                                        ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
-        if (need_dy) be->conv2d_backward(&c->cs, c->x, ps_value(ps, c->w), dy, dx, dw, NULL, r->ws);
-        arena_rewind(a, mark);
-        return 0;
-    }
     if (c->bn_train)
         be->batchnorm_act_backward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd,
                                          dz, dy, dg, db);
@@ -491,12 +450,14 @@ static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const void *dz
                                         ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
     if (need_dy) {
         /* the weight gradient accumulates in the prepared layout and type (zeroed here),
-         * then goes into the fp32 master gradient */
-        void *dwp = NULL;
-        if (dw && !(dwp = act_zeros(r, a, (size_t)c->cout * c->cin * c->k * c->k)))
+         * then goes into the fp32 master gradient; in the plain format the master's
+         * gradient is the prepared one */
+        int plain = fmt_plain(f);
+        void *dwp = plain ? dw : NULL;
+        if (dw && !plain && !(dwp = act_zeros(r, a, (size_t)c->cout * c->cin * c->k * c->k)))
             return oom(e, "prepared weight gradient");
         be->conv2d_act_backward(&c->cs, c->x, c->wp, dy, dx, dwp, r->ws);
-        if (dwp) be->conv_weight_grad_add(&c->cs, dwp, dw);
+        if (dw && !plain) be->conv_weight_grad_add(&c->cs, dwp, dw);
     }
     arena_rewind(a, mark);
     return 0;
@@ -508,11 +469,11 @@ static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const void *
     size_t mark = arena_mark(a);
     void *dpre = act_zeros(r, a, b->out_numel);
     if (!dpre) return oom(e, "block gradient");
-    act_relu_bwd(r, be, b->out_numel, b->out, dout, dpre); /* d(main + identity) */
+    be->act_relu_backward(r->fmt.dt, b->out_numel, b->out, dout, dpre); /* d(main + identity) */
     if (b->has_ds) {
         if (cb_backward(r, be, &b->ds, dpre, dx, a, e) != 0) return -1;
     } else if (dx) {
-        act_add(r, be, b->in_numel, dx, dpre, dx);
+        be->act_add_forward(r->fmt.dt, b->in_numel, dx, dpre, dx);
     }
     const void *dz = dpre;
     for (int k = b->nconv - 1; k >= 0; k--) {
@@ -523,7 +484,7 @@ static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const void *
         if (k > 0) { /* through the ReLU that produced this conv's input (in place on z) */
             void *dzp = act_zeros(r, a, cs_in_numel(&c->cs));
             if (!dzp) return oom(e, "block gradient");
-            act_relu_bwd(r, be, cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
+            be->act_relu_backward(r->fmt.dt, cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
             dz = dzp;
         }
     }
@@ -557,7 +518,6 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
 
     size_t max_act = r->max_act;
     const ActFmt *f = &r->fmt;
-    int plain = fmt_plain(f);
     size_t es = dtype_size(f->dt);
     if (!r->gbuf[0]) {
         r->gbuf[0] = act_buf(r, a, max_act);
@@ -567,13 +527,9 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     size_t ng = (size_t)N * C * r->gh * r->gw;
     void *dcur = r->gbuf[0];
     be->memset_zero(dcur, ng * es);
-    if (plain) {
-        if (dgrid) be->add_forward(ng, dcur, dgrid, dcur);
-        if (dp) be->avgpool_global_backward(N, C, r->gh * r->gw, dp, dcur);
-    } else { /* fp32 NCHW gradients into the format */
-        if (dgrid) be->act_import_add(f, N, C, r->gh * r->gw, dgrid, dcur);
-        if (dp) be->avgpool_act_backward(f, N, C, r->gh * r->gw, dp, dcur);
-    }
+    /* fp32 NCHW gradients into the format */
+    if (dgrid) be->act_import_add(f, N, C, r->gh * r->gw, dgrid, dcur);
+    if (dp) be->avgpool_act_backward(f, N, C, r->gh * r->gw, dp, dcur);
 
     int k = 1;
     for (int m = nm - 1; m >= r->bwd_from; m--) {
@@ -588,9 +544,8 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
             size_t n = cs_out_numel(&r->stem.cs);
             void *dz = act_zeros(r, a, n), *dpre = act_zeros(r, a, n);
             if (!dz || !dpre) return oom(e, "stem gradient");
-            if (plain) be->maxpool_backward(&r->pool, r->argmax, dcur, dz);
-            else be->maxpool_act_backward(&r->pool, r->argmax, dcur, dz);
-            act_relu_bwd(r, be, n, r->stem.z, dz, dpre);
+            be->maxpool_act_backward(&r->pool, r->argmax, dcur, dz);
+            be->act_relu_backward(f->dt, n, r->stem.z, dz, dpre);
             if (cb_backward(r, be, &r->stem, dpre, NULL, a, e) != 0) return -1;
             arena_rewind(a, mark);
         } else if (block_backward(r, be, &r->blocks[m - 1], dcur, dprev, a, e) != 0) {

@@ -17,11 +17,11 @@
  * and Cout = planes of layerS * expansion.
  * Layout: the input x, r->grid and r->pooled are fp32 NCHW at the boundary, always. Inside,
  * activations and their gradients are stored in the format set by resnet_set_format
- * (ops.h ActFmt): the default, plain {NCHW, fp32}, runs the plain op entries exactly as
- * before the format existed; any other format (channels-last NHWC and/or bf16 / fp16
- * storage, the GPU's fast path) imports x into that format, runs every conv on a weight
- * prepared for it (conv_weight_prep each forward: the fp32 master weights change every
- * step), BN / ReLU / residual add / max-pool through the *_act entries, and leaves it only
+ * (ops.h ActFmt). Every image op runs through the Backend's *_act entries; in the default,
+ * plain {NCHW, fp32}, those are the plain ops, with the same numbers as before the format
+ * existed. Any other format (channels-last NHWC and/or bf16 / fp16 storage, the GPU's fast
+ * path) imports x into that format, runs every conv on a weight prepared for it
+ * (conv_weight_prep each forward: the fp32 master weights change every step), and leaves it only
  * at the edges: pooled comes out fp32 from avgpool_act_forward, the grid is exported to
  * fp32 NCHW only when the owner asked for it (need_grid), and a grid gradient is imported
  * back (act_import_add). Conv weight gradients accumulate in the prepared layout and type
@@ -64,7 +64,7 @@ typedef struct RnConvBn {
     const void *x;               /* input [N, cin, H, W] (in the activation format) */
     void *y;                     /* conv output [N, cout, P, Q] (BN input) */
     void *z;                     /* BN output (ReLU applied in place where the net has one) */
-    void *wp;                    /* prepared weight (non-plain format; arena), else NULL */
+    void *wp;                    /* prepared weight: arena (non-plain format), the fp32 master (plain) */
     float *mean, *rstd;          /* [cout] saved by train-mode BN */
     int bn_train;
 } RnConvBn;

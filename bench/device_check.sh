@@ -95,7 +95,7 @@ if [ -z "${R[build]:-}" ]; then
     if timeout 45 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=ON -DVQA_MPI=OFF -DVQA_WERROR=ON \
             -DCMAKE_CUDA_ARCHITECTURES="$ARCH" ${CUDNN[@]+"${CUDNN[@]}"} ${PKGARGS[@]+"${PKGARGS[@]}"} \
             >"$OUT/build.log" 2>&1 &&
-        timeout 150 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
+        timeout 150 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity test_gpu_parity_act bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
         R[build]="ok"
     else
         R[build]="FAILED (see build.log)"
@@ -111,7 +111,9 @@ if [ "${R[build]}" = ok ]; then
     R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
     [ -z "${R[ctest]}" ] && R[ctest]="no summary: ctest timed out after 120 s?"
     # ctest -V prefixes every line of a test's output with "<test number>: "
-    R[parity]=$(grep -E "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | tail -1 | sed -E 's/^[0-9]+: //')
+    # the parity programs (test_gpu_parity, test_gpu_parity_act) each end with "N cases, M failed"
+    R[parity]=$(grep -hE "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //' |
+        awk '{ c += $1; f += $3; n++ } END { if (n) printf "%d cases, %d failed (%d programs)", c, f, n }')
     # the act entries' cases (NHWC / bf16 / fp16 activation storage) and every failed case, by name
     names() { grep -hoE "^([0-9]+: )?$1 [a-z_0-9]+" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //; s/^(ok  |FAIL) //'; }
     act_ok=$(names "ok  " | grep -cE "(^|_)act_|plain_format")

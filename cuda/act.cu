@@ -65,7 +65,7 @@ template <typename T> __global__ void k_wgrad_add(size_t total, int nhwc, int C,
     }
 }
 
-#define ACT_LAUNCH(kern, n, ...) kern<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, __VA_ARGS__)
+#define ACT_LAUNCH(kern, n, ...) GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__)
 
 static void act_import_impl(const ActFmt *f, int N, int C, int HW, int add, const float *x, void *y) {
     size_t total = (size_t)N * C * HW;

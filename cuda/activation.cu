@@ -41,7 +41,7 @@ __global__ void k_tanh_bwd(size_t n, const float *y, const float *dy, float *dx)
 #define LAUNCH(kern, n, ...)                                                                 \
     do {                                                                                     \
         if (!(n) || gpu_failed()) return;                                                    \
-        kern<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, __VA_ARGS__);               \
+        GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__);               \
         KERNEL_CHECK();                                                                      \
     } while (0)
 

@@ -211,12 +211,11 @@ static void bna_partials(int mode, int nhwc, int N, int C, int HW, int G, const 
     double *pb = mode == BN_DSUMS ? s->pb : nullptr;
     const LaunchDims d = bna_part_dims(C, G, nhwc);
     if (nhwc)
-        k_bna_part_nhwc<T><<<dim3(d.gx, d.gy), dim3(d.bx, d.by), 0, st>>>(mode, M, C, x, dy, md, mf, s->pa, pb);
+        GPU_LAUNCH(k_bna_part_nhwc<T>, dim3(d.gx, d.gy), dim3(d.bx, d.by), 0, st, mode, M, C, x, dy, md, mf, s->pa, pb);
     else
-        k_bna_part_nchw<T><<<dim3(d.gx, d.gy), d.bx, 0, st>>>(mode, M, C, HW, x, dy, md, mf, s->pa, pb);
+        GPU_LAUNCH(k_bna_part_nchw<T>, dim3(d.gx, d.gy), d.bx, 0, st, mode, M, C, HW, x, dy, md, mf, s->pa, pb);
 }
 
-#define CBLOCKS(C) bna_fin_blocks(C), BNA_FIN_THREADS
 
 extern "C" void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x,
                                                const float *gamma, const float *beta, float momentum, float eps,
@@ -231,11 +230,11 @@ extern "C" void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, in
     ACT_DISPATCH(f->dt, T, {
         const T *xt = (const T *)x;
         bna_partials<T>(BN_SUM, f->nhwc, N, C, HW, G, xt, nullptr, nullptr, nullptr, &s, st);
-        k_bna_fin_mean<<<CBLOCKS(C), 0, st>>>(C, G, (double)M, s.pa, s.md);
+        GPU_LAUNCH(k_bna_fin_mean, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.md);
         bna_partials<T>(BN_SQDEV, f->nhwc, N, C, HW, G, xt, nullptr, s.md, nullptr, &s, st);
-        k_bna_fin_stats<<<CBLOCKS(C), 0, st>>>(C, G, (double)M, s.pa, s.md, gamma, beta, momentum, eps, running_mean,
+        GPU_LAUNCH(k_bna_fin_stats, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.md, gamma, beta, momentum, eps, running_mean,
                                                running_var, save_mean, save_rstd, s.coef);
-        k_bna_affine<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, xt, s.coef, (T *)y);
+        GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, xt, s.coef, (T *)y);
     });
     KERNEL_CHECK();
 }
@@ -248,9 +247,9 @@ extern "C" void cu_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int
     BnaScratch s;
     if (bna_scratch(C, 1, &s)) return;
     cudaStream_t st = gpu_stream();
-    k_bna_eval_coef<<<CBLOCKS(C), 0, st>>>(C, gamma, beta, running_mean, running_var, eps, s.coef);
+    GPU_LAUNCH(k_bna_eval_coef, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, gamma, beta, running_mean, running_var, eps, s.coef);
     ACT_DISPATCH(f->dt, T,
-                 k_bna_affine<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, (const T *)x, s.coef,
+                 GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, (const T *)x, s.coef,
                                                                         (T *)y));
     KERNEL_CHECK();
 }
@@ -270,12 +269,12 @@ static void bna_backward(const ActFmt *f, int N, int C, int HW, const void *x, c
     ACT_DISPATCH(f->dt, T, {
         const T *xt = (const T *)x, *dyt = (const T *)dy;
         if (G) bna_partials<T>(BN_DSUMS, f->nhwc, N, C, HW, G, xt, dyt, nullptr, train ? save_mean : rm, &s, st);
-        k_bna_fin_dsums<<<CBLOCKS(C), 0, st>>>(C, G, (double)M, s.pa, s.pb, gamma, save_mean, save_rstd, rm, rv, eps,
+        GPU_LAUNCH(k_bna_fin_dsums, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.pb, gamma, save_mean, save_rstd, rm, rv, eps,
                                                dgamma, dbeta, s.coef);
         if (dx && train)
-            k_bna_dx<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
+            GPU_LAUNCH(k_bna_dx<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
         else if (dx)
-            k_bna_dx_eval<T><<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, f->nhwc, C, HW, dyt, s.coef, (T *)dx);
+            GPU_LAUNCH(k_bna_dx_eval<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, dyt, s.coef, (T *)dx);
     });
     KERNEL_CHECK();
 }

@@ -25,7 +25,7 @@ __global__ void k_f16_f32(size_t n, const uint16_t *x, float *y) {
 #define LAUNCH(kern, n, ...)                                                                 \
     do {                                                                                     \
         if (!(n) || gpu_failed()) return;                                                    \
-        kern<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, __VA_ARGS__);               \
+        GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__);               \
         KERNEL_CHECK();                                                                      \
     } while (0)
 

@@ -36,13 +36,13 @@ extern "C" void cu_dropout_forward(size_t n, float p, uint64_t seed, const float
         if (mask) CUDA_CHECK(cudaMemsetAsync(mask, 0, n, st));
         return;
     }
-    k_dropout_fwd<<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, p, dh_mix64(seed), x, y, mask);
+    GPU_LAUNCH(k_dropout_fwd, gpu_blocks(n), GPU_THREADS, 0, st, n, p, dh_mix64(seed), x, y, mask);
     KERNEL_CHECK();
 }
 
 extern "C" void cu_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx) {
     if (!dx || !n || gpu_failed() || p >= 1.0f) return;
-    if (p <= 0.0f) k_accumulate<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, dy, dx);
-    else k_dropout_bwd<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, p, mask, dy, dx);
+    if (p <= 0.0f) GPU_LAUNCH(k_accumulate, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, dy, dx);
+    else GPU_LAUNCH(k_dropout_bwd, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, p, mask, dy, dx);
     KERNEL_CHECK();
 }

@@ -65,7 +65,7 @@ __global__ void k_col_sums(int N, int D, const float *x, float *out) {
 #define LAUNCH(kern, n, ...)                                                                 \
     do {                                                                                     \
         if (!(n) || gpu_failed()) return;                                                    \
-        kern<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, __VA_ARGS__);               \
+        GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__);               \
         KERNEL_CHECK();                                                                      \
     } while (0)
 
@@ -91,6 +91,6 @@ extern "C" void cu_fill_rows(int N, int D, const float *row, float *y) {
 }
 extern "C" void cu_col_sums_acc(int N, int D, const float *x, float *out) {
     if (N <= 0 || D <= 0 || gpu_failed()) return;
-    k_col_sums<<<(D + 31) / 32, dim3(32, 8), 0, gpu_stream()>>>(N, D, x, out);
+    GPU_LAUNCH(k_col_sums, (D + 31) / 32, dim3(32, 8), 0, gpu_stream(), N, D, x, out);
     KERNEL_CHECK();
 }

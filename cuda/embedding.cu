@@ -22,7 +22,7 @@ __global__ void k_emb_bwd(size_t total, int D, const int32_t *ids, int padding_i
 extern "C" void cu_embedding_forward(int N, int V, int D, const int32_t *ids, const float *table, float *y) {
     size_t total = (size_t)N * D;
     if (!total || gpu_failed()) return;
-    k_emb_fwd<<<gpu_blocks(total), GPU_THREADS, 0, gpu_stream()>>>(total, D, ids, table, y);
+    GPU_LAUNCH(k_emb_fwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, D, ids, table, y);
     KERNEL_CHECK();
 }
 
@@ -30,6 +30,6 @@ extern "C" void cu_embedding_backward(int N, int V, int D, const int32_t *ids, i
                                       float *dtable) {
     size_t total = (size_t)N * D;
     if (!dtable || !total || gpu_failed()) return;
-    k_emb_bwd<<<gpu_blocks(total), GPU_THREADS, 0, gpu_stream()>>>(total, D, ids, padding_idx, dy, dtable);
+    GPU_LAUNCH(k_emb_bwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, D, ids, padding_idx, dy, dtable);
     KERNEL_CHECK();
 }

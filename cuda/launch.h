@@ -9,6 +9,19 @@
 
 #include <stddef.h>
 
+/* Every kernel launch of cuda/ is GPU_LAUNCH(kernel, grid, block, shared_bytes, stream, args...):
+ * the <<<>>> launch under nvcc; in the emulated build (-DVQA_CUDA=EMULATE, tests/emu/) a call
+ * that queues the kernel on the emulated stream. GPU_DYNAMIC_SHARED(T, name) declares the
+ * block's dynamic shared memory (the launch's shared_bytes) as T name[]. */
+#ifdef VQA_CUDA_EMULATE
+#define GPU_LAUNCH(kern, grid, block, smem, stream, ...) \
+    emu_launch(#kern, __FILE__, __LINE__, kern, grid, block, smem, stream, __VA_ARGS__)
+#define GPU_DYNAMIC_SHARED(T, name) T *name = (T *)emu_dynamic_shared()
+#else
+#define GPU_LAUNCH(kern, grid, block, smem, stream, ...) kern<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#define GPU_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 /* CUDA's limits (every architecture since sm_30) */
 #define LAUNCH_MAX_GRID_X 2147483647u
 #define LAUNCH_MAX_GRID_YZ 65535u

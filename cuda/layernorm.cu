@@ -83,7 +83,7 @@ __global__ void k_ln_bwd_wb(int N, int D, const float *x, const float *mean, con
 extern "C" void cu_layernorm_forward(int N, int D, const float *x, const float *w, const float *b, float eps, float *y,
                                      float *mean, float *rstd) {
     if (N <= 0 || D <= 0 || gpu_failed()) return;
-    k_ln_fwd<<<(N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, gpu_stream()>>>(N, D, x, w, b, eps,
+    GPU_LAUNCH(k_ln_fwd, (N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, gpu_stream(), N, D, x, w, b, eps,
                                                                                                    y, mean, rstd);
     KERNEL_CHECK();
 }
@@ -93,12 +93,12 @@ extern "C" void cu_layernorm_backward(int N, int D, const float *x, const float 
     if (N <= 0 || D <= 0 || gpu_failed()) return;
     cudaStream_t st = gpu_stream();
     if (dx) {
-        k_ln_bwd_dx<<<(N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, st>>>(N, D, x, w, mean, rstd,
+        GPU_LAUNCH(k_ln_bwd_dx, (N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, st, N, D, x, w, mean, rstd,
                                                                                                dy, dx);
         if (KERNEL_CHECK()) return;
     }
     if (dw || db) {
-        k_ln_bwd_wb<<<(D + 31) / 32, dim3(32, 8), 0, st>>>(N, D, x, mean, rstd, dy, dw, db);
+        GPU_LAUNCH(k_ln_bwd_wb, (D + 31) / 32, dim3(32, 8), 0, st, N, D, x, mean, rstd, dy, dw, db);
         KERNEL_CHECK();
     }
 }

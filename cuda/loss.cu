@@ -95,8 +95,8 @@ static double run_loss(int kind, int N, int A, const float *logits, const float 
     if (!rows) return NAN;
     cudaStream_t st = gpu_stream();
     const float gs = grad_scale / (float)N;
-    if (kind == 0) k_bce<<<N, LOSS_THREADS, 0, st>>>(A, logits, targets, gs, dlogits, rows);
-    else k_soft_xent<<<N, LOSS_THREADS, 0, st>>>(A, logits, targets, gs, dlogits, rows);
+    if (kind == 0) GPU_LAUNCH(k_bce, N, LOSS_THREADS, 0, st, A, logits, targets, gs, dlogits, rows);
+    else GPU_LAUNCH(k_soft_xent, N, LOSS_THREADS, 0, st, A, logits, targets, gs, dlogits, rows);
     if (KERNEL_CHECK()) return NAN;
     double *host = (double *)g->host_scratch;
     if (CUDA_CHECK(cudaMemcpyAsync(host, rows, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost, st)) ||

@@ -56,7 +56,7 @@ extern "C" void gpu_adamw_step(float *params, const float *grads, float *m, floa
         const float decay = sg->decay ? 1.0f - lr_i * weight_decay : 1.0f;
         const float step_size = (float)(lr_i / bc1);
         const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-        k_adamw<<<gpu_blocks(sg->n), GPU_THREADS, 0, st>>>(sg->n, params + sg->param_off, grads + sg->grad_off,
+        GPU_LAUNCH(k_adamw, gpu_blocks(sg->n), GPU_THREADS, 0, st, sg->n, params + sg->param_off, grads + sg->grad_off,
                                                            m + sg->grad_off, v + sg->grad_off, decay, beta1, beta2,
                                                            eps, step_size, inv_sqrt_bc2);
         if (KERNEL_CHECK()) return;
@@ -69,7 +69,7 @@ extern "C" double gpu_global_norm(const float *g, size_t n) {
     double *part = (double *)gpu_scratch(NORM_BLOCKS * sizeof(double));
     if (!part) return NAN;
     cudaStream_t st = gpu_stream();
-    k_sumsq<<<NORM_BLOCKS, GPU_THREADS, 0, st>>>(n, g, part);
+    GPU_LAUNCH(k_sumsq, NORM_BLOCKS, GPU_THREADS, 0, st, n, g, part);
     double *host = (double *)gpu_ctx()->host_scratch;
     if (KERNEL_CHECK() ||
         CUDA_CHECK(cudaMemcpyAsync(host, part, NORM_BLOCKS * sizeof(double), cudaMemcpyDeviceToHost, st)) ||
@@ -87,7 +87,7 @@ extern "C" int gpu_has_nonfinite(const float *g, size_t n) {
     cudaStream_t st = gpu_stream();
     int *host = (int *)gpu_ctx()->host_scratch;
     if (CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), st))) return 1;
-    k_nonfinite<<<gpu_blocks(n), GPU_THREADS, 0, st>>>(n, g, flag);
+    GPU_LAUNCH(k_nonfinite, gpu_blocks(n), GPU_THREADS, 0, st, n, g, flag);
     if (KERNEL_CHECK() || CUDA_CHECK(cudaMemcpyAsync(host, flag, sizeof(int), cudaMemcpyDeviceToHost, st)) ||
         CUDA_CHECK(cudaStreamSynchronize(st)))
         return 1;
@@ -96,6 +96,6 @@ extern "C" int gpu_has_nonfinite(const float *g, size_t n) {
 
 extern "C" void gpu_scale(float *x, size_t n, float s) {
     if (!n || gpu_failed()) return;
-    k_scale<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, x, s);
+    GPU_LAUNCH(k_scale, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, x, s);
     KERNEL_CHECK();
 }

@@ -104,7 +104,7 @@ extern "C" void cu_maxpool_act_forward(const PoolShape *s, const void *x, void *
     if (!total || s->P <= 0 || s->Q <= 0 || gpu_failed()) return;
     cudaStream_t st = gpu_stream();
     ACT_DISPATCH(s->f.dt, T,
-                 k_maxpool_act_fwd<T><<<gpu_blocks(total), GPU_THREADS, 0, st>>>(total, *s, (const T *)x, (T *)y,
+                 GPU_LAUNCH(k_maxpool_act_fwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, (const T *)x, (T *)y,
                                                                                 argmax));
     KERNEL_CHECK();
 }
@@ -114,7 +114,7 @@ extern "C" void cu_maxpool_act_backward(const PoolShape *s, const int32_t *argma
     if (!dx || !total || s->P <= 0 || s->Q <= 0 || gpu_failed()) return;
     cudaStream_t st = gpu_stream();
     ACT_DISPATCH(s->f.dt, T,
-                 k_maxpool_act_bwd<T><<<gpu_blocks(total), GPU_THREADS, 0, st>>>(total, *s, argmax, (const T *)dy,
+                 GPU_LAUNCH(k_maxpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, argmax, (const T *)dy,
                                                                                 (T *)dx));
     KERNEL_CHECK();
 }
@@ -125,12 +125,11 @@ extern "C" void cu_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, co
     cudaStream_t st = gpu_stream();
     if (f->nhwc)
         ACT_DISPATCH(f->dt, T,
-                     k_avgpool_act_fwd_nhwc<T><<<gpu_blocks((size_t)planes), GPU_THREADS, 0, st>>>(
+                     GPU_LAUNCH(k_avgpool_act_fwd_nhwc<T>, gpu_blocks((size_t)planes), GPU_THREADS, 0, st, 
                          (size_t)planes, C, HW, (const T *)x, y));
     else
         ACT_DISPATCH(f->dt, T,
-                     k_avgpool_act_fwd_nchw<T><<<(unsigned)avgpool_nchw_blocks((size_t)planes), 32 * AVGPOOL_WARPS, 0,
-                                                 st>>>(planes, HW, (const T *)x, y));
+                     GPU_LAUNCH(k_avgpool_act_fwd_nchw<T>, (unsigned)avgpool_nchw_blocks((size_t)planes), 32 * AVGPOOL_WARPS, 0, st, planes, HW, (const T *)x, y));
     KERNEL_CHECK();
 }
 
@@ -138,7 +137,7 @@ extern "C" void cu_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, c
     size_t total = (size_t)N * C * HW;
     if (!dx || N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
     ACT_DISPATCH(f->dt, T,
-                 k_avgpool_act_bwd<T><<<gpu_blocks(total), GPU_THREADS, 0, gpu_stream()>>>(total, f->nhwc, C, HW, dy,
+                 GPU_LAUNCH(k_avgpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, f->nhwc, C, HW, dy,
                                                                                           (T *)dx));
     KERNEL_CHECK();
 }

@@ -99,13 +99,13 @@ static unsigned row_blocks(int rows) { return (unsigned)((rows + ROWS_PER_BLOCK 
 
 extern "C" void cu_softmax_forward(int rows, int cols, const float *x, float *y) {
     if (rows <= 0 || cols <= 0 || gpu_failed()) return;
-    k_softmax_fwd<<<row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream()>>>(rows, cols, x, y);
+    GPU_LAUNCH(k_softmax_fwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, cols, x, y);
     KERNEL_CHECK();
 }
 
 extern "C" void cu_softmax_backward(int rows, int cols, const float *y, const float *dy, float *dx) {
     if (!dx || rows <= 0 || cols <= 0 || gpu_failed()) return;
-    k_softmax_bwd<<<row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream()>>>(rows, cols, y, dy, dx);
+    GPU_LAUNCH(k_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, cols, y, dy, dx);
     KERNEL_CHECK();
 }
 
@@ -113,7 +113,7 @@ extern "C" void cu_attn_softmax_dropout(int B, int nh, int L, const float *key_m
                                         float *Pd, uint8_t *keep) {
     const int rows = B * nh * L;
     if (rows <= 0 || gpu_failed()) return;
-    k_attn_softmax_dropout<<<row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream()>>>(rows, nh, L, key_mask, p,
+    GPU_LAUNCH(k_attn_softmax_dropout, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, nh, L, key_mask, p,
                                                                                        dh_mix64(seed), P, Pd, keep);
     KERNEL_CHECK();
 }
@@ -121,13 +121,13 @@ extern "C" void cu_attn_softmax_dropout(int B, int nh, int L, const float *key_m
 extern "C" void cu_attn_dropped_probs(size_t n, float p, const float *P, const uint8_t *keep, float *Pd) {
     if (!n || gpu_failed()) return;
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    k_attn_dropped<<<gpu_blocks(n), GPU_THREADS, 0, gpu_stream()>>>(n, scale, P, keep, Pd);
+    GPU_LAUNCH(k_attn_dropped, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, scale, P, keep, Pd);
     KERNEL_CHECK();
 }
 
 extern "C" void cu_attn_softmax_backward(int rows, int L, float p, const float *P, const uint8_t *keep, float *dP,
                                          float *dS) {
     if (rows <= 0 || gpu_failed()) return;
-    k_attn_softmax_bwd<<<row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream()>>>(rows, L, p, P, keep, dP, dS);
+    GPU_LAUNCH(k_attn_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, L, p, P, keep, dP, dS);
     KERNEL_CHECK();
 }

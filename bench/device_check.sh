@@ -16,14 +16,25 @@
 # table, which always prints.
 # Knobs: BATCH (256), STEPS (10), ARCH (90), OUT (default build-device/out), FORCE_DEBS=1 (use
 # .debs even where the machine has the libraries: to test the unpacking here).
+# EMULATE=1 runs the same steps on a machine without a GPU against the emulated CUDA build
+# (-DVQA_CUDA=EMULATE, tests/emu/), at fast sizes (BATCH 2, STEPS 1, 32-pixel images) and
+# with longer time limits, skipping PyTorch and the MPI step: it checks this script and
+# the build before a GPU is lent (about 10 minutes on 2 cores).
 set -u
+EMULATE="${EMULATE:-}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/build-device/out}"
 BUILD="${VQA_DEVICE_BUILD:-/tmp/vqa-build-device}"
 P=/tmp/vqa_deps
-BATCH="${BATCH:-256}"
-STEPS="${STEPS:-10}"
 ARCH="${ARCH:-90}"
+if [ -n "$EMULATE" ]; then
+    BATCH="${BATCH:-2}" STEPS="${STEPS:-1}" IMAGE="${IMAGE:-32}" WARMUP="${WARMUP:-1}"
+    BUILD="${VQA_DEVICE_BUILD:-/tmp/vqa-build-device-emu}"
+    CUDA_MODE=EMULATE TO_BUILD=900 TO_CTEST=1200 TO_BENCH=600
+else
+    BATCH="${BATCH:-256}" STEPS="${STEPS:-10}" IMAGE="${IMAGE:-224}" WARMUP="${WARMUP:-3}"
+    CUDA_MODE=ON TO_BUILD=150 TO_CTEST=120 TO_BENCH=100
+fi
 mkdir -p "$OUT"
 LOG="$OUT/device_check.log"
 : >"$LOG"
@@ -43,6 +54,7 @@ declare -A R # summary rows
     nproc
 } >"$OUT/machine.txt"
 DEVICE=$(head -1 "$OUT/machine.txt")
+[ -n "$EMULATE" ] && DEVICE="emulated H100 (tests/emu/) on $(nproc) CPU cores of $(hostname -s)"
 log "machine: $DEVICE"
 
 # ---- 2. host libraries ----
@@ -90,12 +102,12 @@ fi
 
 # ---- 4. build ----
 if [ -z "${R[build]:-}" ]; then
-    log "configure + build (sm_$ARCH, MPI off) -> $OUT/build.log"
+    log "configure + build (VQA_CUDA=$CUDA_MODE, sm_$ARCH, MPI off) -> $OUT/build.log"
     # ${A[@]+"${A[@]}"}: an empty array under set -u is an error in bash < 4.4
-    if timeout 45 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=ON -DVQA_MPI=OFF -DVQA_WERROR=ON \
+    if timeout 45 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DVQA_CUDA=$CUDA_MODE -DVQA_MPI=OFF -DVQA_WERROR=ON \
             -DCMAKE_CUDA_ARCHITECTURES="$ARCH" ${CUDNN[@]+"${CUDNN[@]}"} ${PKGARGS[@]+"${PKGARGS[@]}"} \
             >"$OUT/build.log" 2>&1 &&
-        timeout 150 ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity test_gpu_parity_act bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
+        timeout $TO_BUILD ninja -C "$BUILD" -j"$(nproc)" test_gpu_parity test_gpu_parity_act bench_throughput vqa_train >>"$OUT/build.log" 2>&1; then
         R[build]="ok"
     else
         R[build]="FAILED (see build.log)"
@@ -107,9 +119,9 @@ log "build: ${R[build]}"
 # ---- 5. GPU tests ----
 if [ "${R[build]}" = ok ]; then
     log "ctest -L gpu -> $OUT/ctest_gpu.log"
-    timeout -k 10 120 ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
+    timeout -k 10 $TO_CTEST ctest --test-dir "$BUILD" -L gpu -V >"$OUT/ctest_gpu.log" 2>&1
     R[ctest]=$(grep -E "tests passed|tests failed" "$OUT/ctest_gpu.log" | tail -1)
-    [ -z "${R[ctest]}" ] && R[ctest]="no summary: ctest timed out after 120 s?"
+    [ -z "${R[ctest]}" ] && R[ctest]="no summary: ctest timed out after $TO_CTEST s?"
     # ctest -V prefixes every line of a test's output with "<test number>: "
     # the parity programs (test_gpu_parity, test_gpu_parity_act) each end with "N cases, M failed"
     R[parity]=$(grep -hE "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //' |
@@ -132,20 +144,26 @@ fi
 # ---- 6. throughput: ours, then PyTorch on the same GPU ----
 if [ "${R[build]}" = ok ]; then
     log "bench_throughput --batch $BATCH -> $OUT/throughput.log"
-    timeout 100 "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
+    timeout $TO_BENCH "$BUILD/bench/bench_throughput" --batch "$BATCH" --steps "$STEPS" --precision bf16 \
+        --image-size "$IMAGE" --warmup "$WARMUP" \
         >"$OUT/throughput.log" 2>&1
     log "bench_throughput exit $?"
     cat "$OUT/throughput.log" | tee -a "$LOG"
 fi
-log "compare_pytorch.py --batch $BATCH -> $OUT/pytorch.log"
-PYTHONUNBUFFERED=1 timeout 75 python3 "$ROOT/bench/compare_pytorch.py" --batch "$BATCH" --steps "$STEPS" \
-    >"$OUT/pytorch.log" 2>&1
-log "compare_pytorch exit $?"
-tail -4 "$OUT/pytorch.log" | tee -a "$LOG"
+if [ -z "$EMULATE" ]; then
+    log "compare_pytorch.py --batch $BATCH -> $OUT/pytorch.log"
+    PYTHONUNBUFFERED=1 timeout 75 python3 "$ROOT/bench/compare_pytorch.py" --batch "$BATCH" --steps "$STEPS" \
+        >"$OUT/pytorch.log" 2>&1
+    log "compare_pytorch exit $?"
+    tail -4 "$OUT/pytorch.log" | tee -a "$LOG"
 
-# ---- 6b. the CPU data-parallel overlap on this machine's many cores (issue 7) ----
-R[mpi]=$(OUT="$OUT" timeout 90 bash "$ROOT/bench/device_mpi_step.sh" 2>&1 | tail -1)
-log "${R[mpi]:-mpi step: no output}"
+    # ---- 6b. the CPU data-parallel overlap on this machine's many cores ----
+    R[mpi]=$(OUT="$OUT" timeout 90 bash "$ROOT/bench/device_mpi_step.sh" 2>&1 | tail -1)
+    log "${R[mpi]:-mpi step: no output}"
+else
+    : >"$OUT/pytorch.log"
+    log "emulated: no PyTorch comparison, no MPI step"
+fi
 
 # ---- 7. summary table (last) ----
 # ours MODE ACT: samples/s of the row "| MODE | ACT ..." (ACT: NHWC = the trainer's choice on a
@@ -154,7 +172,7 @@ ours() { grep -E "^\| $1 +\| $2 " "$OUT/throughput.log" 2>/dev/null | awk -F'|' 
 theirs() { grep -E "^pytorch $1 " "$OUT/pytorch.log" 2>/dev/null | awk '{print $4}'; }
 {
     echo
-    echo "== device_check: $DEVICE, batch $BATCH, bf16, $(( $(date +%s) - T0 )) s =="
+    echo "== device_check: $DEVICE, batch $BATCH, ${IMAGE}px, bf16, $(( $(date +%s) - T0 )) s =="
     echo "build:        ${R[build]}"
     echo "ctest -L gpu: ${R[ctest]:-not run}"
     echo "parity:       ${R[parity]:-not run}"

@@ -3,7 +3,8 @@
 // switched cooperatively: a thread runs until it reaches a barrier or returns. Between
 // barriers the threads run in an order shuffled per launch (seed VQA_EMU_SEED, default 1;
 // VQA_EMU_ORDER=fixed runs them in index order), so a missing barrier changes what the
-// threads read and a test sees it.
+// threads read and a test sees it. VQA_EMU_PROFILE=1 prints each kernel's launches,
+// threads and host time at exit.
 //
 // Barrier rules (what a GPU leaves undefined is an error here, with the kernel, the block,
 // the thread and the source line):
@@ -20,8 +21,13 @@
 // it, so fiber stacks are not mistaken for overflows.
 #include <sys/mman.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
+#include <string>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -92,7 +98,8 @@ struct Fiber {
     int linear;
     const char *file; // where it waits
     int line;
-    unsigned mask; // warp operations
+    unsigned mask;     // warp operations
+    unsigned xchg_gen; // warp exchanges done (which xchg buffer is next)
     char *stack;
 #if defined(__x86_64__)
     void *sp;
@@ -107,7 +114,10 @@ struct Block {
     int T;
     const std::function<void()> *body;
     const char *name;
-    uint64_t xchg[1024]; // a warp exchange's deposits, by linear thread index
+    // A warp exchange's deposits, by linear thread index, in two buffers used alternately
+    // (by each lane's exchange count): a lane deposits for its next exchange only after
+    // every lane deposited for this one, so by then no lane still reads the other buffer.
+    uint64_t xchg[2][1024];
     unsigned char *dyn;  // dynamic shared memory
     size_t dyn_bytes;
 #if defined(__x86_64__)
@@ -152,6 +162,34 @@ uint64_t g_seed = 1;
 bool g_fixed_order = false;
 uint64_t g_launches = 0;
 
+// VQA_EMU_PROFILE=1: per kernel, launches, threads and host seconds, printed at exit
+bool g_profile = false;
+struct KernelStats {
+    uint64_t launches = 0, threads = 0;
+    double seconds = 0.0;
+};
+std::map<std::string, KernelStats> g_stats;
+
+double now_s() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void print_profile() {
+    std::vector<std::pair<double, std::string>> v;
+    double total = 0;
+    for (auto &k : g_stats) v.push_back({k.second.seconds, k.first}), total += k.second.seconds;
+    std::sort(v.rbegin(), v.rend());
+    fprintf(stderr, "vqa emu profile: %.2f s in kernels\n%-40s %9s %12s %9s\n", total, "kernel", "launches", "threads",
+            "seconds");
+    for (auto &x : v) {
+        const KernelStats &k = g_stats[x.second];
+        fprintf(stderr, "%-40s %9llu %12llu %9.3f\n", x.second.c_str(), (unsigned long long)k.launches,
+                (unsigned long long)k.threads, k.seconds);
+    }
+}
+
 void read_env() {
     static bool done = false;
     if (done) return;
@@ -160,6 +198,9 @@ void read_env() {
     if (s && *s) g_seed = strtoull(s, nullptr, 0);
     const char *o = getenv("VQA_EMU_ORDER");
     g_fixed_order = o && !strcmp(o, "fixed");
+    const char *p = getenv("VQA_EMU_PROFILE");
+    g_profile = p && *p && strcmp(p, "0");
+    if (g_profile) atexit(print_profile);
 }
 
 void where(const Fiber *f, char *buf, size_t n) {
@@ -269,21 +310,23 @@ int release_warps(Block *b) {
             }
         if (!first) continue;
         char at[200];
-        where(first, at, sizeof at);
+        at[0] = 0;
         const unsigned mask = first->mask;
-        if (n < 32 && (mask >> n) != 0)
+        if (n < 32 && (mask >> n) != 0 && (where(first, at, sizeof at), true))
             fatal("%s: the warp operation at %s:%d has mask 0x%08x, but this warp has only %d threads (block of %d)",
                   at, first->file, first->line, mask, n, b->T);
         bool all = true;
         for (int l = 0; l < n; l++) {
             const Fiber *g = &b->f[w0 + l];
             const bool in = (mask >> l) & 1u;
-            if (g->state == WAIT_WARP && (g->file != first->file || g->line != first->line || g->mask != mask))
+            if (g->state == WAIT_WARP && (g->file != first->file || g->line != first->line || g->mask != mask) &&
+                (where(first, at, sizeof at), true))
                 fatal("%s: divergent warp operations: lane %d waits at %s:%d (mask 0x%08x), lane %d at %s:%d "
                       "(mask 0x%08x)",
                       at, first->linear - w0, first->file, first->line, mask, l, g->file, g->line, g->mask);
             if (in && g->state != WAIT_WARP) {
                 all = false;
+                where(first, at, sizeof at);
                 fatal("%s: the warp operation at %s:%d (mask 0x%08x) waits for lane %d, which %s", at, first->file,
                       first->line, mask, l,
                       g->state == DONE ? "has exited" : "waits at a __syncthreads");
@@ -310,6 +353,7 @@ void run_block(Block *b, uint3 bid, dim3 bdim, dim3 gdim, uint64_t *rng) {
         f->linear = i;
         f->file = nullptr;
         f->line = 0;
+        f->xchg_gen = 0;
         f->stack = g_stacks.get(i);
         fiber_init(f);
     }
@@ -339,10 +383,9 @@ void run_block(Block *b, uint3 bid, dim3 bdim, dim3 gdim, uint64_t *rng) {
         if (done == b->T) return;
         if (at_warp && release_warps(b)) continue;
         // only __syncthreads waiters (and exited threads) are left
-        char at[200];
-        where(blk, at, sizeof at);
+        char at[200], o[200];
         if (done) {
-            char o[200];
+            where(blk, at, sizeof at);
             where(other, o, sizeof o);
             fatal("divergent __syncthreads: %s waits at %s:%d, reached by %d of the block's %d threads; %s has exited",
                   at, blk->file, blk->line, at_block, b->T, o);
@@ -350,7 +393,7 @@ void run_block(Block *b, uint3 bid, dim3 bdim, dim3 gdim, uint64_t *rng) {
         for (int i = 0; i < b->T; i++) {
             const Fiber *f = &b->f[i];
             if (f->file != blk->file || f->line != blk->line) {
-                char o[200];
+                where(blk, at, sizeof at);
                 where(f, o, sizeof o);
                 fatal("divergent __syncthreads: %s waits at %s:%d, %s at %s:%d", at, blk->file, blk->line, o, f->file,
                       f->line);
@@ -423,7 +466,16 @@ void launch(const char *name, const char *file, int line, dim3 grid, dim3 block,
     }
     uint64_t s = g_seed ^ (0x5851f42d4c957f2dull * ++g_launches);
     const uint64_t seed = splitmix(&s);
-    enqueue(st, name, [name, grid, block, smem, body, seed]() { run_grid(name, grid, block, smem, body, seed); });
+    enqueue(st, name, [name, grid, block, smem, body, seed, threads]() {
+        const double t0 = g_profile ? now_s() : 0.0;
+        run_grid(name, grid, block, smem, body, seed);
+        if (g_profile) {
+            KernelStats &k = g_stats[name];
+            k.launches++;
+            k.threads += threads * grid.x * grid.y * grid.z;
+            k.seconds += now_s() - t0;
+        }
+    });
 }
 
 } // namespace emu
@@ -445,6 +497,13 @@ void emu_syncwarp(const char *file, int line, unsigned mask) {
     emu::wait_here(f, emu::WAIT_WARP, file, line, mask);
 }
 
+// memcpy of 4 or 8 bytes with a constant size (inlined; the sanitizer's memcpy is slow)
+static inline void copy_small(void *dst, const void *src, size_t bytes) {
+    if (bytes == 8) memcpy(dst, src, 8);
+    else if (bytes == 4) memcpy(dst, src, 4);
+    else memcpy(dst, src, bytes);
+}
+
 void emu_warp_exchange(const char *file, int line, unsigned mask, int kind, int arg, int width, const void *v,
                        void *out, size_t bytes) {
     Fiber *f = emu::current("a warp shuffle", file, line);
@@ -456,7 +515,10 @@ void emu_warp_exchange(const char *file, int line, unsigned mask, int kind, int 
         emu::fatal("%s: shuffle at %s:%d with mask 0x%08x and width %d (the calling lane must be in the mask, the "
                    "width a power of two <= 32)", at, file, line, mask, width);
     }
-    memcpy(&b->xchg[f->linear], v, bytes);
+    uint64_t *slot = b->xchg[f->xchg_gen++ & 1];
+    uint64_t mine = 0;
+    copy_small(&mine, v, bytes);
+    slot[f->linear] = mine;
     emu::wait_here(f, emu::WAIT_WARP, file, line, mask); // every lane has deposited
     const int base = lane & ~(width - 1), sub = lane - base;
     int src = lane;
@@ -467,20 +529,19 @@ void emu_warp_exchange(const char *file, int line, unsigned mask, int kind, int 
     case EMU_SHFL_XOR: src = (lane ^ arg) < base + width && (lane ^ arg) >= base ? lane ^ arg : lane; break;
     }
     if (!((mask >> src) & 1u)) src = lane; // reading a lane outside the mask is undefined: keep it visible
-    memcpy(out, &b->xchg[w0 + src], bytes);
-    emu::wait_here(f, emu::WAIT_WARP, file, line, mask); // every lane has read before the next deposit
+    copy_small(out, &slot[w0 + src], bytes);
 }
 
 unsigned emu_warp_ballot(const char *file, int line, unsigned mask, int pred) {
     Fiber *f = emu::current("a warp vote", file, line);
     emu::Block *b = emu::g_block;
     const int lane = f->linear & 31, w0 = f->linear - lane;
-    b->xchg[f->linear] = pred != 0;
+    uint64_t *slot = b->xchg[f->xchg_gen++ & 1];
+    slot[f->linear] = pred != 0;
     emu::wait_here(f, emu::WAIT_WARP, file, line, mask);
     unsigned r = 0;
     for (int l = 0; l < 32; l++)
-        if (((mask >> l) & 1u) && b->xchg[w0 + l]) r |= 1u << l;
-    emu::wait_here(f, emu::WAIT_WARP, file, line, mask);
+        if (((mask >> l) & 1u) && slot[w0 + l]) r |= 1u << l;
     return r;
 }
 

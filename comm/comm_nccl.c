@@ -69,12 +69,26 @@ int cnccl_init(Comm *c, int device, Err *err) {
         free(nn);
         return -1;
     }
-    c->nccl = nn;
-    NCCL_CHECK(ncclCommInitRank(&nn->comm, c->world, id, c->rank));
+    /* c->nccl is set only once the communicator and its stream exist, so a failed start
+     * leaves no half-made transport behind (comm_setup would otherwise take it as ready) */
+    ncclResult_t r = ncclCommInitRank(&nn->comm, c->world, id, c->rank);
+    if (r != ncclSuccess) {
+        err_set(err, "%s:%d: ncclCommInitRank(%d ranks, rank %d) failed: %s (%s)", __FILE__, __LINE__, c->world,
+                c->rank, ncclGetErrorString(r), ncclGetLastError(NULL));
+        free(nn);
+        return -1;
+    }
     int lo = 0, hi = 0;
-    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    cu = cudaDeviceGetStreamPriorityRange(&lo, &hi);
     /* highest priority: communication kernels should not queue behind backward's */
-    CUDA_CHECK(cudaStreamCreateWithPriority(&nn->stream, cudaStreamNonBlocking, hi));
+    if (cu == cudaSuccess) cu = cudaStreamCreateWithPriority(&nn->stream, cudaStreamNonBlocking, hi);
+    if (cu != cudaSuccess) {
+        ncclCommAbort(nn->comm);
+        free(nn);
+        return err_set(err, "%s:%d: creating the NCCL stream on device %d failed: %s", __FILE__, __LINE__, device,
+                       cudaGetErrorString(cu));
+    }
+    c->nccl = nn;
     return 0;
 }
 
@@ -86,8 +100,14 @@ void cnccl_finalize(Comm *c) {
         cudaStreamDestroy(nn->stream);
     }
     if (nn->comm) {
-        ncclCommFinalize(nn->comm);
-        ncclCommDestroy(nn->comm);
+        /* a communicator in error is aborted: finalizing it may wait for peers that are gone */
+        ncclResult_t async = ncclSuccess;
+        if (ncclCommGetAsyncError(nn->comm, &async) != ncclSuccess || async != ncclSuccess) {
+            ncclCommAbort(nn->comm);
+        } else {
+            ncclCommFinalize(nn->comm);
+            ncclCommDestroy(nn->comm);
+        }
     }
     free(nn);
     c->nccl = NULL;
@@ -125,9 +145,17 @@ int cnccl_iallreduce(Comm *c, float *buf, size_t n, CommOp op, void *req, Err *e
 
 int cnccl_test(Comm *c, void *req, int *done, Err *err) {
     CommNccl *nn = get(c);
+    if (!nn || !nn->comm) /* aborted after the request was queued: it will never complete */
+        return err_set(err, "comm: the NCCL communicator was aborted while an all-reduce was pending");
     cudaEvent_t ev;
     memcpy(&ev, req, sizeof ev);
     cudaError_t q = cudaEventQuery(ev);
+    if (q != cudaSuccess && q != cudaErrorNotReady) { /* the peers would wait for this rank */
+        err_set(err, "%s:%d: cudaEventQuery of a pending all-reduce failed: %s (%s)", __FILE__, __LINE__,
+                cudaGetErrorString(q), cudaGetErrorName(q));
+        cnccl_abort(c);
+        return -1;
+    }
     if (q == cudaErrorNotReady) {
         ncclResult_t async = ncclSuccess;
         NCCL_CHECK(ncclCommGetAsyncError(nn->comm, &async));
@@ -140,7 +168,6 @@ int cnccl_test(Comm *c, void *req, int *done, Err *err) {
         *done = 0;
         return 0;
     }
-    CUDA_CHECK(q);
     CUDA_CHECK(cudaEventDestroy(ev));
     *done = 1;
     return 0;

@@ -18,8 +18,7 @@
  * Layout: the input x, r->grid and r->pooled are fp32 NCHW at the boundary, always. Inside,
  * activations and their gradients are stored in the format set by resnet_set_format
  * (ops.h ActFmt). Every image op runs through the Backend's *_act entries; in the default,
- * plain {NCHW, fp32}, those are the plain ops, with the same numbers as before the format
- * existed. Any other format (channels-last NHWC and/or bf16 / fp16 storage, the GPU's fast
+ * plain {NCHW, fp32}, those are the plain ops, with their numbers. Any other format (channels-last NHWC and/or bf16 / fp16 storage, the GPU's fast
  * path) imports x into that format, runs every conv on a weight prepared for it
  * (conv_weight_prep each forward: the fp32 master weights change every step), and leaves it only
  * at the edges: pooled comes out fp32 from avgpool_act_forward, the grid is exported to

@@ -5,7 +5,7 @@
  *
  * As pool_impl.h: each body takes the format as (nhwc, dt) and is always inlined;
  * batchnorm.c passes the constants {0, DT_F32} (plain float loads / stores, each plane a
- * contiguous run: the arithmetic and order of the pre-ActFmt ops, bit-identical),
+ * contiguous run: the plain ops' arithmetic and order),
  * batchnorm_act.c the format it was given. The callers own the parallel loop over
  * channels (an `omp parallel for` inside an inline body would be outlined before
  * inlining and lose the constants).

@@ -4,9 +4,8 @@
  *
  * Each body takes the format as (nhwc, dt) and is always inlined: pool.c calls it with the
  * constants {0, DT_F32}, so act_ld / act_st become plain float loads and stores and the
- * plane is a contiguous run (the former pointer walk, the same arithmetic in the same
- * order: results bit-identical to the pre-ActFmt ops); act.c calls it with the format it
- * was given. The callers own the parallel loop over planes: an `omp parallel for` inside
+ * plane is a contiguous run walked in order (the plain ops' arithmetic and order); act.c
+ * calls it with the format it was given. The callers own the parallel loop over planes: an `omp parallel for` inside
  * an inline body would be outlined once, before inlining, and lose the constants.
  *
  * Element hw of plane pl = n*C + c of an [N, C, HW] activation sits at x0 + hw * cs, with

@@ -5,8 +5,9 @@
  * Each body takes the format as (nhwc, dt) and is always inlined: pool.c calls it with the
  * constants {0, DT_F32}, so act_ld / act_st become plain float loads and stores and the
  * plane is a contiguous run walked in order (the plain ops' arithmetic and order); act.c
- * calls it with the format it was given. The callers own the parallel loop over planes: an `omp parallel for` inside
- * an inline body would be outlined once, before inlining, and lose the constants.
+ * calls it with the format it was given. The callers own the parallel loop over planes:
+ * an `omp parallel for` inside an inline body would be outlined once, before inlining, and
+ * lose the constants.
  *
  * Element hw of plane pl = n*C + c of an [N, C, HW] activation sits at x0 + hw * cs, with
  * x0 = act_plane(pl) (= act_index(n, c, 0)) and cs = 1 (NCHW) or C (NHWC). */

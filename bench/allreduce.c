@@ -11,7 +11,7 @@
  * one rank (the memory system the shared-memory transport is made of).
  *
  * Step table (--step): per rank, a model of resnet18 x0.25 at 64 px + a BERT sized by
- * --text-layers/--text-hidden/--vocab (default the demo-sized 2L-64H, vocab 1000), batch
+ * --text-layers/--text-hidden/--vocab (default a small 2L-64H, vocab 1000), batch
  * --batch (32). Four timed regions, each started after a barrier so one rank's lateness is
  * not timed as communication, each repeat's time the slower rank's, median over --steps:
  * backward alone; the blocking all-reduce of the whole gradient buffer after it; grad_sync's

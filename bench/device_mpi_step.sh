@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# device_mpi_step.sh: the CPU data-parallel step-time breakdown (bench_allreduce --step, issue
-# 7's "how much all-reduce hides under backward") on a machine with cores to spare — the GPU
-# machine's 16 — which the project's 2-core machines cannot show: there every core computes,
-# so an all-reduce thread has no core of its own (bench/RESULTS.md). Called by
+# device_mpi_step.sh: the CPU data-parallel step-time breakdown (bench_allreduce --step: how
+# much of the all-reduce hides under backward) on a machine with cores to spare, such as a
+# 16-core GPU machine; on 2 cores every core computes, so an all-reduce thread has no core of
+# its own (bench/RESULTS.md). Called by
 # bench/device_check.sh after the GPU work; usable on any many-core host.
 #
 # MPI: the system's mpicc when there is one, else the relocatable Open MPI wheel from PyPI

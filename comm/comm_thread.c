@@ -5,8 +5,8 @@
  * MPI_Test calls that backward's hook makes, on the core that is computing backward: the
  * communication moves into backward instead of beside it (bench/RESULTS.md). Here one
  * thread per rank takes the buckets in the order they were started and runs a BLOCKING
- * MPI_Allreduce on each (Open MPI's tuned blocking algorithms, 2-3x faster than libnbc's
- * non-blocking ones at 4 MB and up), then divides for AVG; the computing thread only
+ * MPI_Allreduce on each (Open MPI's tuned blocking algorithms, 1.7-5x faster than libnbc's
+ * non-blocking ones from 8 MB on: bench/RESULTS.md), then divides for AVG; the computing thread only
  * queues work and later waits for it. This is the design of PyTorch's gloo backend, which
  * also runs collectives on worker threads. It pays off when the rank has a core to spare
  * (or computes on a GPU); on a node whose cores all compute, the thread only competes for

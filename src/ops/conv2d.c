@@ -30,7 +30,7 @@
 
 /* Aim for at least this many GEMM columns per group. A 7x7 map alone gives 49-column
  * GEMMs, too thin for sgemm's blocking; with groups of >= 1024 columns the 14x14 and 7x7
- * stages run at 0.8-0.95 of whole-batch sgemm (bench/RESULTS.md). */
+ * stages run at 0.8-1.07 of whole-batch sgemm (bench/RESULTS.md). */
 #define CONV_TARGET_COLS 1024
 /* Rows of at least this many floats are filled by memcpy/memset, shorter ones by loops. */
 #define ROW_CALL_MIN 24

@@ -33,6 +33,7 @@
 
 #include "data/strpool.h"
 #include "io/atomic.h"
+#include "util/file.h"
 
 /* ---- UTF-8 ---- */
 
@@ -569,34 +570,13 @@ int ans_vocab_save(const AnswerVocab *v, const char *path, Err *err) {
 
 int ans_vocab_load(AnswerVocab **out, const char *path, Err *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "%s: cannot open the answer vocabulary", path);
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + r + 1 > cap) {
-            cap = (len + r + 1) * 2;
-            char *nt = realloc(text, cap);
-            if (!nt) {
-                free(text);
-                fclose(f);
-                return err_set(err, "%s: out of memory", path);
-            }
-            text = nt;
-        }
-        memcpy(text + len, chunk, r);
-        len += r;
-    }
-    int ferr = ferror(f);
-    fclose(f);
-    if (ferr) {
+    char *text;
+    size_t len;
+    if (file_read_all(path, "the answer vocabulary", 0, &text, &len, err) != 0) return -1;
+    if (len == 0) {
         free(text);
-        return err_set(err, "%s: read error", path);
+        return err_set(err, "%s: empty answer vocabulary", path);
     }
-    if (!text) return err_set(err, "%s: empty answer vocabulary", path);
-    text[len] = '\0';
     if (memchr(text, '\0', len)) {
         free(text);
         return err_set(err, "%s: contains a NUL byte (not a text file)", path);

@@ -29,6 +29,7 @@
 #define STBI_NO_HDR
 #include <stb_image.h>
 
+#include "util/file.h"
 #include "util/rng.h"
 #pragma GCC diagnostic pop
 
@@ -120,30 +121,10 @@ int img_decode_memory(Image *out, const uint8_t *data, size_t n, const char *nam
 
 int img_decode_file(Image *out, const char *path, Err *err) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "%s: cannot open image", path);
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return err_errno(err, "%s: cannot seek", path);
-    }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return err_errno(err, "%s: cannot read size", path);
-    }
-    uint8_t *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    if (!buf) {
-        fclose(f);
-        return err_set(err, "%s: out of memory for %ld bytes", path, sz);
-    }
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != (size_t)sz) {
-        free(buf);
-        return err_set(err, "%s: short read (%zu of %ld bytes)", path, got, sz);
-    }
-    int rc = img_decode_memory(out, buf, (size_t)sz, path, err);
+    char *buf;
+    size_t n;
+    if (file_read_all(path, "image", 0, &buf, &n, err) != 0) return -1;
+    int rc = img_decode_memory(out, (const uint8_t *)buf, n, path, err);
     free(buf);
     return rc;
 }

@@ -2,17 +2,16 @@
 #include "data/prep.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <stb_image_write.h>
 
+#include "util/file.h"
 #include "util/log.h"
 
 _Static_assert(sizeof(PrepHeader) == PREP_HEADER_BYTES, "PrepHeader must be 256 bytes");
@@ -411,7 +410,8 @@ void prep_split_path(const char *prepared, const char *split, char *out, size_t 
 
 struct PrepFile {
     char *path;
-    const uint8_t *map;
+    FileMap fm;           /* the whole file */
+    const uint8_t *map;   /* fm.data, when the file holds at least a header */
     size_t size;
     PrepHeader h;
     const char **answers; /* [n_answers] into the map */
@@ -530,32 +530,15 @@ int prep_open(PrepFile **out, const char *path, Err *err) {
     PrepFile *p = calloc(1, sizeof *p);
     if (!p) return err_set(err, "%s: out of memory", path);
     p->path = strdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        err_errno(err, "%s: cannot open prepared dataset", path);
+    if (file_map(&p->fm, path, "prepared dataset", 0, err) != 0) {
         prep_close(p);
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        err_errno(err, "%s: stat", path);
-        close(fd);
-        prep_close(p);
-        return -1;
-    }
-    p->size = (size_t)st.st_size;
+    p->size = p->fm.size;
     if (p->size >= PREP_HEADER_BYTES) {
-        void *m = mmap(NULL, p->size, PROT_READ, MAP_SHARED, fd, 0);
-        if (m == MAP_FAILED) {
-            err_errno(err, "%s: mmap of %zu bytes", path, p->size);
-            close(fd);
-            prep_close(p);
-            return -1;
-        }
-        p->map = m;
-        memcpy(&p->h, m, sizeof p->h);
+        p->map = p->fm.data;
+        memcpy(&p->h, p->map, sizeof p->h);
     }
-    close(fd);
     if (prep_validate(p, err) != 0) {
         prep_close(p);
         return -1;
@@ -566,7 +549,7 @@ int prep_open(PrepFile **out, const char *path, Err *err) {
 
 void prep_close(PrepFile *p) {
     if (!p) return;
-    if (p->map) munmap((void *)p->map, p->size);
+    file_unmap(&p->fm);
     free(p->answers);
     free(p->path);
     free(p);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "data/unicode_data.h"
+#include "util/file.h"
 
 #define TOK_MAX_WORD_CHARS 100   /* HF's max_input_chars_per_word */
 #define TOK_MAX_TOKEN_BYTES 1024 /* longest vocab line accepted */
@@ -128,35 +129,6 @@ void tok_free(Tokenizer *t) {
     free(t);
 }
 
-static int read_file(const char *path, char **out, size_t *out_n, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "vocab %s: cannot open", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) { fclose(f); return err_set(err, "vocab %s: out of memory", path); }
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) { free(buf); fclose(f); return err_set(err, "vocab %s: out of memory", path); }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        fclose(f);
-        return err_set(err, "vocab %s: read error", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *out_n = n;
-    return 0;
-}
-
 /* Byte offset of the first invalid UTF-8 sequence in s[0..n), or -1. */
 static long utf8_invalid_at(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -190,7 +162,7 @@ int tok_load(Tokenizer **out, const char *vocab_path, Err *err) {
     *out = NULL;
     char *buf = NULL;
     size_t n = 0;
-    if (read_file(vocab_path, &buf, &n, err)) return -1;
+    if (file_read_all(vocab_path, "the vocab file", 0, &buf, &n, err)) return -1;
     if (n == 0) {
         free(buf);
         return err_set(err, "vocab %s: empty file (expected one token per line)", vocab_path);

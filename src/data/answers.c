@@ -34,70 +34,7 @@
 #include "data/strpool.h"
 #include "io/atomic.h"
 #include "util/file.h"
-
-/* ---- UTF-8 ---- */
-
-/* Decodes one code point at s[0..n); returns its byte length (>= 1) and *cp, or *cp = -1
- * for a byte that does not start a valid sequence (then length 1). */
-static size_t utf8_decode(const unsigned char *s, size_t n, int32_t *cp) {
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    int32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        *cp = -1;
-        return 1;
-    }
-    if (len > n) {
-        *cp = -1;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = -1;
-            return 1;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *cp = -1;
-        return 1;
-    }
-    *cp = v;
-    return len;
-}
-
-static size_t utf8_encode(int32_t cp, char *o) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+#include "util/utf8.h"
 
 /* Python 3 str.isspace(). */
 static int py_space(int32_t cp) {
@@ -307,7 +244,7 @@ static void process_digit_article(const char *t, Out *o) {
                 w[wn++] = 'i';
                 wn += utf8_encode(0x307, w + wn);
             } else {
-                wn += utf8_encode(py_lower(cp), w + wn);
+                wn += utf8_encode((uint32_t)py_lower(cp), w + wn);
             }
             i += cl;
         }

@@ -33,6 +33,7 @@
 
 #include "data/unicode_data.h"
 #include "util/file.h"
+#include "util/utf8.h"
 
 #define TOK_MAX_WORD_CHARS 100   /* HF's max_input_chars_per_word */
 #define TOK_MAX_TOKEN_BYTES 1024 /* longest vocab line accepted */
@@ -79,42 +80,12 @@ static int lookup(const Tokenizer *t, int cont, const char *s, size_t n) {
 
 /* ---------------- UTF-8 ---------------- */
 
-/* Decodes one code point at *p (< end), advances *p; invalid input gives U+FFFD and
- * advances one byte, so the bytes after it are decoded afresh. */
+/* The code point at *p (< end), advancing *p past it; invalid input gives U+FFFD and
+ * advances one byte (util/utf8.h), so the bytes after it are decoded afresh. */
 static uint32_t utf8_next(const unsigned char **p, const unsigned char *end) {
-    const unsigned char *s = *p;
-    uint32_t c = s[0];
-    if (c < 0x80) {
-        *p = s + 1;
-        return c;
-    }
-    int n;
-    uint32_t min;
-    if (c >= 0xC2 && c <= 0xDF) { n = 1; c &= 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 2; c &= 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 3; c &= 0x07; min = 0x10000; }
-    else { *p = s + 1; return 0xFFFD; }
-    if (end - s <= n) { *p = s + 1; return 0xFFFD; }
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xC0) != 0x80) { *p = s + 1; return 0xFFFD; }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) { *p = s + 1; return 0xFFFD; }
-    *p = s + n + 1;
-    return c;
-}
-
-static int utf8_put(char *o, uint32_t c) {
-    if (c < 0x80) { o[0] = (char)c; return 1; }
-    if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12)); o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (c >> 18)); o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F)); o[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
+    int32_t c;
+    *p += utf8_decode(*p, (size_t)(end - *p), &c);
+    return c < 0 ? 0xFFFD : (uint32_t)c;
 }
 
 /* ---------------- vocab loading ---------------- */
@@ -295,7 +266,7 @@ static void wordpiece(const Tokenizer *t, const uint32_t *cps, int n, Out *o) {
     int nb = 0;
     for (int i = 0; i < n; i++) {
         at[i] = nb;
-        nb += utf8_put(bytes + nb, cps[i]);
+        nb += (int)utf8_encode(cps[i], bytes + nb);
     }
     at[n] = nb;
     int32_t sub[TOK_MAX_WORD_CHARS];

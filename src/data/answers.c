@@ -34,6 +34,7 @@
 #include "data/strpool.h"
 #include "io/atomic.h"
 #include "util/file.h"
+#include "util/idmap.h"
 #include "util/utf8.h"
 
 /* Python 3 str.isspace(). */
@@ -315,73 +316,28 @@ int ans_candidate(const VqaSample *s, char *out, size_t cap) {
     return 0;
 }
 
-/* String -> int table (open addressing, keys owned by a StrPool). */
-typedef struct Table {
-    const char **keys;
-    int *vals;
-    size_t cap, n;
-} Table;
+/* Answer -> index lookups (util/idmap.h): the ids index a list of answer strings. */
+typedef struct AnsKey {
+    const char *const *list;
+    const char *a;
+} AnsKey;
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static size_t tab_slot(const Table *t, const char *k) {
-    size_t j = str_hash(k) & (t->cap - 1);
-    while (t->keys[j] && strcmp(t->keys[j], k) != 0) j = (j + 1) & (t->cap - 1);
-    return j;
-}
-
-static int tab_grow(Table *t) {
-    size_t nc = t->cap ? t->cap * 2 : 256;
-    Table nt = {calloc(nc, sizeof(char *)), calloc(nc, sizeof(int)), nc, t->n};
-    if (!nt.keys || !nt.vals) {
-        free(nt.keys);
-        free(nt.vals);
-        return -1;
-    }
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->keys[i]) continue;
-        size_t j = tab_slot(&nt, t->keys[i]);
-        nt.keys[j] = t->keys[i];
-        nt.vals[j] = t->vals[i];
-    }
-    free(t->keys);
-    free(t->vals);
-    *t = nt;
-    return 0;
-}
-
-/* Returns the value slot of k, inserting (value 0, key copied into pool) if absent. */
-static int *tab_get(Table *t, StrPool *pool, const char *k) {
-    if (2 * (t->n + 1) > t->cap && tab_grow(t)) return NULL;
-    size_t j = tab_slot(t, k);
-    if (!t->keys[j]) {
-        if (!(t->keys[j] = sp_add(pool, k, strlen(k)))) return NULL;
-        t->vals[j] = 0;
-        t->n++;
-    }
-    return &t->vals[j];
-}
-
-static void tab_free(Table *t) {
-    free(t->keys);
-    free(t->vals);
+static int same_answer(const void *ctx, int64_t id) {
+    const AnsKey *k = ctx;
+    return strcmp(k->list[id], k->a) == 0;
 }
 
 struct AnswerVocab {
     int n;
     const char **answers;  /* [n], in the pool */
-    Table index;           /* answer -> class */
+    IdMap index;           /* answer -> class */
     StrPool *pool;
 };
 
 void ans_vocab_free(AnswerVocab *v) {
     if (!v) return;
     free(v->answers);
-    tab_free(&v->index);
+    idmap_free(&v->index);
     sp_free(v->pool);
     free(v);
 }
@@ -393,9 +349,8 @@ const char *ans_vocab_answer(const AnswerVocab *v, int index) {
 }
 
 int ans_vocab_find(const AnswerVocab *v, const char *normalized) {
-    if (!v->index.cap) return -1;
-    size_t j = tab_slot(&v->index, normalized);
-    return v->index.keys[j] ? v->index.vals[j] : -1;
+    AnsKey k = {v->answers, normalized};
+    return (int)idmap_find(&v->index, idmap_hash_str(normalized), same_answer, &k);
 }
 
 /* Builds a vocabulary from a list; where (may be NULL) names the list's origin and
@@ -414,18 +369,18 @@ static int vocab_from(AnswerVocab **out, const char *const *answers, int n, cons
             ans_vocab_free(v);
             return err_set(err, "%s: entry %d (line %d) is an empty answer", where, i, i + 1);
         }
-        int *slot = tab_get(&v->index, v->pool, a);
-        if (!slot) {
+        AnsKey k = {v->answers, a};
+        int64_t prev = -1;
+        int r = idmap_insert(&v->index, idmap_hash_str(a), i, same_answer, &k, &prev);
+        if (r == 1) {
+            ans_vocab_free(v);
+            return err_set(err, "%s: answer \"%s\" on line %d repeats line %d", where, a, i + 1,
+                           (int)prev + 1);
+        }
+        if (r < 0 || !(v->answers[i] = sp_add(v->pool, a, strlen(a)))) {
             ans_vocab_free(v);
             return err_set(err, "answer vocabulary: out of memory");
         }
-        if (v->index.n == (size_t)v->n) { /* not inserted: already present */
-            ans_vocab_free(v);
-            return err_set(err, "%s: answer \"%s\" on line %d repeats line %d", where, a, i + 1,
-                           *slot + 1);
-        }
-        *slot = i;
-        v->answers[i] = v->index.keys[tab_slot(&v->index, a)];
         v->n++;
     }
     *out = v;
@@ -447,10 +402,41 @@ static int cand_cmp(const void *x, const void *y) {
     return strcmp(a->a, b->a);
 }
 
+/* Answers seen so far and how often, in order of first sight (id i of map is index i). */
+typedef struct Counts {
+    IdMap map;
+    const char **keys; /* in the build's pool */
+    int *count;
+    size_t n, cap;
+} Counts;
+
+/* Counts one more a, adding it (copied into pool) when new; -1 when out of memory. */
+static int counts_add(Counts *t, StrPool *pool, const char *a) {
+    AnsKey k = {t->keys, a};
+    int64_t id = (int64_t)t->n;
+    int r = idmap_insert(&t->map, idmap_hash_str(a), id, same_answer, &k, &id);
+    if (r < 0) return -1;
+    if (r == 0) {
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? 2 * t->cap : 256;
+            const char **nkeys = realloc(t->keys, nc * sizeof *nkeys);
+            if (nkeys) t->keys = nkeys;
+            int *ncount = realloc(t->count, nc * sizeof *ncount);
+            if (ncount) t->count = ncount;
+            if (!nkeys || !ncount) return -1;
+            t->cap = nc;
+        }
+        if (!(t->keys[t->n] = sp_add(pool, a, strlen(a)))) return -1;
+        t->count[t->n++] = 0;
+    }
+    t->count[id]++;
+    return 0;
+}
+
 int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_splits,
                     int min_count, int max_size, Err *err) {
     *out = NULL;
-    Table counts = {0};
+    Counts counts = {0};
     StrPool *pool = sp_new();
     Cand *c = NULL;
     int rc = -1;
@@ -459,12 +445,10 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
     for (int s = 0; s < n_splits; s++) {
         for (int64_t i = 0; i < splits[s]->n; i++) {
             if (ans_candidate(&splits[s]->samples[i], buf, sizeof buf) || !buf[0]) continue;
-            int *k = tab_get(&counts, pool, buf);
-            if (!k) {
+            if (counts_add(&counts, pool, buf) != 0) {
                 err_set(err, "answer vocabulary: out of memory");
                 goto out;
             }
-            (*k)++;
         }
     }
     c = malloc((counts.n + 1) * sizeof *c);
@@ -473,8 +457,8 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
         goto out;
     }
     size_t m = 0;
-    for (size_t i = 0; i < counts.cap; i++)
-        if (counts.keys[i] && counts.vals[i] >= min_count) c[m++] = (Cand){counts.keys[i], counts.vals[i]};
+    for (size_t i = 0; i < counts.n; i++)
+        if (counts.count[i] >= min_count) c[m++] = (Cand){counts.keys[i], counts.count[i]};
     qsort(c, m, sizeof *c, cand_cmp);
     if (max_size > 0 && m > (size_t)max_size) m = (size_t)max_size;
     if (m > (size_t)INT32_MAX) m = INT32_MAX;
@@ -488,7 +472,9 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
     free(list);
 out:
     free(c);
-    tab_free(&counts);
+    idmap_free(&counts.map);
+    free(counts.keys);
+    free(counts.count);
     sp_free(pool);
     return rc;
 }

@@ -33,6 +33,7 @@
 
 #include "data/unicode_data.h"
 #include "util/file.h"
+#include "util/idmap.h"
 #include "util/utf8.h"
 
 #define TOK_MAX_WORD_CHARS 100   /* HF's max_input_chars_per_word */
@@ -44,9 +45,7 @@ struct Tokenizer {
     uint32_t *off;     /* [n] offset of token id in pool */
     uint32_t *len;     /* [n] byte length of token id */
     int n;
-    int32_t *slots;    /* open-addressing hash table: id + 1, 0 = empty */
-    uint32_t *hashes;  /* hash of the token in each slot */
-    uint32_t mask;     /* slots - 1 (a power of two) */
+    IdMap index;       /* token -> id (util/idmap.h), keyed by the 32-bit hash below */
     int max_len;       /* longest token in bytes (bounds the WordPiece search) */
     int pad, unk, cls, sep;
 };
@@ -62,20 +61,26 @@ static inline uint32_t fnv_prefix(int cont) {
     return cont ? fnv_bytes(FNV_INIT, "##", 2) : FNV_INIT;
 }
 
+/* The key ("##" if cont) + s[0..n), compared with token id without building it. */
+typedef struct TokKey {
+    const Tokenizer *t;
+    int cont;
+    const char *s;
+    size_t n;
+} TokKey;
+
+static int same_token(const void *ctx, int64_t id) {
+    const TokKey *k = ctx;
+    const Tokenizer *t = k->t;
+    if (t->len[id] != k->n + (k->cont ? 2 : 0)) return 0;
+    const char *p = t->pool + t->off[id];
+    return (!k->cont || (p[0] == '#' && p[1] == '#')) && memcmp(p + (k->cont ? 2 : 0), k->s, k->n) == 0;
+}
+
 /* Id of ("##" if cont) + s[0..n), or -1. */
 static int lookup(const Tokenizer *t, int cont, const char *s, size_t n) {
-    uint32_t h = fnv_bytes(fnv_prefix(cont), s, n);
-    size_t full = n + (cont ? 2 : 0);
-    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
-        int32_t v = t->slots[i];
-        if (!v) return -1;
-        int id = v - 1;
-        if (t->hashes[i] == h && t->len[id] == full) {
-            const char *p = t->pool + t->off[id];
-            if ((!cont || (p[0] == '#' && p[1] == '#')) && memcmp(p + (cont ? 2 : 0), s, n) == 0)
-                return id;
-        }
-    }
+    TokKey k = {t, cont, s, n};
+    return (int)idmap_find(&t->index, fnv_bytes(fnv_prefix(cont), s, n), same_token, &k);
 }
 
 /* ---------------- UTF-8 ---------------- */
@@ -95,8 +100,7 @@ void tok_free(Tokenizer *t) {
     free(t->pool);
     free(t->off);
     free(t->len);
-    free(t->slots);
-    free(t->hashes);
+    idmap_free(&t->index);
     free(t);
 }
 
@@ -114,19 +118,13 @@ static long utf8_invalid_at(const char *s, size_t n) {
 
 static int insert(Tokenizer *t, int id, const char *path, const int *line_of_id, Err *err) {
     const char *s = t->pool + t->off[id];
-    uint32_t h = fnv_bytes(FNV_INIT, s, t->len[id]);
-    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
-        int32_t v = t->slots[i];
-        if (!v) {
-            t->slots[i] = id + 1;
-            t->hashes[i] = h;
-            return 0;
-        }
-        if (t->hashes[i] == h && t->len[v - 1] == t->len[id] &&
-            memcmp(t->pool + t->off[v - 1], s, t->len[id]) == 0)
-            return err_set(err, "vocab %s:%d: duplicate token \"%s\" (first at line %d)", path,
-                           line_of_id[id], s, line_of_id[v - 1]);
-    }
+    TokKey k = {t, 0, s, t->len[id]};
+    int64_t prev = -1;
+    int r = idmap_insert(&t->index, fnv_bytes(FNV_INIT, s, t->len[id]), id, same_token, &k, &prev);
+    if (r == 1)
+        return err_set(err, "vocab %s:%d: duplicate token \"%s\" (first at line %d)", path, line_of_id[id], s,
+                       line_of_id[prev]);
+    return r < 0 ? err_set(err, "vocab %s: out of memory", path) : 0;
 }
 
 int tok_load(Tokenizer **out, const char *vocab_path, Err *err) {
@@ -160,12 +158,7 @@ int tok_load(Tokenizer **out, const char *vocab_path, Err *err) {
     t->off = malloc(lines * sizeof *t->off);
     t->len = malloc(lines * sizeof *t->len);
     line_of_id = malloc(lines * sizeof *line_of_id);
-    uint32_t cap = 16;
-    while (cap < 2 * lines) cap <<= 1;
-    t->slots = calloc(cap, sizeof *t->slots);
-    t->hashes = malloc(cap * sizeof *t->hashes);
-    t->mask = cap - 1;
-    if (!t->off || !t->len || !line_of_id || !t->slots || !t->hashes) {
+    if (!t->off || !t->len || !line_of_id || idmap_reserve(&t->index, lines) != 0) {
         err_set(err, "vocab %s: out of memory", vocab_path);
         goto fail;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/idmap.h"
 #include "util/rng.h"
 
 void ps_init(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
@@ -122,14 +123,8 @@ int ps_finalize(ParamStore *ps, const Backend *be, Err *e) {
 /* ---- seeded initialization ---- */
 
 
-static uint64_t name_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static void fill_init(const ParamInfo *p, uint64_t seed, float *x) {
-    Rng r = {seed ^ name_hash(p->name)};
+    Rng r = {seed ^ idmap_hash_str(p->name)}; /* FNV-1a of the name */
     rng_next(&r);
     size_t n = p->numel;
     double a = p->init.a;

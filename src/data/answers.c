@@ -402,34 +402,42 @@ static int cand_cmp(const void *x, const void *y) {
     return strcmp(a->a, b->a);
 }
 
-/* Answers seen so far and how often, in order of first sight (id i of map is index i). */
+/* Answers seen so far and how often, in order of first sight (id i of map is item i). */
 typedef struct Counts {
     IdMap map;
-    const char **keys; /* in the build's pool */
-    int *count;
+    Cand *item; /* answers in the build's pool */
     size_t n, cap;
 } Counts;
 
+typedef struct CountKey {
+    const Counts *t;
+    const char *a;
+} CountKey;
+
+static int same_counted(const void *ctx, int64_t id) {
+    const CountKey *k = ctx;
+    return strcmp(k->t->item[id].a, k->a) == 0;
+}
+
 /* Counts one more a, adding it (copied into pool) when new; -1 when out of memory. */
 static int counts_add(Counts *t, StrPool *pool, const char *a) {
-    AnsKey k = {t->keys, a};
-    int64_t id = (int64_t)t->n;
-    int r = idmap_insert(&t->map, idmap_hash_str(a), id, same_answer, &k, &id);
-    if (r < 0) return -1;
-    if (r == 0) {
+    uint64_t h = idmap_hash_str(a);
+    CountKey k = {t, a};
+    int64_t id = idmap_find(&t->map, h, same_counted, &k);
+    if (id < 0) {
         if (t->n == t->cap) {
             size_t nc = t->cap ? 2 * t->cap : 256;
-            const char **nkeys = realloc(t->keys, nc * sizeof *nkeys);
-            if (nkeys) t->keys = nkeys;
-            int *ncount = realloc(t->count, nc * sizeof *ncount);
-            if (ncount) t->count = ncount;
-            if (!nkeys || !ncount) return -1;
+            Cand *ni = realloc(t->item, nc * sizeof *ni);
+            if (!ni) return -1;
+            t->item = ni;
             t->cap = nc;
         }
-        if (!(t->keys[t->n] = sp_add(pool, a, strlen(a)))) return -1;
-        t->count[t->n++] = 0;
+        const char *copy = sp_add(pool, a, strlen(a));
+        if (!copy || idmap_insert(&t->map, h, (int64_t)t->n, same_counted, &k, NULL) < 0) return -1;
+        id = (int64_t)t->n;
+        t->item[t->n++] = (Cand){copy, 0};
     }
-    t->count[id]++;
+    t->item[id].count++;
     return 0;
 }
 
@@ -458,7 +466,7 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
     }
     size_t m = 0;
     for (size_t i = 0; i < counts.n; i++)
-        if (counts.count[i] >= min_count) c[m++] = (Cand){counts.keys[i], counts.count[i]};
+        if (counts.item[i].count >= min_count) c[m++] = counts.item[i];
     qsort(c, m, sizeof *c, cand_cmp);
     if (max_size > 0 && m > (size_t)max_size) m = (size_t)max_size;
     if (m > (size_t)INT32_MAX) m = INT32_MAX;
@@ -473,8 +481,7 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
 out:
     free(c);
     idmap_free(&counts.map);
-    free(counts.keys);
-    free(counts.count);
+    free(counts.item);
     sp_free(pool);
     return rc;
 }

@@ -18,9 +18,11 @@ typedef struct Chunk {
 struct StrPool {
     Chunk *head;
     size_t bytes;      /* in chunks */
-    IdMap index;       /* interned bytes -> their index in str and len */
-    const char **str;  /* [n_str] the interned strings, in the chunks */
-    size_t *len;       /* [n_str] their lengths */
+    IdMap index;       /* interned bytes -> their index in str */
+    struct Interned {
+        const char *s; /* in the chunks */
+        size_t n;
+    } *str;            /* [n_str] the interned strings */
     size_t n_str, cap_str;
 };
 
@@ -35,7 +37,6 @@ void sp_free(StrPool *p) {
     }
     idmap_free(&p->index);
     free(p->str);
-    free(p->len);
     free(p);
 }
 
@@ -74,30 +75,27 @@ typedef struct SpKey {
 
 static int same_bytes(const void *ctx, int64_t id) {
     const SpKey *k = ctx;
-    return k->p->len[id] == k->n && memcmp(k->p->str[id], k->s, k->n) == 0;
+    return k->p->str[id].n == k->n && memcmp(k->p->str[id].s, k->s, k->n) == 0;
 }
 
 const char *sp_intern(StrPool *p, const char *s, size_t n) {
     uint64_t h = idmap_hash_bytes(s, n);
     SpKey k = {p, s, n};
     int64_t id = idmap_find(&p->index, h, same_bytes, &k);
-    if (id >= 0) return p->str[id];
+    if (id >= 0) return p->str[id].s;
     if (p->n_str == p->cap_str) {
         size_t nc = p->cap_str ? 2 * p->cap_str : 1024;
-        const char **ns = realloc(p->str, nc * sizeof *ns);
-        if (ns) p->str = ns;
-        size_t *nl = realloc(p->len, nc * sizeof *nl);
-        if (nl) p->len = nl;
-        if (!ns || !nl) return NULL;
+        struct Interned *ns = realloc(p->str, nc * sizeof *ns);
+        if (!ns) return NULL;
+        p->str = ns;
         p->cap_str = nc;
     }
     const char *d = sp_add(p, s, n);
     if (!d || idmap_insert(&p->index, h, (int64_t)p->n_str, same_bytes, &k, NULL) < 0) return NULL;
-    p->str[p->n_str] = d;
-    p->len[p->n_str++] = n;
+    p->str[p->n_str++] = (struct Interned){d, n};
     return d;
 }
 
 size_t sp_bytes(const StrPool *p) {
-    return p->bytes + idmap_bytes(&p->index) + p->cap_str * (sizeof *p->str + sizeof *p->len);
+    return p->bytes + idmap_bytes(&p->index) + p->cap_str * sizeof *p->str;
 }

@@ -27,6 +27,7 @@
 #include "cuda/gpu.h"
 #include "model/vqa_model.h"
 #include "train/trainer.h"
+#include "util/rng.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -34,13 +35,8 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static uint64_t rng_state = 0x1234567ull;
-static float frand(void) { /* splitmix64 -> [0, 1) */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (float)((z ^ (z >> 31)) >> 40) * (1.0f / 16777216.0f);
-}
+static Rng bench_rng = {0x1234567ull};
+static float frand(void) { return (float)(rng_next(&bench_rng) >> 40) * (1.0f / 16777216.0f); } /* [0, 1), 24 bits */
 
 typedef struct Split { double data, fwd, loss, bwd, opt, step; } Split;
 

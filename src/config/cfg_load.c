@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "config/cfg_table.h"
+#include "util/file.h"
 
 typedef struct LoadCtx {
     Config *cfg;
@@ -294,34 +295,11 @@ fail:
     return -1;
 }
 
+/* The config text; a NUL byte inside it is an error (not a YAML text file). */
 static char *read_file(const char *path, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "%s: cannot open the config file", path), NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (ferror(f)) {
-            err_errno(err, "%s: cannot read the config file", path);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        if (feof(f)) break;
-        if (cap > (64u << 20)) {
-            err_set(err, "%s: larger than 64 MiB: not a config file", path);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf) return err_set(err, "%s: out of memory", path), NULL;
-    buf[n] = '\0';
+    char *buf;
+    size_t n;
+    if (file_read_all(path, "the config file", (size_t)64 << 20, &buf, &n, err) != 0) return NULL;
     if (strlen(buf) != n) {
         err_set(err, "%s:%d: a NUL byte: not a YAML text file", path, 1);
         free(buf);

@@ -33,70 +33,9 @@
 
 #include "data/strpool.h"
 #include "io/atomic.h"
-
-/* ---- UTF-8 ---- */
-
-/* Decodes one code point at s[0..n); returns its byte length (>= 1) and *cp, or *cp = -1
- * for a byte that does not start a valid sequence (then length 1). */
-static size_t utf8_decode(const unsigned char *s, size_t n, int32_t *cp) {
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    int32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        *cp = -1;
-        return 1;
-    }
-    if (len > n) {
-        *cp = -1;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = -1;
-            return 1;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *cp = -1;
-        return 1;
-    }
-    *cp = v;
-    return len;
-}
-
-static size_t utf8_encode(int32_t cp, char *o) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+#include "util/file.h"
+#include "util/idmap.h"
+#include "util/utf8.h"
 
 /* Python 3 str.isspace(). */
 static int py_space(int32_t cp) {
@@ -306,7 +245,7 @@ static void process_digit_article(const char *t, Out *o) {
                 w[wn++] = 'i';
                 wn += utf8_encode(0x307, w + wn);
             } else {
-                wn += utf8_encode(py_lower(cp), w + wn);
+                wn += utf8_encode((uint32_t)py_lower(cp), w + wn);
             }
             i += cl;
         }
@@ -377,73 +316,28 @@ int ans_candidate(const VqaSample *s, char *out, size_t cap) {
     return 0;
 }
 
-/* String -> int table (open addressing, keys owned by a StrPool). */
-typedef struct Table {
-    const char **keys;
-    int *vals;
-    size_t cap, n;
-} Table;
+/* Answer -> index lookups (util/idmap.h): the ids index a list of answer strings. */
+typedef struct AnsKey {
+    const char *const *list;
+    const char *a;
+} AnsKey;
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static size_t tab_slot(const Table *t, const char *k) {
-    size_t j = str_hash(k) & (t->cap - 1);
-    while (t->keys[j] && strcmp(t->keys[j], k) != 0) j = (j + 1) & (t->cap - 1);
-    return j;
-}
-
-static int tab_grow(Table *t) {
-    size_t nc = t->cap ? t->cap * 2 : 256;
-    Table nt = {calloc(nc, sizeof(char *)), calloc(nc, sizeof(int)), nc, t->n};
-    if (!nt.keys || !nt.vals) {
-        free(nt.keys);
-        free(nt.vals);
-        return -1;
-    }
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->keys[i]) continue;
-        size_t j = tab_slot(&nt, t->keys[i]);
-        nt.keys[j] = t->keys[i];
-        nt.vals[j] = t->vals[i];
-    }
-    free(t->keys);
-    free(t->vals);
-    *t = nt;
-    return 0;
-}
-
-/* Returns the value slot of k, inserting (value 0, key copied into pool) if absent. */
-static int *tab_get(Table *t, StrPool *pool, const char *k) {
-    if (2 * (t->n + 1) > t->cap && tab_grow(t)) return NULL;
-    size_t j = tab_slot(t, k);
-    if (!t->keys[j]) {
-        if (!(t->keys[j] = sp_add(pool, k, strlen(k)))) return NULL;
-        t->vals[j] = 0;
-        t->n++;
-    }
-    return &t->vals[j];
-}
-
-static void tab_free(Table *t) {
-    free(t->keys);
-    free(t->vals);
+static int same_answer(const void *ctx, int64_t id) {
+    const AnsKey *k = ctx;
+    return strcmp(k->list[id], k->a) == 0;
 }
 
 struct AnswerVocab {
     int n;
     const char **answers;  /* [n], in the pool */
-    Table index;           /* answer -> class */
+    IdMap index;           /* answer -> class */
     StrPool *pool;
 };
 
 void ans_vocab_free(AnswerVocab *v) {
     if (!v) return;
     free(v->answers);
-    tab_free(&v->index);
+    idmap_free(&v->index);
     sp_free(v->pool);
     free(v);
 }
@@ -455,9 +349,8 @@ const char *ans_vocab_answer(const AnswerVocab *v, int index) {
 }
 
 int ans_vocab_find(const AnswerVocab *v, const char *normalized) {
-    if (!v->index.cap) return -1;
-    size_t j = tab_slot(&v->index, normalized);
-    return v->index.keys[j] ? v->index.vals[j] : -1;
+    AnsKey k = {v->answers, normalized};
+    return (int)idmap_find(&v->index, idmap_hash_str(normalized), same_answer, &k);
 }
 
 /* Builds a vocabulary from a list; where (may be NULL) names the list's origin and
@@ -476,18 +369,18 @@ static int vocab_from(AnswerVocab **out, const char *const *answers, int n, cons
             ans_vocab_free(v);
             return err_set(err, "%s: entry %d (line %d) is an empty answer", where, i, i + 1);
         }
-        int *slot = tab_get(&v->index, v->pool, a);
-        if (!slot) {
+        AnsKey k = {v->answers, a};
+        int64_t prev = -1;
+        int r = idmap_insert(&v->index, idmap_hash_str(a), i, same_answer, &k, &prev);
+        if (r == 1) {
+            ans_vocab_free(v);
+            return err_set(err, "%s: answer \"%s\" on line %d repeats line %d", where, a, i + 1,
+                           (int)prev + 1);
+        }
+        if (r < 0 || !(v->answers[i] = sp_add(v->pool, a, strlen(a)))) {
             ans_vocab_free(v);
             return err_set(err, "answer vocabulary: out of memory");
         }
-        if (v->index.n == (size_t)v->n) { /* not inserted: already present */
-            ans_vocab_free(v);
-            return err_set(err, "%s: answer \"%s\" on line %d repeats line %d", where, a, i + 1,
-                           *slot + 1);
-        }
-        *slot = i;
-        v->answers[i] = v->index.keys[tab_slot(&v->index, a)];
         v->n++;
     }
     *out = v;
@@ -509,10 +402,49 @@ static int cand_cmp(const void *x, const void *y) {
     return strcmp(a->a, b->a);
 }
 
+/* Answers seen so far and how often, in order of first sight (id i of map is item i). */
+typedef struct Counts {
+    IdMap map;
+    Cand *item; /* answers in the build's pool */
+    size_t n, cap;
+} Counts;
+
+typedef struct CountKey {
+    const Counts *t;
+    const char *a;
+} CountKey;
+
+static int same_counted(const void *ctx, int64_t id) {
+    const CountKey *k = ctx;
+    return strcmp(k->t->item[id].a, k->a) == 0;
+}
+
+/* Counts one more a, adding it (copied into pool) when new; -1 when out of memory. */
+static int counts_add(Counts *t, StrPool *pool, const char *a) {
+    uint64_t h = idmap_hash_str(a);
+    CountKey k = {t, a};
+    int64_t id = idmap_find(&t->map, h, same_counted, &k);
+    if (id < 0) {
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? 2 * t->cap : 256;
+            Cand *ni = realloc(t->item, nc * sizeof *ni);
+            if (!ni) return -1;
+            t->item = ni;
+            t->cap = nc;
+        }
+        const char *copy = sp_add(pool, a, strlen(a));
+        if (!copy || idmap_insert(&t->map, h, (int64_t)t->n, same_counted, &k, NULL) < 0) return -1;
+        id = (int64_t)t->n;
+        t->item[t->n++] = (Cand){copy, 0};
+    }
+    t->item[id].count++;
+    return 0;
+}
+
 int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_splits,
                     int min_count, int max_size, Err *err) {
     *out = NULL;
-    Table counts = {0};
+    Counts counts = {0};
     StrPool *pool = sp_new();
     Cand *c = NULL;
     int rc = -1;
@@ -521,12 +453,10 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
     for (int s = 0; s < n_splits; s++) {
         for (int64_t i = 0; i < splits[s]->n; i++) {
             if (ans_candidate(&splits[s]->samples[i], buf, sizeof buf) || !buf[0]) continue;
-            int *k = tab_get(&counts, pool, buf);
-            if (!k) {
+            if (counts_add(&counts, pool, buf) != 0) {
                 err_set(err, "answer vocabulary: out of memory");
                 goto out;
             }
-            (*k)++;
         }
     }
     c = malloc((counts.n + 1) * sizeof *c);
@@ -535,8 +465,8 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
         goto out;
     }
     size_t m = 0;
-    for (size_t i = 0; i < counts.cap; i++)
-        if (counts.keys[i] && counts.vals[i] >= min_count) c[m++] = (Cand){counts.keys[i], counts.vals[i]};
+    for (size_t i = 0; i < counts.n; i++)
+        if (counts.item[i].count >= min_count) c[m++] = counts.item[i];
     qsort(c, m, sizeof *c, cand_cmp);
     if (max_size > 0 && m > (size_t)max_size) m = (size_t)max_size;
     if (m > (size_t)INT32_MAX) m = INT32_MAX;
@@ -550,7 +480,8 @@ int ans_vocab_build(AnswerVocab **out, const VqaDataset *const *splits, int n_sp
     free(list);
 out:
     free(c);
-    tab_free(&counts);
+    idmap_free(&counts.map);
+    free(counts.item);
     sp_free(pool);
     return rc;
 }
@@ -569,34 +500,13 @@ int ans_vocab_save(const AnswerVocab *v, const char *path, Err *err) {
 
 int ans_vocab_load(AnswerVocab **out, const char *path, Err *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "%s: cannot open the answer vocabulary", path);
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + r + 1 > cap) {
-            cap = (len + r + 1) * 2;
-            char *nt = realloc(text, cap);
-            if (!nt) {
-                free(text);
-                fclose(f);
-                return err_set(err, "%s: out of memory", path);
-            }
-            text = nt;
-        }
-        memcpy(text + len, chunk, r);
-        len += r;
-    }
-    int ferr = ferror(f);
-    fclose(f);
-    if (ferr) {
+    char *text;
+    size_t len;
+    if (file_read_all(path, "the answer vocabulary", 0, &text, &len, err) != 0) return -1;
+    if (len == 0) {
         free(text);
-        return err_set(err, "%s: read error", path);
+        return err_set(err, "%s: empty answer vocabulary", path);
     }
-    if (!text) return err_set(err, "%s: empty answer vocabulary", path);
-    text[len] = '\0';
     if (memchr(text, '\0', len)) {
         free(text);
         return err_set(err, "%s: contains a NUL byte (not a text file)", path);

@@ -15,71 +15,18 @@
 
 #include "data/strpool.h"
 #include "io/json_stream.h"
+#include "util/idmap.h"
 
-/* ---- question_id -> sample index ---- */
+/* ---- question_id -> sample index (util/idmap.h; the ids are sample indices) ---- */
 
-typedef struct IdMap {
-    int64_t *keys;
-    int64_t *vals;  /* -1: empty */
-    size_t cap, n;
-} IdMap;
+typedef struct QidKey {
+    const VqaDataset *ds;
+    int64_t qid;
+} QidKey;
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static size_t idmap_slot(const IdMap *m, int64_t k) {
-    size_t j = mix64((uint64_t)k) & (m->cap - 1);
-    while (m->vals[j] >= 0 && m->keys[j] != k) j = (j + 1) & (m->cap - 1);
-    return j;
-}
-
-static int idmap_grow(IdMap *m) {
-    size_t nc = m->cap ? m->cap * 2 : 1024;
-    IdMap n = {malloc(nc * sizeof(int64_t)), malloc(nc * sizeof(int64_t)), nc, m->n};
-    if (!n.keys || !n.vals) {
-        free(n.keys);
-        free(n.vals);
-        return -1;
-    }
-    for (size_t i = 0; i < nc; i++) n.vals[i] = -1;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->vals[i] < 0) continue;
-        size_t j = idmap_slot(&n, m->keys[i]);
-        n.keys[j] = m->keys[i];
-        n.vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    *m = n;
-    return 0;
-}
-
-/* Index of id, or -1. */
-static int64_t idmap_get(const IdMap *m, int64_t id) {
-    if (!m->cap) return -1;
-    return m->vals[idmap_slot(m, id)];
-}
-
-/* 0 inserted, 1 already present (*prev = its index), -1 out of memory. */
-static int idmap_put(IdMap *m, int64_t id, int64_t idx, int64_t *prev) {
-    if (2 * (m->n + 1) > m->cap && idmap_grow(m)) return -1;
-    size_t j = idmap_slot(m, id);
-    if (m->vals[j] >= 0) {
-        *prev = m->vals[j];
-        return 1;
-    }
-    m->keys[j] = id;
-    m->vals[j] = idx;
-    m->n++;
-    return 0;
-}
-
-static void idmap_free(IdMap *m) {
-    free(m->keys);
-    free(m->vals);
+static int same_qid(const void *ctx, int64_t id) {
+    const QidKey *k = ctx;
+    return k->ds->samples[id].question_id == k->qid;
 }
 
 /* ---- loading context ---- */
@@ -288,7 +235,8 @@ static int load_vqa2_questions(Loader *L, const char *path, const char *images, 
                    get_int(L, el, "image_id", 0, &q->image_id) || get_str(L, el, "question", 0, &q->question)) {
             rc = -1;
         } else {
-            int r = idmap_put(ids, q->question_id, L->ds->n - 1, &prev);
+            QidKey k = {L->ds, q->question_id};
+            int r = idmap_insert(ids, idmap_hash_int(q->question_id), L->ds->n - 1, same_qid, &k, &prev);
             if (r < 0) rc = lfail(L, "out of memory");
             if (r > 0)
                 rc = lfail(L, "question_id %lld repeats question %lld", (long long)q->question_id, (long long)prev);
@@ -333,7 +281,7 @@ static int load_vqa2_annotations(Loader *L, const char *path, const char *questi
             rc = lfail(L, "each annotation must be an object, found %s", type_name(el));
         } else if (get_int(L, el, "question_id", 0, &qid)) {
             rc = -1;
-        } else if ((idx = idmap_get(ids, qid)) < 0) {
+        } else if ((idx = idmap_find(ids, idmap_hash_int(qid), same_qid, &(QidKey){L->ds, qid})) < 0) {
             rc = lfail(L, "question_id %lld has no question in %s", (long long)qid, questions);
         } else if (seen[idx]) {
             rc = lfail(L, "a second annotation for question_id %lld", (long long)qid);

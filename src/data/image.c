@@ -28,6 +28,9 @@
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #include <stb_image.h>
+
+#include "util/file.h"
+#include "util/rng.h"
 #pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------ decode */
@@ -118,30 +121,10 @@ int img_decode_memory(Image *out, const uint8_t *data, size_t n, const char *nam
 
 int img_decode_file(Image *out, const char *path, Err *err) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "%s: cannot open image", path);
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return err_errno(err, "%s: cannot seek", path);
-    }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return err_errno(err, "%s: cannot read size", path);
-    }
-    uint8_t *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    if (!buf) {
-        fclose(f);
-        return err_set(err, "%s: out of memory for %ld bytes", path, sz);
-    }
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != (size_t)sz) {
-        free(buf);
-        return err_set(err, "%s: short read (%zu of %ld bytes)", path, got, sz);
-    }
-    int rc = img_decode_memory(out, buf, (size_t)sz, path, err);
+    char *buf;
+    size_t n;
+    if (file_read_all(path, "image", 0, &buf, &n, err) != 0) return -1;
+    int rc = img_decode_memory(out, (const uint8_t *)buf, n, path, err);
     free(buf);
     return rc;
 }
@@ -337,26 +320,11 @@ void img_resize_box(int sw, int sh, int S, ImgResizeMode mode, double box[4]) {
 
 /* ------------------------------------------------------------------ augmentation */
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 uint64_t img_sample_seed(uint64_t seed, int64_t epoch, int64_t sample_index) {
-    uint64_t h = mix64(seed + 0x9E3779B97F4A7C15ull);
-    h = mix64(h ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull + 1));
-    h = mix64(h ^ ((uint64_t)sample_index * 0x8CB92BA72F3D8DD7ull + 2));
+    uint64_t h = rng_mix64(seed + RNG_GAMMA);
+    h = rng_mix64(h ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull + 1));
+    h = rng_mix64(h ^ ((uint64_t)sample_index * 0x8CB92BA72F3D8DD7ull + 2));
     return h;
-}
-
-typedef struct Rng { uint64_t s; } Rng;
-static uint64_t rng_next(Rng *r) { return mix64(r->s += 0x9E3779B97F4A7C15ull); }
-static double rng_unif(Rng *r, double lo, double hi) {
-    return lo + (hi - lo) * ((double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0));
-}
-static int rng_int(Rng *r, int lo, int hi) { /* inclusive */
-    return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
 }
 
 /* torchvision RandomResizedCrop.get_params: up to 10 tries of area fraction in scale and
@@ -365,11 +333,11 @@ static void random_resized_crop(Rng *r, int W, int H, double box[4]) {
     const double smin = 0.6, smax = 1.0, rmin = 3.0 / 4.0, rmax = 4.0 / 3.0;
     double area = (double)W * H;
     for (int t = 0; t < 10; t++) {
-        double ta = area * rng_unif(r, smin, smax);
-        double ar = exp(rng_unif(r, log(rmin), log(rmax)));
+        double ta = area * rng_uniform(r, smin, smax);
+        double ar = exp(rng_uniform(r, log(rmin), log(rmax)));
         int w = (int)lround(sqrt(ta * ar)), h = (int)lround(sqrt(ta / ar));
         if (w > 0 && w <= W && h > 0 && h <= H) {
-            int i = rng_int(r, 0, H - h), j = rng_int(r, 0, W - w);
+            int i = rng_range(r, 0, H - h), j = rng_range(r, 0, W - w);
             box[0] = j; box[1] = i; box[2] = j + w; box[3] = i + h;
             return;
         }
@@ -396,12 +364,12 @@ void img_aug_draw(const ImgAugment *a, uint64_t sample_seed, int sw, int sh, Img
         random_resized_crop(&r1, sw, sh, d->box);
         d->has_box = 1;
     }
-    if (a->hflip) d->flip = rng_unif(&r2, 0, 1) < 0.5;
+    if (a->hflip) d->flip = rng_uniform(&r2, 0, 1) < 0.5;
     if (a->color_jitter > 0) {
         double s = a->color_jitter > 1 ? 1 : a->color_jitter;
-        d->brightness = (float)rng_unif(&r3, 1 - s, 1 + s);
-        d->contrast = (float)rng_unif(&r3, 1 - s, 1 + s);
-        d->saturation = (float)rng_unif(&r3, 1 - s, 1 + s);
+        d->brightness = (float)rng_uniform(&r3, 1 - s, 1 + s);
+        d->contrast = (float)rng_uniform(&r3, 1 - s, 1 + s);
+        d->saturation = (float)rng_uniform(&r3, 1 - s, 1 + s);
     }
 }
 

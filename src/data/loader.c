@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "data/prep.h"
 #include "data/sampler.h"
+#include "util/idmap.h"
 #include "util/log.h"
 
 enum { SLOT_EMPTY = 0, SLOT_FILLING, SLOT_READY, SLOT_BORROWED };
@@ -32,7 +33,7 @@ typedef struct Slot {
 } Slot;
 
 /* Set of strings (bad image keys), so each bad image is reported once. */
-typedef struct StrSet { char **keys; size_t cap, n; } StrSet;
+typedef struct StrSet { IdMap map; char **keys; size_t cap, n; } StrSet; /* keys[i] is id i */
 
 struct Loader {
     LoaderOpts o;
@@ -78,42 +79,41 @@ static void default_free(void *ctx, void *p) {
     free(p);
 }
 
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+typedef struct SetKey {
+    const StrSet *s;
+    const char *key;
+} SetKey;
+
+static int same_key(const void *ctx, int64_t id) {
+    const SetKey *k = ctx;
+    return strcmp(k->s->keys[id], k->key) == 0;
 }
 
 /* 1 if key was new (and is now in the set), 0 if present, -1 out of memory. */
 static int strset_add(StrSet *s, const char *key) {
-    if ((s->n + 1) * 2 > s->cap) {
+    uint64_t h = idmap_hash_str(key);
+    SetKey k = {s, key};
+    if (idmap_find(&s->map, h, same_key, &k) >= 0) return 0;
+    if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 64;
-        char **nk = calloc(nc, sizeof *nk);
+        char **nk = realloc(s->keys, nc * sizeof *nk);
         if (!nk) return -1;
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->keys[i]) {
-                size_t j = fnv(s->keys[i]) & (nc - 1);
-                while (nk[j]) j = (j + 1) & (nc - 1);
-                nk[j] = s->keys[i];
-            }
-        free(s->keys);
         s->keys = nk;
         s->cap = nc;
     }
-    size_t j = fnv(key) & (s->cap - 1);
-    while (s->keys[j]) {
-        if (!strcmp(s->keys[j], key)) return 0;
-        j = (j + 1) & (s->cap - 1);
+    if (!(s->keys[s->n] = strdup(key))) return -1;
+    if (idmap_insert(&s->map, h, (int64_t)s->n, same_key, &k, NULL) < 0) {
+        free(s->keys[s->n]);
+        return -1;
     }
-    s->keys[j] = strdup(key);
-    if (!s->keys[j]) return -1;
     s->n++;
     return 1;
 }
 
 static void strset_free(StrSet *s) {
-    for (size_t i = 0; i < s->cap; i++) free(s->keys[i]);
+    for (size_t i = 0; i < s->n; i++) free(s->keys[i]);
     free(s->keys);
+    idmap_free(&s->map);
     memset(s, 0, sizeof *s);
 }
 

@@ -2,17 +2,17 @@
 #include "data/prep.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <stb_image_write.h>
 
+#include "util/file.h"
+#include "util/idmap.h"
 #include "util/log.h"
 
 _Static_assert(sizeof(PrepHeader) == PREP_HEADER_BYTES, "PrepHeader must be 256 bytes");
@@ -26,25 +26,16 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
 /* ================================================================ writing */
 
-/* Open-addressing map from image path to image index (paths live in the dataset). */
-typedef struct PathMap { const char **keys; int32_t *vals; size_t cap; } PathMap;
+/* Image path -> image index (util/idmap.h): image k's path is that of its first sample. */
+typedef struct PathKey {
+    const VqaDataset *ds;
+    const int64_t *first_sample;
+    const char *path;
+} PathKey;
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* Returns the index of path, inserting it as next_index if new. */
-static int32_t pathmap_get(PathMap *m, const char *path, int32_t next_index) {
-    size_t i = hash_str(path) & (m->cap - 1);
-    while (m->keys[i]) {
-        if (!strcmp(m->keys[i], path)) return m->vals[i];
-        i = (i + 1) & (m->cap - 1);
-    }
-    m->keys[i] = path;
-    m->vals[i] = next_index;
-    return next_index;
+static int same_path(const void *ctx, int64_t k) {
+    const PathKey *p = ctx;
+    return strcmp(p->ds->samples[p->first_sample[k]].image_path, p->path) == 0;
 }
 
 typedef struct MemBuf { uint8_t *p; size_t n, cap; int oom; } MemBuf;
@@ -149,7 +140,7 @@ int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = NULL;
-    PathMap map = {0};
+    IdMap map = {0};
     int32_t *sample_img = NULL;
     int64_t *first_sample = NULL, *image_ids = NULL;
     uint8_t *flags = NULL;
@@ -162,21 +153,19 @@ int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
     memset(&h, 0, sizeof h);
 
     /* 1. Unique images, in order of first use. */
-    map.cap = 16;
-    while (map.cap < (size_t)n * 2) map.cap <<= 1;
-    map.keys = calloc(map.cap, sizeof *map.keys);
-    map.vals = calloc(map.cap, sizeof *map.vals);
+    int map_ok = idmap_reserve(&map, (size_t)n) == 0;
     sample_img = malloc(sizeof(int32_t) * (size_t)n);
     first_sample = malloc(sizeof(int64_t) * (size_t)n);
-    if (!map.keys || !map.vals || !sample_img || !first_sample) {
+    if (!map_ok || !sample_img || !first_sample) {
         err_set(err, "%s: out of memory indexing %lld samples", path, (long long)n);
         goto done;
     }
     int64_t n_img = 0;
     for (int64_t i = 0; i < n; i++) {
-        int32_t k = pathmap_get(&map, ds->samples[i].image_path, (int32_t)n_img);
-        if (k == n_img) first_sample[n_img++] = i;
-        sample_img[i] = k;
+        PathKey key = {ds, first_sample, ds->samples[i].image_path};
+        int64_t k = n_img; /* reserved above: the insert cannot run out of memory */
+        if (idmap_insert(&map, idmap_hash_str(key.path), n_img, same_path, &key, &k) == 0) first_sample[n_img++] = i;
+        sample_img[i] = (int32_t)k;
     }
     image_ids = malloc(sizeof(int64_t) * (size_t)n_img);
     flags = calloc((size_t)n_img, 1);
@@ -375,8 +364,7 @@ done:
         fclose(f);
         remove(tmp);
     }
-    free(map.keys);
-    free(map.vals);
+    idmap_free(&map);
     free(sample_img);
     free(first_sample);
     free(image_ids);
@@ -411,7 +399,8 @@ void prep_split_path(const char *prepared, const char *split, char *out, size_t 
 
 struct PrepFile {
     char *path;
-    const uint8_t *map;
+    FileMap fm;           /* the whole file */
+    const uint8_t *map;   /* fm.data, when the file holds at least a header */
     size_t size;
     PrepHeader h;
     const char **answers; /* [n_answers] into the map */
@@ -530,32 +519,15 @@ int prep_open(PrepFile **out, const char *path, Err *err) {
     PrepFile *p = calloc(1, sizeof *p);
     if (!p) return err_set(err, "%s: out of memory", path);
     p->path = strdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        err_errno(err, "%s: cannot open prepared dataset", path);
+    if (file_map(&p->fm, path, "prepared dataset", 0, err) != 0) {
         prep_close(p);
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        err_errno(err, "%s: stat", path);
-        close(fd);
-        prep_close(p);
-        return -1;
-    }
-    p->size = (size_t)st.st_size;
+    p->size = p->fm.size;
     if (p->size >= PREP_HEADER_BYTES) {
-        void *m = mmap(NULL, p->size, PROT_READ, MAP_SHARED, fd, 0);
-        if (m == MAP_FAILED) {
-            err_errno(err, "%s: mmap of %zu bytes", path, p->size);
-            close(fd);
-            prep_close(p);
-            return -1;
-        }
-        p->map = m;
-        memcpy(&p->h, m, sizeof p->h);
+        p->map = p->fm.data;
+        memcpy(&p->h, p->map, sizeof p->h);
     }
-    close(fd);
     if (prep_validate(p, err) != 0) {
         prep_close(p);
         return -1;
@@ -566,7 +538,7 @@ int prep_open(PrepFile **out, const char *path, Err *err) {
 
 void prep_close(PrepFile *p) {
     if (!p) return;
-    if (p->map) munmap((void *)p->map, p->size);
+    file_unmap(&p->fm);
     free(p->answers);
     free(p->path);
     free(p);

@@ -4,26 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, bound) without modulo bias (Lemire's multiply-and-reject). */
-static uint64_t bounded(uint64_t *s, uint64_t bound) {
-    __uint128_t m = (__uint128_t)splitmix64(s) * bound;
-    uint64_t lo = (uint64_t)m;
-    if (lo < bound) {
-        uint64_t t = -bound % bound;
-        while (lo < t) {
-            m = (__uint128_t)splitmix64(s) * bound;
-            lo = (uint64_t)m;
-        }
-    }
-    return (uint64_t)(m >> 64);
-}
+#include "util/rng.h"
 
 int sampler_init(Sampler *s, int64_t n, int world, int rank, int batch, uint64_t seed, int shuffle,
                  int drop_last, Err *err) {
@@ -55,10 +36,10 @@ void sampler_set_epoch(Sampler *s, int64_t epoch) {
     s->epoch = epoch;
     for (int64_t i = 0; i < s->n; i++) s->perm[i] = i;
     if (!s->shuffle) return;
-    uint64_t st = s->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)epoch + 0x632BE59BD9B4E019ull);
-    splitmix64(&st);
+    Rng st = {s->seed * RNG_GAMMA ^ ((uint64_t)epoch + 0x632BE59BD9B4E019ull)};
+    rng_next(&st);
     for (int64_t i = s->n - 1; i > 0; i--) {
-        int64_t j = (int64_t)bounded(&st, (uint64_t)i + 1);
+        int64_t j = (int64_t)rng_below(&st, (uint64_t)i + 1);
         int64_t t = s->perm[i];
         s->perm[i] = s->perm[j];
         s->perm[j] = t;

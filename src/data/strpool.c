@@ -1,9 +1,11 @@
-/* strpool.c: chunked string arena with an open-addressing intern table (see strpool.h). */
+/* strpool.c: chunked string arena with an intern table (util/idmap.h; see strpool.h). */
 #include "data/strpool.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/idmap.h"
 
 #define SP_CHUNK ((size_t)1 << 20)
 
@@ -13,17 +15,15 @@ typedef struct Chunk {
     char data[];
 } Chunk;
 
-typedef struct Slot {
-    const char *s;  /* NULL: empty */
-    size_t n;
-    uint64_t h;
-} Slot;
-
 struct StrPool {
     Chunk *head;
-    size_t bytes;
-    Slot *slots;
-    size_t n_slots, n_used;  /* n_slots is a power of two (or 0) */
+    size_t bytes;      /* in chunks */
+    IdMap index;       /* interned bytes -> their index in str */
+    struct Interned {
+        const char *s; /* in the chunks */
+        size_t n;
+    } *str;            /* [n_str] the interned strings */
+    size_t n_str, cap_str;
 };
 
 StrPool *sp_new(void) { return calloc(1, sizeof(StrPool)); }
@@ -35,7 +35,8 @@ void sp_free(StrPool *p) {
         free(c);
         c = n;
     }
-    free(p->slots);
+    idmap_free(&p->index);
+    free(p->str);
     free(p);
 }
 
@@ -66,43 +67,35 @@ const char *sp_add(StrPool *p, const char *s, size_t n) {
     return d;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
+typedef struct SpKey {
+    const StrPool *p;
+    const char *s;
+    size_t n;
+} SpKey;
 
-static int grow(StrPool *p) {
-    size_t ns = p->n_slots ? p->n_slots * 2 : 1024;
-    Slot *t = calloc(ns, sizeof *t);
-    if (!t) return -1;
-    for (size_t i = 0; i < p->n_slots; i++) {
-        if (!p->slots[i].s) continue;
-        size_t j = p->slots[i].h & (ns - 1);
-        while (t[j].s) j = (j + 1) & (ns - 1);
-        t[j] = p->slots[i];
-    }
-    p->bytes += (ns - p->n_slots) * sizeof *t;
-    free(p->slots);
-    p->slots = t;
-    p->n_slots = ns;
-    return 0;
+static int same_bytes(const void *ctx, int64_t id) {
+    const SpKey *k = ctx;
+    return k->p->str[id].n == k->n && memcmp(k->p->str[id].s, k->s, k->n) == 0;
 }
 
 const char *sp_intern(StrPool *p, const char *s, size_t n) {
-    if (2 * (p->n_used + 1) > p->n_slots && grow(p)) return NULL;
-    uint64_t h = hash_bytes(s, n);
-    size_t j = h & (p->n_slots - 1);
-    while (p->slots[j].s) {
-        if (p->slots[j].h == h && p->slots[j].n == n && memcmp(p->slots[j].s, s, n) == 0)
-            return p->slots[j].s;
-        j = (j + 1) & (p->n_slots - 1);
+    uint64_t h = idmap_hash_bytes(s, n);
+    SpKey k = {p, s, n};
+    int64_t id = idmap_find(&p->index, h, same_bytes, &k);
+    if (id >= 0) return p->str[id].s;
+    if (p->n_str == p->cap_str) {
+        size_t nc = p->cap_str ? 2 * p->cap_str : 1024;
+        struct Interned *ns = realloc(p->str, nc * sizeof *ns);
+        if (!ns) return NULL;
+        p->str = ns;
+        p->cap_str = nc;
     }
     const char *d = sp_add(p, s, n);
-    if (!d) return NULL;
-    p->slots[j] = (Slot){d, n, h};
-    p->n_used++;
+    if (!d || idmap_insert(&p->index, h, (int64_t)p->n_str, same_bytes, &k, NULL) < 0) return NULL;
+    p->str[p->n_str++] = (struct Interned){d, n};
     return d;
 }
 
-size_t sp_bytes(const StrPool *p) { return p->bytes; }
+size_t sp_bytes(const StrPool *p) {
+    return p->bytes + idmap_bytes(&p->index) + p->cap_str * sizeof *p->str;
+}

@@ -11,6 +11,7 @@
 #include <stb_image_write.h>
 
 #include "util/log.h"
+#include "util/rng.h"
 
 static const char *const color_names[SYNTH_N_COLORS] = {"red", "green", "blue", "yellow", "purple", "cyan"};
 static const uint8_t palette[SYNTH_N_COLORS][3] = {
@@ -24,16 +25,6 @@ const char *synth_shape_name(int s) { return s >= 0 && s < SYNTH_N_SHAPES ? shap
 void synth_color_rgb(int c, uint8_t rgb[3]) { memcpy(rgb, palette[c], 3); }
 void synth_background_rgb(uint8_t rgb[3]) { memcpy(rgb, background, 3); }
 
-typedef struct Rng { uint64_t s; } Rng;
-static uint64_t rng_next(Rng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int rng_int(Rng *r, int lo, int hi) { return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1)); }
-static double rng_unif(Rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-
 /* ------------------------------------------------------------------ scenes */
 
 void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, int min_radius, int max_radius,
@@ -41,17 +32,17 @@ void synth_scene(uint64_t seed, int size, int min_objects, int max_objects, int 
     Rng r = {seed};
     memset(s, 0, sizeof *s);
     s->size = size;
-    int want = rng_int(&r, min_objects, max_objects);
+    int want = rng_range(&r, min_objects, max_objects);
     int rmin = min_radius, rmax = max_radius;
     if (rmin < 2) rmin = 2;
     if (rmax < rmin) rmax = rmin;
     for (int tries = 0; s->n < want && tries < 400; tries++) {
         SynthObject o;
-        o.r = rng_int(&r, rmin, rmax);
-        o.cx = rng_int(&r, o.r + 1, size - o.r - 2);
-        o.cy = rng_int(&r, o.r + 1, size - o.r - 2);
-        o.shape = rng_int(&r, 0, SYNTH_N_SHAPES - 1);
-        o.color = rng_int(&r, 0, SYNTH_N_COLORS - 1);
+        o.r = rng_range(&r, rmin, rmax);
+        o.cx = rng_range(&r, o.r + 1, size - o.r - 2);
+        o.cy = rng_range(&r, o.r + 1, size - o.r - 2);
+        o.shape = rng_range(&r, 0, SYNTH_N_SHAPES - 1);
+        o.color = rng_range(&r, 0, SYNTH_N_COLORS - 1);
         int ok = 1;
         for (int i = 0; i < s->n && ok; i++) {
             int dx = o.cx - s->o[i].cx, dy = o.cy - s->o[i].cy, m = o.r + s->o[i].r + 3;
@@ -111,18 +102,18 @@ static void wrong_answer(Rng *r, const SynthQA *q, char *out, size_t cap) {
         snprintf(out, cap, "%s", !strcmp(a, "yes") ? "no" : "yes");
     } else if (!strcmp(q->answer_type, "number")) {
         int v = atoi(a);
-        v = (v == 0 || rng_int(r, 0, 1)) ? v + 1 : v - 1;
+        v = (v == 0 || rng_range(r, 0, 1)) ? v + 1 : v - 1;
         snprintf(out, cap, "%d", v);
     } else {
         for (int c = 0; c < SYNTH_N_COLORS; c++)
             if (!strcmp(a, color_names[c])) {
-                int w = (c + rng_int(r, 1, SYNTH_N_COLORS - 1)) % SYNTH_N_COLORS;
+                int w = (c + rng_range(r, 1, SYNTH_N_COLORS - 1)) % SYNTH_N_COLORS;
                 snprintf(out, cap, "%s", color_names[w]);
                 return;
             }
         for (int k = 0; k < SYNTH_N_SHAPES; k++)
             if (!strcmp(a, shape_names[k])) {
-                int w = (k + rng_int(r, 1, SYNTH_N_SHAPES - 1)) % SYNTH_N_SHAPES;
+                int w = (k + rng_range(r, 1, SYNTH_N_SHAPES - 1)) % SYNTH_N_SHAPES;
                 snprintf(out, cap, "%s", shape_names[w]);
                 return;
             }
@@ -131,9 +122,9 @@ static void wrong_answer(Rng *r, const SynthQA *q, char *out, size_t cap) {
 }
 
 static void annotate(Rng *r, SynthQA *q) {
-    double p_wrong = 0.25 * rng_unif(r);
+    double p_wrong = 0.25 * rng_unit(r);
     for (int k = 0; k < 10; k++) {
-        if (rng_unif(r) < p_wrong) wrong_answer(r, q, q->answers[k], sizeof q->answers[k]);
+        if (rng_unit(r) < p_wrong) wrong_answer(r, q, q->answers[k], sizeof q->answers[k]);
         else snprintf(q->answers[k], sizeof q->answers[k], "%s", q->answer);
     }
     int best = -1, best_n = 0;
@@ -151,7 +142,7 @@ static int make_question(const SynthScene *s, Rng *r, int kind, SynthQA *q) {
     memset(q, 0, sizeof *q);
     switch (kind) {
     case 0: { /* colour of the unique object of a shape */
-        int sh = rng_int(r, 0, SYNTH_N_SHAPES - 1);
+        int sh = rng_range(r, 0, SYNTH_N_SHAPES - 1);
         for (int t = 0; t < SYNTH_N_SHAPES; t++, sh = (sh + 1) % SYNTH_N_SHAPES) {
             if (count_shape(s, sh) != 1) continue;
             for (int i = 0; i < s->n; i++)
@@ -164,7 +155,7 @@ static int make_question(const SynthScene *s, Rng *r, int kind, SynthQA *q) {
         return 0;
     }
     case 1: { /* shape of the unique object of a colour */
-        int c = rng_int(r, 0, SYNTH_N_COLORS - 1);
+        int c = rng_range(r, 0, SYNTH_N_COLORS - 1);
         for (int t = 0; t < SYNTH_N_COLORS; t++, c = (c + 1) % SYNTH_N_COLORS) {
             if (count_color(s, c) != 1) continue;
             for (int i = 0; i < s->n; i++)
@@ -179,12 +170,12 @@ static int make_question(const SynthScene *s, Rng *r, int kind, SynthQA *q) {
     case 2: { /* count */
         q->question_type = "how many";
         q->answer_type = "number";
-        if (rng_int(r, 0, 1)) {
-            int sh = rng_int(r, 0, SYNTH_N_SHAPES - 1);
+        if (rng_range(r, 0, 1)) {
+            int sh = rng_range(r, 0, SYNTH_N_SHAPES - 1);
             snprintf(q->question, sizeof q->question, "how many %s are there?", shape_plural[sh]);
             snprintf(q->answer, sizeof q->answer, "%d", count_shape(s, sh));
         } else {
-            int c = s->o[rng_int(r, 0, s->n - 1)].color; /* a colour that is there: counts >= 1 */
+            int c = s->o[rng_range(r, 0, s->n - 1)].color; /* a colour that is there: counts >= 1 */
             snprintf(q->question, sizeof q->question, "how many %s shapes are there?", color_names[c]);
             snprintf(q->answer, sizeof q->answer, "%d", count_color(s, c));
         }
@@ -192,15 +183,15 @@ static int make_question(const SynthScene *s, Rng *r, int kind, SynthQA *q) {
     }
     case 3: { /* existence, balanced */
         int c, sh;
-        if (rng_int(r, 0, 1)) {
-            const SynthObject *o = &s->o[rng_int(r, 0, s->n - 1)];
+        if (rng_range(r, 0, 1)) {
+            const SynthObject *o = &s->o[rng_range(r, 0, s->n - 1)];
             c = o->color;
             sh = o->shape;
         } else {
             int t = 0;
             do {
-                c = rng_int(r, 0, SYNTH_N_COLORS - 1);
-                sh = rng_int(r, 0, SYNTH_N_SHAPES - 1);
+                c = rng_range(r, 0, SYNTH_N_COLORS - 1);
+                sh = rng_range(r, 0, SYNTH_N_SHAPES - 1);
             } while (count_both(s, c, sh) && ++t < 50);
         }
         snprintf(q->question, sizeof q->question, "is there a %s %s?", color_names[c], shape_names[sh]);
@@ -222,9 +213,9 @@ static int make_question(const SynthScene *s, Rng *r, int kind, SynthQA *q) {
                 nc++;
             }
         if (!nc) return 0;
-        int k = rng_int(r, 0, nc - 1);
+        int k = rng_range(r, 0, nc - 1);
         const SynthObject *a = &s->o[cand[k][0]], *b = &s->o[cand[k][1]];
-        int ask_left = rng_int(r, 0, 1);
+        int ask_left = rng_range(r, 0, 1);
         snprintf(q->question, sizeof q->question, "is the %s %s %s of the %s %s?", color_names[a->color],
                  shape_names[a->shape], ask_left ? "left" : "right", color_names[b->color], shape_names[b->shape]);
         int is_left = a->cx < b->cx;
@@ -240,11 +231,11 @@ int synth_questions(const SynthScene *s, uint64_t seed, SynthQA *out, int max) {
     /* Mix (before skips): colour .25, shape .2, count .15, existence .25, position .15. */
     static const double cum[5] = {0.25, 0.45, 0.60, 0.85, 1.0};
     Rng r = {seed};
-    int want = rng_int(&r, 3, 5);
+    int want = rng_range(&r, 3, 5);
     if (want > max) want = max;
     int n = 0;
     for (int tries = 0; n < want && tries < 40; tries++) {
-        double u = rng_unif(&r);
+        double u = rng_unit(&r);
         int kind = 0;
         while (kind < 4 && u >= cum[kind]) kind++;
         if (!make_question(s, &r, kind, &out[n])) continue;

@@ -32,6 +32,9 @@
 #include <string.h>
 
 #include "data/unicode_data.h"
+#include "util/file.h"
+#include "util/idmap.h"
+#include "util/utf8.h"
 
 #define TOK_MAX_WORD_CHARS 100   /* HF's max_input_chars_per_word */
 #define TOK_MAX_TOKEN_BYTES 1024 /* longest vocab line accepted */
@@ -42,9 +45,7 @@ struct Tokenizer {
     uint32_t *off;     /* [n] offset of token id in pool */
     uint32_t *len;     /* [n] byte length of token id */
     int n;
-    int32_t *slots;    /* open-addressing hash table: id + 1, 0 = empty */
-    uint32_t *hashes;  /* hash of the token in each slot */
-    uint32_t mask;     /* slots - 1 (a power of two) */
+    IdMap index;       /* token -> id (util/idmap.h), keyed by the 32-bit hash below */
     int max_len;       /* longest token in bytes (bounds the WordPiece search) */
     int pad, unk, cls, sep;
 };
@@ -60,60 +61,36 @@ static inline uint32_t fnv_prefix(int cont) {
     return cont ? fnv_bytes(FNV_INIT, "##", 2) : FNV_INIT;
 }
 
+/* The key ("##" if cont) + s[0..n), compared with token id without building it. */
+typedef struct TokKey {
+    const Tokenizer *t;
+    int cont;
+    const char *s;
+    size_t n;
+} TokKey;
+
+static int same_token(const void *ctx, int64_t id) {
+    const TokKey *k = ctx;
+    const Tokenizer *t = k->t;
+    if (t->len[id] != k->n + (k->cont ? 2 : 0)) return 0;
+    const char *p = t->pool + t->off[id];
+    return (!k->cont || (p[0] == '#' && p[1] == '#')) && memcmp(p + (k->cont ? 2 : 0), k->s, k->n) == 0;
+}
+
 /* Id of ("##" if cont) + s[0..n), or -1. */
 static int lookup(const Tokenizer *t, int cont, const char *s, size_t n) {
-    uint32_t h = fnv_bytes(fnv_prefix(cont), s, n);
-    size_t full = n + (cont ? 2 : 0);
-    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
-        int32_t v = t->slots[i];
-        if (!v) return -1;
-        int id = v - 1;
-        if (t->hashes[i] == h && t->len[id] == full) {
-            const char *p = t->pool + t->off[id];
-            if ((!cont || (p[0] == '#' && p[1] == '#')) && memcmp(p + (cont ? 2 : 0), s, n) == 0)
-                return id;
-        }
-    }
+    TokKey k = {t, cont, s, n};
+    return (int)idmap_find(&t->index, fnv_bytes(fnv_prefix(cont), s, n), same_token, &k);
 }
 
 /* ---------------- UTF-8 ---------------- */
 
-/* Decodes one code point at *p (< end), advances *p; invalid input gives U+FFFD and
- * advances one byte, so the bytes after it are decoded afresh. */
+/* The code point at *p (< end), advancing *p past it; invalid input gives U+FFFD and
+ * advances one byte (util/utf8.h), so the bytes after it are decoded afresh. */
 static uint32_t utf8_next(const unsigned char **p, const unsigned char *end) {
-    const unsigned char *s = *p;
-    uint32_t c = s[0];
-    if (c < 0x80) {
-        *p = s + 1;
-        return c;
-    }
-    int n;
-    uint32_t min;
-    if (c >= 0xC2 && c <= 0xDF) { n = 1; c &= 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 2; c &= 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 3; c &= 0x07; min = 0x10000; }
-    else { *p = s + 1; return 0xFFFD; }
-    if (end - s <= n) { *p = s + 1; return 0xFFFD; }
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xC0) != 0x80) { *p = s + 1; return 0xFFFD; }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) { *p = s + 1; return 0xFFFD; }
-    *p = s + n + 1;
-    return c;
-}
-
-static int utf8_put(char *o, uint32_t c) {
-    if (c < 0x80) { o[0] = (char)c; return 1; }
-    if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12)); o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (c >> 18)); o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F)); o[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
+    int32_t c;
+    *p += utf8_decode(*p, (size_t)(end - *p), &c);
+    return c < 0 ? 0xFFFD : (uint32_t)c;
 }
 
 /* ---------------- vocab loading ---------------- */
@@ -123,38 +100,8 @@ void tok_free(Tokenizer *t) {
     free(t->pool);
     free(t->off);
     free(t->len);
-    free(t->slots);
-    free(t->hashes);
+    idmap_free(&t->index);
     free(t);
-}
-
-static int read_file(const char *path, char **out, size_t *out_n, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_errno(err, "vocab %s: cannot open", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) { fclose(f); return err_set(err, "vocab %s: out of memory", path); }
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) { free(buf); fclose(f); return err_set(err, "vocab %s: out of memory", path); }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        fclose(f);
-        return err_set(err, "vocab %s: read error", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *out_n = n;
-    return 0;
 }
 
 /* Byte offset of the first invalid UTF-8 sequence in s[0..n), or -1. */
@@ -171,26 +118,20 @@ static long utf8_invalid_at(const char *s, size_t n) {
 
 static int insert(Tokenizer *t, int id, const char *path, const int *line_of_id, Err *err) {
     const char *s = t->pool + t->off[id];
-    uint32_t h = fnv_bytes(FNV_INIT, s, t->len[id]);
-    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
-        int32_t v = t->slots[i];
-        if (!v) {
-            t->slots[i] = id + 1;
-            t->hashes[i] = h;
-            return 0;
-        }
-        if (t->hashes[i] == h && t->len[v - 1] == t->len[id] &&
-            memcmp(t->pool + t->off[v - 1], s, t->len[id]) == 0)
-            return err_set(err, "vocab %s:%d: duplicate token \"%s\" (first at line %d)", path,
-                           line_of_id[id], s, line_of_id[v - 1]);
-    }
+    TokKey k = {t, 0, s, t->len[id]};
+    int64_t prev = -1;
+    int r = idmap_insert(&t->index, fnv_bytes(FNV_INIT, s, t->len[id]), id, same_token, &k, &prev);
+    if (r == 1)
+        return err_set(err, "vocab %s:%d: duplicate token \"%s\" (first at line %d)", path, line_of_id[id], s,
+                       line_of_id[prev]);
+    return r < 0 ? err_set(err, "vocab %s: out of memory", path) : 0;
 }
 
 int tok_load(Tokenizer **out, const char *vocab_path, Err *err) {
     *out = NULL;
     char *buf = NULL;
     size_t n = 0;
-    if (read_file(vocab_path, &buf, &n, err)) return -1;
+    if (file_read_all(vocab_path, "the vocab file", 0, &buf, &n, err)) return -1;
     if (n == 0) {
         free(buf);
         return err_set(err, "vocab %s: empty file (expected one token per line)", vocab_path);
@@ -217,12 +158,7 @@ int tok_load(Tokenizer **out, const char *vocab_path, Err *err) {
     t->off = malloc(lines * sizeof *t->off);
     t->len = malloc(lines * sizeof *t->len);
     line_of_id = malloc(lines * sizeof *line_of_id);
-    uint32_t cap = 16;
-    while (cap < 2 * lines) cap <<= 1;
-    t->slots = calloc(cap, sizeof *t->slots);
-    t->hashes = malloc(cap * sizeof *t->hashes);
-    t->mask = cap - 1;
-    if (!t->off || !t->len || !line_of_id || !t->slots || !t->hashes) {
+    if (!t->off || !t->len || !line_of_id || idmap_reserve(&t->index, lines) != 0) {
         err_set(err, "vocab %s: out of memory", vocab_path);
         goto fail;
     }
@@ -323,7 +259,7 @@ static void wordpiece(const Tokenizer *t, const uint32_t *cps, int n, Out *o) {
     int nb = 0;
     for (int i = 0; i < n; i++) {
         at[i] = nb;
-        nb += utf8_put(bytes + nb, cps[i]);
+        nb += (int)utf8_encode(cps[i], bytes + nb);
     }
     at[n] = nb;
     int32_t sub[TOK_MAX_WORD_CHARS];

@@ -9,13 +9,13 @@
 #include "io/json_stream.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/file.h"
 
 /* Pages behind the scan position are dropped once this many bytes have accumulated. */
 #define JS_DROP_BYTES ((size_t)8 << 20)
@@ -29,7 +29,8 @@ typedef struct Map {
 
 struct JsonStream {
     char *path;
-    Map m;               /* mapping of the whole file */
+    FileMap fm;          /* mapping of the whole file */
+    Map m;               /* its bytes, as text */
     size_t pos;          /* scan position */
     size_t elem_off;     /* start of the element last returned */
     int64_t index;       /* index of the element last returned; -1 before the first */
@@ -283,29 +284,10 @@ static int find_member(Map *m, const char *member, size_t *vpos, Err *err) {
     }
 }
 
-static int map_file(const char *path, char **data, size_t *len, Err *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return err_errno(err, "%s: cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        err_errno(err, "%s: cannot stat", path);
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(err, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return err_set(err, "%s: empty file, expected JSON", path);
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return err_errno(err, "%s: cannot map", path);
-    madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-    *data = p;
-    *len = (size_t)st.st_size;
+/* The file mapped for a front-to-back scan; an empty file is an error (no JSON in it). */
+static int map_json(FileMap *fm, const char *path, Err *err) {
+    if (file_map(fm, path, NULL, FILE_MAP_SEQUENTIAL, err) != 0) return -1;
+    if (fm->size == 0) return err_set(err, "%s: empty file, expected JSON", path);
     return 0;
 }
 
@@ -318,12 +300,12 @@ int js_open(JsonStream **out, const char *path, const char *member, Err *err) {
     }
     s->index = -1;
     s->m.path = s->path;
-    char *data;
-    if (map_file(path, &data, &s->m.len, err)) {
+    if (map_json(&s->fm, path, err) != 0) {
         js_close(s);
         return -1;
     }
-    s->m.data = data;
+    s->m.data = (const char *)s->fm.data;
+    s->m.len = s->fm.size;
     Map *m = &s->m;
     size_t p;
     if (member) {
@@ -415,7 +397,7 @@ void js_where(const JsonStream *s, size_t offset, char *buf, size_t cap) { where
 
 void js_close(JsonStream *s) {
     if (!s) return;
-    if (s->m.data) munmap((void *)s->m.data, s->m.len);
+    file_unmap(&s->fm);
     free(s->path);
     free(s);
 }
@@ -433,10 +415,10 @@ int js_peek_top(const char *path, Err *err) {
 
 int js_get_member(const char *path, const char *member, json_t **value, Err *err) {
     *value = NULL;
-    char *data;
-    size_t len;
-    if (map_file(path, &data, &len, err)) return -1;
-    Map m = {path, data, len, 0};
+    FileMap fm;
+    if (map_json(&fm, path, err) != 0) return -1;
+    const char *data = (const char *)fm.data;
+    Map m = {path, data, fm.size, 0};
     size_t p, end;
     int r = find_member(&m, member, &p, err);
     if (r == 1) {
@@ -453,7 +435,7 @@ int js_get_member(const char *path, const char *member, json_t **value, Err *err
             }
         }
     }
-    munmap(data, len);
+    file_unmap(&fm);
     return r;
 }
 

@@ -3,16 +3,14 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/atomic.h"
+#include "util/file.h"
 #include "util/half.h"
 
 /* safetensors data is little-endian; the reader hands out pointers to it unchanged. */
@@ -72,8 +70,7 @@ void st_f32_to_f16_n(const float *src, uint16_t *dst, size_t n) {
 
 struct StFile {
     char *path;
-    void *map;
-    size_t map_size;
+    FileMap map;        /* the whole file */
     json_t *root;       /* kept alive: tensor names and metadata strings point into it */
     StTensor *tensors;  /* sorted by name */
     int n;
@@ -291,7 +288,7 @@ static int parse_header(StFile *f, const char *hdr, size_t n, uint64_t data_size
     f->n = i;
     if (check_layout(f, data_size, n, e)) return -1;
 
-    const uint8_t *data = (const uint8_t *)f->map + 8 + n;
+    const uint8_t *data = f->map.data + 8 + n;
     for (int j = 0; j < f->n; j++) f->tensors[j].data = data + f->begin[j];
     qsort(f->tensors, (size_t)f->n, sizeof *f->tensors, cmp_tensor_name);
     for (int j = 1; j < f->n; j++) /* jansson rejects duplicates already; belt and braces */
@@ -312,55 +309,33 @@ int st_open(StFile **out, const char *path, Err *e) {
     }
     memcpy(f->path, path, plen);
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        err_errno(e, "%s: cannot open safetensors file", path);
+    if (file_map(&f->map, path, "safetensors file", 0, e) != 0) {
         st_close(f);
         return -1;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        err_errno(e, "%s: stat", path);
-        close(fd);
-        st_close(f);
-        return -1;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    uint8_t lenb[8];
-    if (size < 8 || pread(fd, lenb, 8, 0) != 8) {
+    uint64_t size = (uint64_t)f->map.size;
+    if (size < 8) {
         err_set(e, "%s: file is %llu bytes, too short for the 8-byte header length (truncated file?)", path,
                 (unsigned long long)size);
-        close(fd);
         st_close(f);
         return -1;
     }
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
+    for (int i = 7; i >= 0; i--) n = (n << 8) | f->map.data[i];
     /* Validate N before any allocation that depends on it. */
     if (n > ST_MAX_HEADER_BYTES) {
         err_set(e, "%s: header length %llu bytes exceeds the %u-byte limit (corrupt file or not safetensors)", path,
                 (unsigned long long)n, ST_MAX_HEADER_BYTES);
-        close(fd);
         st_close(f);
         return -1;
     }
     if (n > size - 8) {
         err_set(e, "%s: header length %llu bytes but only %llu bytes follow the length field (truncated header?)",
                 path, (unsigned long long)n, (unsigned long long)(size - 8));
-        close(fd);
         st_close(f);
         return -1;
     }
-    f->map_size = (size_t)size;
-    f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        err_errno(e, "%s: mmap of %llu bytes", path, (unsigned long long)size);
-        st_close(f);
-        return -1;
-    }
-    if (parse_header(f, (const char *)f->map + 8, (size_t)n, size - 8 - n, e)) {
+    if (parse_header(f, (const char *)f->map.data + 8, (size_t)n, size - 8 - n, e)) {
         st_close(f);
         return -1;
     }
@@ -373,7 +348,7 @@ int st_open(StFile **out, const char *path, Err *e) {
 
 void st_close(StFile *f) {
     if (!f) return;
-    if (f->map) munmap(f->map, f->map_size);
+    file_unmap(&f->map);
     if (f->root) json_decref(f->root);
     free(f->tensors);
     free(f->meta_keys);

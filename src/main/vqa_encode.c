@@ -40,6 +40,7 @@
 #include "train/setup.h"
 #include "util/cli.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/log.h"
 
 #define MAX_SETS 256
@@ -158,26 +159,10 @@ static void lines_free(Lines *l) {
  * spaces) is an error naming it: it would shift every row after it. what: "image path". */
 static int lines_read(Lines *l, const char *path, const char *what, Err *e) {
     memset(l, 0, sizeof *l);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    l->buf = malloc(cap + 1);
-    for (;;) {
-        if (!l->buf) {
-            fclose(f);
-            return err_set(e, "%s: out of memory", path);
-        }
-        n += fread(l->buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(l->buf, cap + 1);
-        if (!nb) free(l->buf);
-        l->buf = nb;
-    }
-    int rd_err = ferror(f);
-    fclose(f);
-    if (rd_err) return err_set(e, "%s: read error", path);
-    l->buf[n] = '\0';
+    char role[80];
+    snprintf(role, sizeof role, "the %s list", what);
+    size_t n;
+    if (file_read_all(path, role, 0, &l->buf, &n, e) != 0) return -1;
     size_t count = 0;
     for (size_t i = 0; i < n; i++) count += l->buf[i] == '\n';
     count += n > 0 && l->buf[n - 1] != '\n';

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/rng.h"
+
 /* parameter indices of one encoder layer, in registration (= HF state_dict) order */
 typedef struct BertLayerIdx {
     int q_w, q_b, k_w, k_b, v_w, v_b;   /* attention.self.{query,key,value} */
@@ -190,15 +192,8 @@ void bert_free(Bert *m) {
 
 /* ---- forward ---- */
 
-/* splitmix64 finalizer: independent dropout streams per site from one step seed */
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static uint64_t site_seed(uint64_t seed, int site) {
-    return mix64(seed + 0x9E3779B97F4A7C15ull * (uint64_t)(site + 1));
-}
+/* independent dropout streams per site from one step seed */
+static uint64_t site_seed(uint64_t seed, int site) { return rng_mix64(seed + RNG_GAMMA * (uint64_t)(site + 1)); }
 
 static int oom(Err *e, const char *what) { return err_set(e, "bert: out of memory (arena) for %s", what); }
 

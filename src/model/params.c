@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/idmap.h"
+#include "util/rng.h"
+
 void ps_init(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
 
 void ps_free(ParamStore *ps) {
@@ -119,25 +122,9 @@ int ps_finalize(ParamStore *ps, const Backend *be, Err *e) {
 
 /* ---- seeded initialization ---- */
 
-typedef struct InitRng { uint64_t s; } InitRng;
-
-static uint64_t rng_next(InitRng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-/* uniform in (0, 1), 53 bits */
-static double rng_unit(InitRng *r) { return ((double)(rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-
-static uint64_t name_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
 
 static void fill_init(const ParamInfo *p, uint64_t seed, float *x) {
-    InitRng r = {seed ^ name_hash(p->name)};
+    Rng r = {seed ^ idmap_hash_str(p->name)}; /* FNV-1a of the name */
     rng_next(&r);
     size_t n = p->numel;
     double a = p->init.a;
@@ -146,7 +133,7 @@ static void fill_init(const ParamInfo *p, uint64_t seed, float *x) {
     case INIT_ONES: for (size_t i = 0; i < n; i++) x[i] = 1.f; break;
     case INIT_CONST: for (size_t i = 0; i < n; i++) x[i] = (float)a; break;
     case INIT_UNIFORM:
-        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_unit(&r) - 1.0) * a);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_unit_open(&r) - 1.0) * a);
         break;
     case INIT_NORMAL:
     case INIT_KAIMING_FANOUT: {
@@ -159,7 +146,7 @@ static void fill_init(const ParamInfo *p, uint64_t seed, float *x) {
             std = sqrt(2.0 / fan_out);
         }
         for (size_t i = 0; i < n; i += 2) { /* Box-Muller, two normals per draw */
-            double u1 = rng_unit(&r), u2 = rng_unit(&r);
+            double u1 = rng_unit_open(&r), u2 = rng_unit_open(&r);
             double rad = sqrt(-2.0 * log(u1));
             x[i] = (float)(std * rad * cos(2.0 * M_PI * u2));
             if (i + 1 < n) x[i + 1] = (float)(std * rad * sin(2.0 * M_PI * u2));

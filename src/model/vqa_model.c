@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/rng.h"
+
 void vqa_model_config_default(VqaModelConfig *c, int num_answers) {
     memset(c, 0, sizeof *c);
     c->image_depth = 50;
@@ -199,7 +201,7 @@ int vqa_model_forward(VqaModel *m, const Batch *b, int training, uint64_t step_s
     m->step_seed = step_seed;
     if (resnet_forward(&m->image, be, b->images, B, S, S, training, a, e) != 0) return -1;
     /* distinct dropout streams for the text encoder and the head */
-    uint64_t s_text = step_seed * 0x9E3779B97F4A7C15ull + 1, s_head = step_seed * 0x9E3779B97F4A7C15ull + 2;
+    uint64_t s_text = step_seed * RNG_GAMMA + 1, s_head = step_seed * RNG_GAMMA + 2;
     if (bert_forward(&m->text, be, b->tokens, b->token_types, b->attn_mask, B, L, training, s_text, a, e) != 0)
         return -1;
     m->L = L;

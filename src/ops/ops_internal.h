@@ -4,7 +4,7 @@
  *
  * The dropout hash is specified here bit for bit so the CUDA backend can reproduce the
  * same mask for the same (seed, i):
- *   h    = mix64(mix64(seed) + i * 0x9E3779B97F4A7C15)      (mix64 = splitmix64 finalizer)
+ *   h    = mix64(mix64(seed) + i * 0x9E3779B97F4A7C15)      (mix64 = rng_mix64, util/rng.h)
  *   u    = (h >> 40) * 2^-24                                 (uniform in [0, 1), 24 bits)
  *   keep = u >= p */
 #ifndef VQA_OPS_INTERNAL_H
@@ -13,20 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline uint64_t opi_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#include "util/rng.h"
+
 
 /* 1 if element i survives dropout with probability p under this seed. */
 static inline int opi_dropout_keep(uint64_t seed_mixed, uint64_t i, float p) {
-    uint64_t h = opi_mix64(seed_mixed + i * 0x9E3779B97F4A7C15ull);
+    uint64_t h = rng_mix64(seed_mixed + i * RNG_GAMMA);
     float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* exact: 24-bit integer * 2^-24 */
     return u >= p;
 }
-/* seed_mixed = opi_mix64(seed), computed once per call. */
-static inline uint64_t opi_dropout_seed(uint64_t seed) { return opi_mix64(seed); }
+/* seed_mixed = rng_mix64(seed), computed once per call. */
+static inline uint64_t opi_dropout_seed(uint64_t seed) { return rng_mix64(seed); }
 
 /* One row of the stable softmax: y = exp(x - max x) / sum exp(x - max x), in place allowed. */
 void opi_softmax_row(int cols, const float *x, float *y);

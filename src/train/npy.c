@@ -7,6 +7,10 @@
 
 #include "io/atomic.h"
 
+/* Not util/utf8.h's strict decoder, on purpose: a sequence with the right shape but an
+ * invalid value (overlong, surrogate, over U+10FFFF) is one U+FFFD for all its bytes here,
+ * where the strict decoder reports each byte, so the .npy files written stay as they were.
+ * (The answers written are valid UTF-8, where the two agree.) */
 size_t npy_utf8_decode(const char *s, uint32_t *out, size_t cap) {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t n = 0;

@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "train/predict.h"
 #include "train/setup.h"
+#include "util/rng.h"
 
 /* ------------------------------------------------------------------ small pure helpers */
 
@@ -27,10 +28,7 @@ int64_t trainer_total_steps(int64_t steps_per_epoch, int epochs, int64_t max_ste
 
 uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro) {
     /* splitmix64 of a distinct counter per (step, micro): no two micro-batches share a stream */
-    uint64_t z = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(micro + 1) * 0xD1B54A32D192ED03ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return rng_mix64(seed ^ ((uint64_t)step * RNG_GAMMA) ^ ((uint64_t)(micro + 1) * 0xD1B54A32D192ED03ull));
 }
 
 float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps) {

@@ -1,6 +1,6 @@
 /* backend_cuda.h: the CUDA backend's public C API: start-up, the Backend table, and the
- * GPU-side pieces of a training step that the Backend table does not cover (optimizer,
- * gradient norm, loss-scaler check, casts, pinned host memory, the device arena).
+ * GPU-side pieces of a training step as plain functions (the optimizer's element kernels,
+ * which are also table entries; casts, pinned host memory, the device arena).
  *
  * Declared in every build: a build without CUDA links cuda/gpu_none.c, whose
  * backend_cuda_init() fails with "built without the CUDA backend", so callers need no #ifdef.

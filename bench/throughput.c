@@ -77,10 +77,11 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
     OptimSegment *segs = NULL;
     int nseg = 0;
     if (trainer_segments(&m.ps, 0.1f, &segs, &nseg, e) != 0) return -1;
-    size_t ng = m.ps.n_grads;
-    float *mom = ng ? be->alloc(ng * 4) : NULL, *vel = ng ? be->alloc(ng * 4) : NULL;
-    if (ng && (!mom || !vel)) return err_set(e, "out of memory for AdamW state");
-    if (ng) be->memset_zero(mom, ng * 4), be->memset_zero(vel, ng * 4);
+    /* AdamW at a constant 1e-4, gradients clipped to norm 1 */
+    OptimOptions oo = {.lr = 1e-4f, .schedule = SCHED_CONSTANT, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                       .weight_decay = 0.01f, .clip_norm = 1.0f};
+    Optimizer opt;
+    if (optim_init(&opt, be, &oo, segs, nseg, m.ps.n_grads, e) != 0) return -1;
     ArenaMem am = gpu_arena_mem();
     Arena arena;
     arena_init_mem(&arena, 0, &am);
@@ -106,9 +107,7 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
         if (vqa_model_backward(&m, dlogits, &arena, e) != 0) return -1;
         be->synchronize();
         double t4 = now_s();
-        double norm = gpu_global_norm(m.ps.grads, ng);
-        if (norm > 1.0) gpu_scale(m.ps.grads, ng, (float)(1.0 / (norm + 1e-6)));
-        gpu_adamw_step(m.ps.values, m.ps.grads, mom, vel, segs, nseg, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, it + 1);
+        optim_step(be, &opt, m.ps.values, m.ps.grads, NULL);
         be->synchronize();
         double t5 = now_s();
         if (gpu_error(e) != 0) return -1;
@@ -128,7 +127,8 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
            arena.n_sys_allocs == allocs_after_warmup ? "no" : "YES");
     fflush(stdout);
     arena_free(&arena);
-    be->free(mom), be->free(vel), be->free(d_img), be->free(d_tgt);
+    optim_free(&opt);
+    be->free(d_img), be->free(d_tgt);
     gpu_host_free(h_img), gpu_host_free(h_tgt), gpu_host_free(tok), gpu_host_free(typ), gpu_host_free(mask);
     free(segs);
     vqa_model_free(&m);

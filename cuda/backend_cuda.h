@@ -1,6 +1,6 @@
 /* backend_cuda.h: the CUDA backend's public C API: start-up, the Backend table, and the
- * GPU-side pieces of a training step that the Backend table does not cover (optimizer,
- * gradient norm, loss-scaler check, casts, pinned host memory, the device arena).
+ * GPU-side pieces of a training step as plain functions (the optimizer's element kernels,
+ * which are also table entries; casts, pinned host memory, the device arena).
  *
  * Declared in every build: a build without CUDA links cuda/gpu_none.c, whose
  * backend_cuda_init() fails with "built without the CUDA backend", so callers need no #ifdef.
@@ -24,7 +24,6 @@
 
 #include "ops/backend.h"
 #include "ops/tensor.h"
-#include "train/optim.h"
 #include "util/err.h"
 
 #ifdef __cplusplus
@@ -87,11 +86,10 @@ void gpu_copy_wait(void); /* host waits for the copies queued so far */
 /* The compute stream (a cudaStream_t) for comm_set_stream (NCCL), NULL before init. */
 void *gpu_compute_stream(void);
 
-/* ---- optimizer step on device buffers (same math as train/optim.c, bit-for-bit in
- * structure: step_size and the bias corrections computed in double on the host) ----
- * params, grads, m, v: device; segs: host array. t = the step count AFTER increment. */
-void gpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs,
-                    int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
+/* ---- optimizer element kernels on device buffers (ops.h; the step, its counters, schedule
+ * and bias corrections are optim_step's, src/optim/optim.h) ----
+ * AdamW over segs (host array of per-segment scalars); params, grads, m, v: device. */
+void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs);
 /* sqrt(sum g^2) accumulated in double (waits for the result). */
 double gpu_global_norm(const float *g, size_t n);
 /* 1 if any g[i] is inf or NaN (waits for the result). */

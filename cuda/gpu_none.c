@@ -52,10 +52,8 @@ void *gpu_host_alloc(size_t bytes) {
 void gpu_host_free(void *p) { (void)p; }
 void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) { (void)dst, (void)src, (void)bytes; }
 void gpu_copy_wait(void) {}
-void gpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs, int n_segs,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
-    (void)params, (void)grads, (void)m, (void)v, (void)segs, (void)n_segs, (void)lr;
-    (void)beta1, (void)beta2, (void)eps, (void)weight_decay, (void)t;
+void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs) {
+    (void)params, (void)grads, (void)m, (void)v, (void)segs, (void)n_segs;
 }
 double gpu_global_norm(const float *g, size_t n) {
     (void)g, (void)n;

@@ -1,9 +1,11 @@
-// optim.cu: the optimizer side of a step on device buffers, the math of src/train/optim.c.
-// AdamW (PyTorch torch.optim.AdamW), per segment with lr_i = lr * lr_mult:
-//   p *= 1 - lr_i wd   (decay segments only)
+// optim.cu: the element kernels of an optimizer step on device buffers (ops.h; the CPU's are
+// src/ops/optim_kernels.c). The scalars come from optim_step (src/optim/optim.c), computed
+// once per step on the host: decay = 1 - lr_i wd, step_size = lr_i / (1 - b1^t),
+// inv_sqrt_bc2 = 1 / sqrt(1 - b2^t) (bias corrections in double).
+// AdamW (PyTorch torch.optim.AdamW), per segment:
+//   p *= decay
 //   m = b1 m + (1-b1) g ;  v = b2 v + (1-b2) g^2
-//   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps),  step_size = lr_i / (1 - b1^t),
-//   inv_sqrt_bc2 = 1 / sqrt(1 - b2^t)   (bias corrections in double on the host, as the CPU)
+//   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
 // Global norm: sqrt(sum g^2), per-block double partials (fixed grid, so the same sum every
 // run) added on the host. Non-finite check: a flag any thread may set.
 #include <math.h>
@@ -42,23 +44,16 @@ __global__ void k_nonfinite(size_t n, const float *g, int *flag) {
 
 __global__ void k_scale(size_t n, float *x, float s) { GRID_STRIDE(i, n) x[i] *= s; }
 
-extern "C" void gpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs,
-                               int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay,
-                               int64_t t) {
+extern "C" void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs,
+                                 int n_segs) {
     if (gpu_failed()) return;
-    const double bc1 = 1.0 - pow((double)beta1, (double)t);
-    const double bc2 = 1.0 - pow((double)beta2, (double)t);
     cudaStream_t st = gpu_stream();
     for (int s = 0; s < n_segs; s++) {
-        const OptimSegment *sg = &segs[s];
+        const AdamwSegment *sg = &segs[s];
         if (!sg->n) continue;
-        const float lr_i = lr * sg->lr_mult;
-        const float decay = sg->decay ? 1.0f - lr_i * weight_decay : 1.0f;
-        const float step_size = (float)(lr_i / bc1);
-        const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
         GPU_LAUNCH(k_adamw, gpu_blocks(sg->n), GPU_THREADS, 0, st, sg->n, params + sg->param_off, grads + sg->grad_off,
-                                                           m + sg->grad_off, v + sg->grad_off, decay, beta1, beta2,
-                                                           eps, step_size, inv_sqrt_bc2);
+                                                           m + sg->grad_off, v + sg->grad_off, sg->decay, sg->beta1,
+                                                           sg->beta2, sg->eps, sg->step_size, sg->inv_sqrt_bc2);
         if (KERNEL_CHECK()) return;
     }
 }

@@ -27,7 +27,7 @@
  * numbers bit for bit. The wrappers below were written by a script from the entries of
  * src/ops/backend.h (one per compute entry; tensor arguments are the float / int32_t /
  * uint8_t pointers, and the void pointers of the activation-format entries; the
- * ActFmt / ConvShape / PoolShape structs are host arguments). An entry added to the table without a wrapper here gets untranslated
+ * ActFmt / ConvShape / PoolShape / AdamwSegment structs are host arguments). An entry added to the table without a wrapper here gets untranslated
  * device-view pointers and crashes the test, which is the reminder to add one.
  *
  * Test-program state (a test may have globals; the library may not). */
@@ -415,9 +415,9 @@ static double pd_soft_xent(int N, int A, const float *logits, const float *targe
     PD_ENTRY("soft_xent");
     return pd.cpu->soft_xent(N, A, T(logits), T(targets), grad_scale, T(dlogits));
 }
-static void pd_adamw_step(float *params, const float *grads, float *m, float *v, const struct OptimSegment *segs, int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
-    PD_ENTRY("adamw_step");
-    pd.cpu->adamw_step(T(params), T(grads), T(m), T(v), segs, n_segs, lr, beta1, beta2, eps, weight_decay, t);
+static void pd_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs) {
+    PD_ENTRY("adamw_update");
+    pd.cpu->adamw_update(T(params), T(grads), T(m), T(v), segs, n_segs);
 }
 static double pd_global_norm(const float *g, size_t n) {
     PD_ENTRY("global_norm");
@@ -512,7 +512,7 @@ static void pd_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const
     X(concat_backward) X(maxpool_forward) X(maxpool_backward) X(avgpool_global_forward) X(avgpool_global_backward) X(linear_forward) \
     X(linear_backward) X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(softmax_forward) \
     X(softmax_backward) X(dropout_forward) X(dropout_backward) X(attention_forward) X(attention_backward) X(bce_logits) \
-    X(soft_xent) X(adamw_step) X(global_norm) X(has_nonfinite) X(scale) \
+    X(soft_xent) X(adamw_update) X(global_norm) X(has_nonfinite) X(scale) \
     X(act_import) X(act_import_add) X(act_export) X(act_relu_forward) X(act_relu_backward) \
     X(act_add_forward) X(conv_weight_prep) X(conv_weight_grad_add) X(conv2d_act_forward) X(conv2d_act_backward) \
     X(batchnorm_act_forward_train) X(batchnorm_act_backward_train) X(batchnorm_act_forward_eval) X(batchnorm_act_backward_eval) X(maxpool_act_forward) \

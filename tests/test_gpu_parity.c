@@ -1,16 +1,16 @@
 /* test_gpu_parity.c: every op of the CUDA backend against the CPU reference backend on the
  * same random inputs, forward and backward (accumulating into non-zero gradients), plus the
- * GPU-only pieces (AdamW, global norm, non-finite check, casts, device arena, the batch
+ * GPU-only pieces (optim_step's AdamW and clipping, global norm, non-finite check, casts, device arena, the batch
  * prefetch's upload events, sticky error). The act entries (activations in an ActFmt) are
  * test_gpu_parity_act.c's; the shared helpers are gpu_parity.h's.
  * Tolerances (relative error ||gpu - cpu|| / ||cpu||): strict fp32 (no TF32) 1e-5, 1e-4 for
  * cuDNN convolutions; bf16 matrix products 1e-2; dropout and pooling masks/argmax exactly.
  * SKIPs (exit 77) when the build has no CUDA backend or the machine no usable GPU. */
-// TEST_LIBS: vqa_backend vqa_ops vqa_optim
+// TEST_LIBS: vqa_backend vqa_optim
 // TEST_LABELS: gpu
 // TEST_TIMEOUT: 300
 #include "gpu_parity.h"
-#include "train/optim.h"
+#include "optim/optim.h"
 
 /* ---- cases ---- */
 
@@ -318,28 +318,42 @@ static void losses_match_cpu_value_and_gradient(void) {
     release();
 }
 
+/* optim_step on the CUDA backend (its adamw_update, global_norm and scale kernels) against
+ * the same steps on the CPU backend: warm-up then cosine, clipping, two segments. */
 static void adamw_matches_cpu_optimizer(void) {
     const size_t n = 3001;
     float *p = hrand(n + 100, -1, 1), *g = hrand(n, -1, 1);
     OptimSegment segs[2] = {{100, 0, 2000, 1.0f, 1}, {2100, 2000, 1001, 0.1f, 0}};
-    AdamW o;
-    CHECK(adamw_init(&o, n, 0.9f, 0.999f, 1e-8f, 0.01f) == 0);
-    float *gp = dputf(p, n + 100), *gg = dputf(g, n), *gm = dputf(NULL, n), *gv = dputf(NULL, n);
+    OptimOptions oo = {.lr = 1e-3f, .schedule = SCHED_COSINE, .warmup_steps = 1, .total_steps = 4,
+                       .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .clip_norm = 1.0f};
+    Optimizer oc, og;
+    Err e;
+    CHECK(optim_init(&oc, CPU, &oo, segs, 2, n, &e) == 0);
+    CHECK(optim_init(&og, GPU, &oo, segs, 2, n, &e) == 0);
+    float *gp = dputf(p, n + 100), *gg = dputf(g, n);
     for (int step = 1; step <= 3; step++) {
-        adamw_step(&o, p, g, segs, 2, 1e-3f);
-        gpu_adamw_step(gp, gg, gm, gv, segs, 2, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        OptimStepInfo ic, ig;
+        optim_step(CPU, &oc, p, g, &ic);
+        optim_step(GPU, &og, gp, gg, &ig);
+        CHECK_MSG(fabs(ic.grad_norm - ig.grad_norm) <= 1e-12 * ic.grad_norm, "norm cpu %.17g gpu %.17g", ic.grad_norm,
+                  ig.grad_norm);
+        CHECK(ic.lr == ig.lr && fabs(ic.clip_coef - ig.clip_coef) <= 1e-6f);
+        if (step == 1) CHECK(ig.clip_coef < 0.1f); /* |g| ~ 31: clipped (then ~1: not) */
     }
     CHECK_REL(gp, p, n + 100, 1e-6);
-    CHECK_REL(gm, o.m, n, 1e-6);
-    CHECK_REL(gv, o.v, n, 1e-6);
-    adamw_free(&o);
+    CHECK_REL(gg, g, n, 1e-6); /* clipped in place */
+    CHECK_REL(og.m, oc.m, n, 1e-6);
+    CHECK_REL(og.v, oc.v, n, 1e-6);
+    CHECK(og.t == 3 && og.step == 3);
+    optim_free(&oc);
+    optim_free(&og);
     release();
 }
 
 static void global_norm_nonfinite_and_scale_match_cpu(void) {
     const size_t n = 300007;
     float *g = hrand(n, -1, 1), *gg = dputf(g, n);
-    double a = grad_global_norm(g, n), b = gpu_global_norm(gg, n);
+    double a = CPU->global_norm(g, n), b = gpu_global_norm(gg, n);
     CHECK_MSG(fabs(a - b) <= 1e-12 * a, "norm cpu %.17g gpu %.17g", a, b);
     CHECK(gpu_has_nonfinite(gg, n) == 0);
     gpu_scale(gg, n, 0.5f);

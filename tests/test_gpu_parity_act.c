@@ -7,7 +7,7 @@
  * element-wise ops, conversions, max-pool (values, argmax, gradient) and avg-pool's
  * gradient bit for bit (one fp32 operation then round-to-nearest-even on both sides, same
  * addition order). SKIPs (exit 77) when the build has no CUDA backend or no usable GPU. */
-// TEST_LIBS: vqa_backend vqa_ops vqa_optim
+// TEST_LIBS: vqa_backend vqa_ops
 // TEST_LABELS: gpu
 // TEST_TIMEOUT: 300
 #include "gpu_parity.h"

@@ -4,7 +4,7 @@
  * (what it reports is really final), and — when run under
  * `mpirun -np 2` (tests/test_comm.sh does) — real averaging, broadcast and the
  * same-weights check across ranks. */
-// TEST_LIBS: vqa_gsync vqa_model
+// TEST_LIBS: vqa_core
 // TEST_LABELS: unit
 #include <stdint.h>
 

@@ -12,6 +12,7 @@
 #include "train/evaluate.h"
 #include "train/npy.h"
 #include "train/prior.h"
+#include "train/setup.h"
 #include "train/train_state.h"
 #include "train/trainer.h"
 
@@ -106,13 +107,21 @@ static void schedule_wiring_follows_config(void) {
     c.train.lr = 1e-3;
     c.train.warmup_steps = 10;
     c.train.schedule = CFG_SCHED_COSINE;
-    CHECK_NEAR(trainer_lr(&c, 0, 110), 1e-4, 1e-10);          /* warm-up: lr * 1/10 */
-    CHECK_NEAR(trainer_lr(&c, 9, 110), 1e-3, 1e-10);
-    CHECK_NEAR(trainer_lr(&c, 60, 110), 5e-4, 1e-9);          /* half-way down the cosine */
+    c.train.clip_grad_norm = 0.5;
+    OptimOptions oo;
+    setup_optim_options(&c, 110, &oo);
+    CHECK_NEAR(optim_lr_at(&oo, 0), 1e-4, 1e-10);             /* warm-up: lr * 1/10 */
+    CHECK_NEAR(optim_lr_at(&oo, 9), 1e-3, 1e-10);
+    CHECK_NEAR(optim_lr_at(&oo, 60), 5e-4, 1e-9);             /* half-way down the cosine */
+    CHECK(oo.clip_norm == 0.5f && oo.beta1 == 0.9f && oo.beta2 == 0.999f && oo.eps == 1e-8f);
     c.train.schedule = CFG_SCHED_LINEAR;
-    CHECK_NEAR(trainer_lr(&c, 85, 110), 2.5e-4, 1e-9);        /* 3/4 of the way to 0 */
+    setup_optim_options(&c, 110, &oo);
+    CHECK_NEAR(optim_lr_at(&oo, 85), 2.5e-4, 1e-9);           /* 3/4 of the way to 0 */
     c.train.schedule = CFG_SCHED_CONSTANT;
-    CHECK_NEAR(trainer_lr(&c, 100, 110), 1e-3, 1e-10);
+    c.train.clip_grad_norm = 0;
+    setup_optim_options(&c, 110, &oo);
+    CHECK_NEAR(optim_lr_at(&oo, 100), 1e-3, 1e-10);
+    CHECK(oo.clip_norm == 0.0f);
     cfg_free(&c);
     /* steps: ceil(batches / accum); epochs x that, capped by max_steps when set */
     CHECK(trainer_steps_per_epoch(125, 1) == 125);
@@ -207,9 +216,11 @@ static void checkpoint_round_trip_is_bit_exact(void) {
     for (size_t i = 0; i < a.n_values; i++) a.values[i] = (float)i * 0.37f - 1.1f;
     for (size_t i = 0; i < a.n_buffers; i++) a.buffers[i] = (float)i + 0.25f;
     a.buffers[ps_info(&a, ps_find(&a, "image_encoder.bn.num_batches_tracked"))->offset] = 123456.f;
-    AdamW oa, ob;
-    CHECK(adamw_init(&oa, a.n_grads, 0.9f, 0.999f, 1e-8f, 0.01f) == 0);
-    CHECK(adamw_init(&ob, b.n_grads, 0.9f, 0.999f, 1e-8f, 0.01f) == 0);
+    Optimizer oa, ob;
+    OptimOptions oo = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    Err e;
+    CHECK(optim_init(&oa, backend_cpu(), &oo, NULL, 0, a.n_grads, &e) == 0);
+    CHECK(optim_init(&ob, backend_cpu(), &oo, NULL, 0, b.n_grads, &e) == 0);
     for (size_t i = 0; i < oa.n; i++) oa.m[i] = 1e-3f * (float)i, oa.v[i] = 1.0f / (float)(i + 3);
     oa.t = 77;
     TrainState sa = {.step = 40, .epoch = 3, .sampler_pos = 128, .seed = 42, .best_acc = 81.23456789012345, .best_step = 30};
@@ -218,7 +229,6 @@ static void checkpoint_round_trip_is_bit_exact(void) {
     sa.scaler.skipped = 2;
     const char *answers[] = {"yes", "no", "2"};
     AnswerVocab *v, *v2;
-    Err e;
     CHECK(ans_vocab_from_list(&v, answers, 3, &e) == 0);
     char path[4096];
     CHECK(tstate_save(dir, &a, &oa, &sa, v, "run: {seed: 42}\n", 0xabcdef0123456789ull, path, sizeof path, &e) == 0);
@@ -228,6 +238,7 @@ static void checkpoint_round_trip_is_bit_exact(void) {
     CHECK(memcmp(a.values, b.values, a.n_values * 4) == 0);
     CHECK(memcmp(a.buffers, b.buffers, a.n_buffers * 4) == 0);
     CHECK(memcmp(oa.m, ob.m, oa.n * 4) == 0 && memcmp(oa.v, ob.v, oa.n * 4) == 0 && ob.t == 77);
+    CHECK(ob.step == 40); /* the schedule goes on from the saved step */
     CHECK(sb.step == 40 && sb.epoch == 3 && sb.sampler_pos == 128 && sb.seed == 42 && sb.best_step == 30);
     CHECK(sb.best_acc == sa.best_acc);
     CHECK(sb.scaler.scale == 3.0e4f && sb.scaler.clean_steps == 17 && sb.scaler.skipped == 2);
@@ -248,8 +259,8 @@ static void checkpoint_round_trip_is_bit_exact(void) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
     ans_vocab_free(v);
-    adamw_free(&oa);
-    adamw_free(&ob);
+    optim_free(&oa);
+    optim_free(&ob);
     ps_free(&a);
     ps_free(&b);
 }

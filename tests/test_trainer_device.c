@@ -13,7 +13,7 @@
  *    handed to an op, and no device memory left allocated after trainer_free;
  *  - model.image_encoder.layout nhwc (fp32) gives the NCHW losses (1e-4 over 8 steps), and a bf16
  *    run (NHWC bf16 activations, emulated exactly by the CPU act ops) tracks fp32.
- * Plus the pieces: the CPU table's optimizer entries against train/optim.c, and the
+ * Plus the pieces: optim_step on device memory against the CPU backend, and the
  * pinned-memory fallback on a machine without a GPU. */
 // TEST_LIBS: vqa_core
 // TEST_LABELS: unit
@@ -422,39 +422,51 @@ static void predict_on_device_writes_the_cpu_predictions(void) {
     CHECK(pd_violations() == 0 && pd_live_regions() == 0);
 }
 
-/* The CPU table's optimizer entries are train/optim.c's functions (the CUDA table's are
- * its kernels, compared in test_gpu_parity): same bits on an odd-sized buffer. */
-static void cpu_optimizer_entries_match_optim_c(void) {
-    const Backend *be = backend_cpu();
+/* optim_step with every buffer in pretend-device memory (touched only through the table's
+ * entries: a host access would crash the test) gives the bits of the same steps on the CPU
+ * backend, clipping included, on an odd-sized buffer with two segments. */
+static void optim_step_on_device_memory_matches_cpu(void) {
+    const Backend *cpu = backend_cpu(), *dev = pd_backend();
     enum { N = 1001 };
-    static float p1[N], p2[N], g[N], m2[N], v2[N];
+    static float p1[N], p2[N], g1[N], g2[N], m2[N], v2[N];
     TestRng r = {7};
-    for (int i = 0; i < N; i++) p1[i] = p2[i] = trng_uniform(&r, -1.f, 1.f), g[i] = trng_uniform(&r, -0.1f, 0.1f);
+    for (int i = 0; i < N; i++) p1[i] = trng_uniform(&r, -1.f, 1.f), g1[i] = trng_uniform(&r, -0.1f, 0.1f);
     OptimSegment segs[2] = {{0, 0, 600, 1.0f, 1}, {600, 600, N - 600, 0.1f, 0}};
-    AdamW o;
-    CHECK(adamw_init(&o, N, 0.9f, 0.999f, 1e-8f, 0.01f) == 0);
-    for (int t = 1; t <= 3; t++) {
-        adamw_step(&o, p1, g, segs, 2, 1e-3f);
-        be->adamw_step(p2, g, m2, v2, segs, 2, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+    OptimOptions oo = {.lr = 1e-3f, .schedule = SCHED_COSINE, .warmup_steps = 2, .total_steps = 5,
+                       .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .clip_norm = 1.0f};
+    Optimizer oc, od;
+    Err e;
+    CHECK(optim_init(&oc, cpu, &oo, segs, 2, N, &e) == 0);
+    CHECK(optim_init(&od, dev, &oo, segs, 2, N, &e) == 0);
+    float *dp = dev->alloc(sizeof p1), *dg = dev->alloc(sizeof g1);
+    dev->copy_h2d(dp, p1, sizeof p1);
+    for (int t = 1; t <= 4; t++) {
+        for (int i = 0; i < N; i++) g1[i] = g2[i] = trng_uniform(&r, -0.1f, 0.1f) * (float)(t * t);
+        dev->copy_h2d(dg, g2, sizeof g2);
+        OptimStepInfo ic, id;
+        optim_step(cpu, &oc, p1, g1, &ic);
+        optim_step(dev, &od, dp, dg, &id);
+        CHECK(ic.grad_norm == id.grad_norm && ic.lr == id.lr && ic.clip_coef == id.clip_coef);
+        if (t == 4) CHECK(ic.clip_coef < 1.0f); /* the last steps' gradients are clipped */
     }
-    CHECK(memcmp(p1, p2, sizeof p1) == 0 && memcmp(o.m, m2, sizeof m2) == 0 && memcmp(o.v, v2, sizeof v2) == 0);
+    dev->copy_d2h(p2, dp, sizeof p2);
+    dev->copy_d2h(m2, od.m, sizeof m2);
+    dev->copy_d2h(v2, od.v, sizeof v2);
+    CHECK(memcmp(p1, p2, sizeof p1) == 0 && memcmp(oc.m, m2, sizeof m2) == 0 && memcmp(oc.v, v2, sizeof v2) == 0);
+    CHECK(od.t == 4 && od.step == 4);
     /* the norm by hand, in double */
     double s = 0;
-    for (int i = 0; i < N; i++) s += (double)g[i] * g[i];
-    CHECK_NEAR(be->global_norm(g, N), sqrt(s), 1e-12 * sqrt(s));
-    CHECK(be->has_nonfinite(g, N) == 0);
-    float keep = g[500];
-    g[500] = INFINITY;
-    CHECK(be->has_nonfinite(g, N) == 1);
-    g[500] = keep;
-    float x[3] = {1.5f, -2.0f, 0.0f};
-    be->scale(x, 3, 0.5f);
-    CHECK(x[0] == 0.75f && x[1] == -1.0f && x[2] == 0.0f);
-    /* clipping coefficient: max_norm / (norm + 1e-6) below 1, else 1 (torch's rule) */
-    CHECK(grad_clip_coef(0.5, 1.0f) == 1.0f);
-    CHECK(grad_clip_coef(4.0, 1.0f) == (float)(1.0 / (4.0 + 1e-6)));
-    CHECK(grad_clip_coef(NAN, 1.0f) == 1.0f);
-    adamw_free(&o);
+    for (int i = 0; i < N; i++) s += (double)g1[i] * g1[i];
+    CHECK_NEAR(cpu->global_norm(g1, N), sqrt(s), 1e-12 * sqrt(s));
+    CHECK(dev->has_nonfinite(dg, N) == 0);
+    float bad = INFINITY;
+    dev->copy_h2d(dg + 500, &bad, sizeof bad);
+    CHECK(dev->has_nonfinite(dg, N) == 1);
+    dev->free(dp);
+    dev->free(dg);
+    optim_free(&oc);
+    optim_free(&od);
+    CHECK(pd_violations() == 0 && pd_live_regions() == 0);
 }
 
 /* Arena bytes a ResNet-18/0.25 forward of a 4x3x64x64 batch takes on the pretend device
@@ -536,7 +548,7 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    RUN(cpu_optimizer_entries_match_optim_c);
+    RUN(optim_step_on_device_memory_matches_cpu);
     RUN(pinned_alloc_falls_back_to_host_memory);
     RUN(frozen_encoder_keeps_no_activations_on_device);
     RUN(device_path_trains_like_the_cpu);

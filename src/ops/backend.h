@@ -18,8 +18,6 @@
 #include "ops/ops.h"
 #include "ops/tensor.h"
 
-struct OptimSegment; /* train/optim.h: a run of gradients and how it is optimized */
-
 /* The queues an event orders (see event_record / event_wait). */
 typedef enum BeQueue { BE_COMPUTE = 0, BE_COPY = 1, BE_HOST = 2 } BeQueue;
 
@@ -156,11 +154,11 @@ typedef struct Backend {
     double (*soft_xent)(int N, int A, const float *logits, const float *targets,
                         float grad_scale, float *dlogits);
 
-    /* ---- optimizer side of a step, on the flat buffers (the math of train/optim.h) ---- */
-    /* AdamW over segs (host array): t = the step count AFTER increment; m, v [n_grads]. */
-    void (*adamw_step)(float *params, const float *grads, float *m, float *v,
-                       const struct OptimSegment *segs, int n_segs, float lr, float beta1,
-                       float beta2, float eps, float weight_decay, int64_t t);
+    /* ---- optimizer element kernels on the flat buffers (ops.h; the step itself, with its
+     * counter, schedule and bias corrections, is optim_step in src/optim/optim.h) ---- */
+    /* AdamW over segs (host array of per-segment scalars); m, v [n_grads]. */
+    void (*adamw_update)(float *params, const float *grads, float *m, float *v,
+                         const AdamwSegment *segs, int n_segs);
     double (*global_norm)(const float *g, size_t n); /* sqrt(sum g^2) in double; waits */
     int (*has_nonfinite)(const float *g, size_t n);  /* 1 if any inf/NaN; waits */
     void (*scale)(float *x, size_t n, float s);      /* x *= s */

@@ -4,10 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The optimizer's reference math lives in train/optim.c (library vqa_optim, which depends
- * on nothing of ours); the table's optimizer entries are thin adapters over it. */
-#include "train/optim.h"
-
 static void *cpu_alloc(size_t bytes) {
     void *p = NULL;
     /* 64-byte alignment for SIMD loads; round up as aligned_alloc requires. */
@@ -30,19 +26,6 @@ static const char cpu_event_dummy;
 static void *cpu_event_create(void) { return (void *)&cpu_event_dummy; }
 static void cpu_event_destroy(void *ev) { (void)ev; }
 static void cpu_event_op(void *ev, BeQueue q) { (void)ev, (void)q; }
-
-static void cpu_adamw_step(float *params, const float *grads, float *m, float *v, const OptimSegment *segs,
-                           int n_segs, float lr, float beta1, float beta2, float eps, float weight_decay,
-                           int64_t t) {
-    /* adamw_step increments t first: hand it the count before this step */
-    AdamW o = {beta1, beta2, eps, weight_decay, t - 1, 0, m, v, NULL};
-    adamw_step(&o, params, grads, segs, n_segs, lr);
-}
-static void cpu_scale(float *x, size_t n, float s) {
-    const long nn = (long)n;
-#pragma omp parallel for schedule(static) if (nn > 65536)
-    for (long i = 0; i < nn; i++) x[i] *= s;
-}
 
 static const Backend cpu_backend = {
     .name = "cpu",
@@ -101,10 +84,10 @@ static const Backend cpu_backend = {
     .attention_backward = op_attention_backward,
     .bce_logits = op_bce_logits,
     .soft_xent = op_soft_xent,
-    .adamw_step = cpu_adamw_step,
-    .global_norm = grad_global_norm,
-    .has_nonfinite = grads_have_nonfinite,
-    .scale = cpu_scale,
+    .adamw_update = op_adamw_update,
+    .global_norm = op_global_norm,
+    .has_nonfinite = op_has_nonfinite,
+    .scale = op_scale,
     /* activations in an ActFmt (act.c, batchnorm_act.c, conv2d_act.c) */
     .act_import = op_act_import,
     .act_import_add = op_act_import_add,

@@ -173,6 +173,34 @@ double op_bce_logits(int N, int A, const float *logits, const float *targets, fl
 double op_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale,
                     float *dlogits);
 
+/* ---- optimizer element kernels (optim_kernels.c) on the flat parameter / gradient buffers.
+ * The optimizer itself (step counter, bias corrections, learning-rate schedule, segments'
+ * lr multipliers and decay flags, clipping) is src/optim/; it computes every scalar below
+ * once per step on the host and hands the backend only what an element needs. ---- */
+/* One run of n gradients grads[grad_off..] (moments m, v at the same offsets) updating
+ * params[param_off..], with lr_i = lr * lr_mult of the segment and t the step count:
+ *   decay        = 1 - lr_i * weight_decay   (1 for segments without weight decay)
+ *   step_size    = lr_i / (1 - beta1^t)      (in double, rounded to float)
+ *   inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t)     (in double, rounded to float) */
+typedef struct AdamwSegment {
+    size_t param_off, grad_off, n;
+    float decay, step_size, inv_sqrt_bc2;
+    float beta1, beta2, eps;
+} AdamwSegment;
+/* AdamW (PyTorch torch.optim.AdamW) per element of every segment, in this order:
+ *   p *= decay ;  m = b1 m + (1-b1) g ;  v = b2 v + (1-b2) g^2
+ *   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
+ * segs is a host array; params, grads, m, v are backend memory. */
+void op_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs,
+                     int n_segs);
+/* sqrt(sum g^2), accumulated in double in fixed blocks (the same bits for any thread
+ * count). Non-finite if any g is inf/NaN. */
+double op_global_norm(const float *g, size_t n);
+/* 1 if any of g[0..n) is inf or NaN. */
+int op_has_nonfinite(const float *g, size_t n);
+/* x *= s (clipping, loss-scale unscaling). */
+void op_scale(float *x, size_t n, float s);
+
 /* ---- ops on activations in an ActFmt (see the top of this file) ----
  * Same conventions as above: backward ACCUMULATES into gradients (in the format's type,
  * so a bf16 gradient is rounded after each accumulation, as PyTorch's autocast does),

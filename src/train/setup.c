@@ -94,3 +94,18 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
                        te->max_positions);
     return 0;
 }
+
+void setup_optim_options(const Config *cfg, int64_t total_steps, OptimOptions *oo) {
+    const CfgSchedule k = cfg->train.schedule;
+    *oo = (OptimOptions){
+        .lr = (float)cfg->train.lr,
+        .schedule = k == CFG_SCHED_COSINE ? SCHED_COSINE : k == CFG_SCHED_LINEAR ? SCHED_LINEAR : SCHED_CONSTANT,
+        .warmup_steps = cfg->train.warmup_steps,
+        .total_steps = total_steps,
+        .beta1 = (float)cfg->train.adam_beta1,
+        .beta2 = (float)cfg->train.adam_beta2,
+        .eps = (float)cfg->train.adam_eps,
+        .weight_decay = (float)cfg->train.weight_decay,
+        .clip_norm = cfg->train.clip_grad_norm > 0 ? (float)cfg->train.clip_grad_norm : 0.0f,
+    };
+}

@@ -1,12 +1,13 @@
 /* setup.h: what training and prediction both build from the config before the first
- * step: the synthetic dataset on first use, the splits, the tokenizer and the model
- * config. */
+ * step: the synthetic dataset on first use, the splits, the tokenizer, the model config
+ * and the optimizer's options. */
 #ifndef VQA_TRAIN_SETUP_H
 #define VQA_TRAIN_SETUP_H
 
 #include "config/config.h"
 #include "data/dataset.h"
 #include "model/vqa_model.h"
+#include "optim/optim.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -22,5 +23,9 @@ const char *setup_split_name(CfgSplit s);
 /* The model config (model.*) for a vocabulary of n_answers classes and a tokenizer of
  * tok_vocab entries with [PAD] = pad_id. Error when model.num_answers contradicts it. */
 int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e);
+
+/* The optimizer's options from train.* (lr, schedule, warmup_steps, adam_*, weight_decay,
+ * clip_grad_norm) for a run of total_steps optimizer steps. */
+void setup_optim_options(const Config *cfg, int64_t total_steps, OptimOptions *oo);
 
 #endif

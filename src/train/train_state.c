@@ -50,7 +50,7 @@ static const float *host_view(const ParamStore *ps, const float *src, size_t n, 
     return h;
 }
 
-int tstate_save(const char *dir, const ParamStore *ps, const AdamW *opt, const TrainState *st,
+int tstate_save(const char *dir, const ParamStore *ps, const Optimizer *opt, const TrainState *st,
                 const AnswerVocab *vocab, const char *config_yaml, uint64_t config_hash,
                 char *path_out, size_t path_cap, Err *e) {
     StWriter *w = st_writer_new();
@@ -155,7 +155,7 @@ static int check_vocab(const StFile *f, const AnswerVocab *vocab, Err *e) {
     return rc;
 }
 
-int tstate_load(const char *path, ParamStore *ps, AdamW *opt, TrainState *st,
+int tstate_load(const char *path, ParamStore *ps, Optimizer *opt, TrainState *st,
                 const AnswerVocab *vocab, Err *e) {
     StFile *f = NULL;
     if (ckpt_open(&f, path, e) != 0) return -1;
@@ -214,7 +214,7 @@ int tstate_load(const char *path, ParamStore *ps, AdamW *opt, TrainState *st,
             }
             if (!on_host) ps->be->copy_h2d(mv[k], tmp, opt->n * sizeof *tmp);
         }
-        if (ckpt_meta_i64(f, KEY_ADAM_T, &opt->t, e) != 0) {
+        if (ckpt_meta_i64(f, KEY_ADAM_T, &opt->t, e) != 0 || ckpt_meta_i64(f, CKPT_KEY_STEP, &opt->step, e) != 0) {
             err_prefix(e, "optimizer state");
             goto done;
         }

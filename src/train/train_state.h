@@ -20,7 +20,8 @@
 
 #include "data/answers.h"
 #include "model/params.h"
-#include "train/optim.h"
+#include "optim/loss_scaler.h"
+#include "optim/optim.h"
 #include "util/err.h"
 
 typedef struct TrainState {
@@ -37,14 +38,15 @@ typedef struct TrainState {
  * through host copies (copy_d2h on save, copy_h2d on load).
  * Writes <dir>/step_<step>.safetensors atomically; path_out gets its path. opt may be NULL
  * (weights-only); config_yaml may be NULL. */
-int tstate_save(const char *dir, const ParamStore *ps, const AdamW *opt, const TrainState *st,
+int tstate_save(const char *dir, const ParamStore *ps, const Optimizer *opt, const TrainState *st,
                 const AnswerVocab *vocab, const char *config_yaml, uint64_t config_hash,
                 char *path_out, size_t path_cap, Err *e);
 
 /* Loads parameters and buffers into ps (every tensor must be present with its shape), and,
- * when non-NULL, the AdamW moments and t into opt and the counters into st. The answer
+ * when non-NULL, the AdamW moments and counters into opt (t from adam_t, the schedule
+ * position from step) and the counters into st. The answer
  * vocabulary of the file must equal vocab (when vocab is non-NULL). */
-int tstate_load(const char *path, ParamStore *ps, AdamW *opt, TrainState *st,
+int tstate_load(const char *path, ParamStore *ps, Optimizer *opt, TrainState *st,
                 const AnswerVocab *vocab, Err *e);
 
 /* The answer vocabulary stored in a checkpoint (for --predict). */

@@ -31,12 +31,6 @@ uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro) {
     return rng_mix64(seed ^ ((uint64_t)step * RNG_GAMMA) ^ ((uint64_t)(micro + 1) * 0xD1B54A32D192ED03ull));
 }
 
-float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps) {
-    LrSchedule k = cfg->train.schedule == CFG_SCHED_COSINE ? SCHED_COSINE
-                   : cfg->train.schedule == CFG_SCHED_LINEAR ? SCHED_LINEAR : SCHED_CONSTANT;
-    return lr_at(k, (float)cfg->train.lr, step, cfg->train.warmup_steps, total_steps);
-}
-
 int trainer_unscale_be(const Backend *be, LossScaler *s, float *g, size_t n) {
     float scale = s->scale;
     int found_inf = be->has_nonfinite(g, n);
@@ -185,27 +179,17 @@ int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Co
     return trainer_init_on(t, cfg, cli, log, comm, NULL, e);
 }
 
-/* AdamW moments in the backend's memory (zeroed), so the optimizer entry updates them in
- * place on the device. */
+/* The optimizer over the model's trainable parameters, its moments in the backend's memory
+ * (the schedule needs total_steps). */
 static int optimizer_init(Trainer *t, Err *e) {
-    const Config *cfg = t->cfg;
-    size_t n = t->model.ps.n_grads;
-    float b1 = (float)cfg->train.adam_beta1, b2 = (float)cfg->train.adam_beta2, eps = (float)cfg->train.adam_eps,
-          wd = (float)cfg->train.weight_decay;
-    if (tdev_on_host(t->be)) {
-        if (adamw_init(&t->opt, n, b1, b2, eps, wd) != 0) return err_set(e, "optimizer: out of memory");
-        return 0;
-    }
-    float *m = t->be->alloc(n * sizeof(float)), *v = t->be->alloc(n * sizeof(float));
-    if (!m || !v) {
-        t->be->free(m);
-        t->be->free(v);
-        return err_set(e, "optimizer: out of device memory for the AdamW moments (2 x %zu floats)", n);
-    }
-    t->be->memset_zero(m, n * sizeof(float));
-    t->be->memset_zero(v, n * sizeof(float));
-    adamw_init_buffers(&t->opt, n, b1, b2, eps, wd, m, v, t->be->free);
-    return 0;
+    OptimOptions oo;
+    OptimSegment *segs;
+    int n_segs;
+    setup_optim_options(t->cfg, t->total_steps, &oo);
+    if (trainer_segments(&t->model.ps, (float)t->cfg->train.encoder_lr_mult, &segs, &n_segs, e) != 0) return -1;
+    int rc = optim_init(&t->opt, t->be, &oo, segs, n_segs, t->model.ps.n_grads, e);
+    free(segs);
+    return rc;
 }
 
 int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *be,
@@ -295,8 +279,6 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     if (vqa_model_init(&t->model, &mc, t->be, e) != 0) return -1;
     t->model_ready = 1;
     if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");
-    if (trainer_segments(&t->model.ps, (float)cfg->train.encoder_lr_mult, &t->segs, &t->n_segs, e) != 0) return -1;
-    if (optimizer_init(t, e) != 0) return -1;
     loss_scaler_init(&t->st.scaler, cfg->train.precision == CFG_PREC_FP16 ? (float)cfg->train.loss_scale.init : 1.0f,
                      (float)cfg->train.loss_scale.growth_factor, (float)cfg->train.loss_scale.backoff,
                      cfg->train.loss_scale.growth_interval);
@@ -311,6 +293,7 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
                        (long long)t->train_ds.n, cfg->train.batch_size, t->world);
     t->steps_per_epoch = trainer_steps_per_epoch(t->batches_per_epoch, cfg->train.grad_accum);
     t->total_steps = trainer_total_steps(t->steps_per_epoch, cfg->train.epochs, cfg->train.max_steps);
+    if (optimizer_init(t, e) != 0) return -1;
     if (tdev_feed_init(&t->feed, t->be, t->train_loader, cfg->train.batch_size, cfg->data.image_size,
                        ans_vocab_size(t->vocab), e) != 0)
         return -1;
@@ -354,8 +337,7 @@ void trainer_free(Trainer *t) {
     loader_close(t->train_loader);
     loader_close(t->eval_loader);
     if (t->rd_open) run_dir_close(&t->rd);
-    adamw_free(&t->opt);
-    free(t->segs);
+    optim_free(&t->opt);
     gsync_free(&t->gsync);
     if (t->model_ready) vqa_model_free(&t->model);
     prior_free(t->prior);
@@ -565,7 +547,7 @@ int trainer_run(Trainer *t, Err *e) {
         if (t->world > 1 && comm_allreduce_f64(t->comm, &step_loss, 1, COMM_AVG, e) != 0) goto done;
         if (!isfinite(step_loss) && !use_scaler) {
             err_set(e, "step %lld: the loss is %g (lr %g): training diverged; lower train.lr or raise train.warmup_steps",
-                    (long long)t->st.step, step_loss, (double)trainer_lr(cfg, t->st.step, t->total_steps));
+                    (long long)t->st.step, step_loss, (double)optim_lr(&t->opt));
             goto done;
         }
         int skipped = 0;
@@ -576,17 +558,13 @@ int trainer_run(Trainer *t, Err *e) {
                 log_warn(t->log, "step %lld: inf/NaN gradients at loss scale %g: step skipped, scale now %g (%lld skipped)",
                          (long long)t->st.step, (double)old, (double)t->st.scaler.scale, (long long)t->st.scaler.skipped);
         }
-        float lr = trainer_lr(cfg, t->st.step, t->total_steps);
-        double gnorm = NAN;
-        if (!skipped) { /* on the backend's buffers: only the norm comes back to the host */
-            const Backend *be = t->be;
-            gnorm = be->global_norm(ps->grads, ps->n_grads);
-            float coef = cfg->train.clip_grad_norm > 0 ? grad_clip_coef(gnorm, (float)cfg->train.clip_grad_norm) : 1.0f;
-            if (coef < 1.0f) be->scale(ps->grads, ps->n_grads, coef);
-            t->opt.t += 1;
-            be->adamw_step(ps->values, ps->grads, t->opt.m, t->opt.v, t->segs, t->n_segs, lr, t->opt.beta1, t->opt.beta2,
-                           t->opt.eps, t->opt.weight_decay, t->opt.t);
-        }
+        OptimStepInfo os; /* clipping and AdamW on the backend's buffers: only the norm comes back */
+        if (skipped)
+            optim_skip(&t->opt, &os);
+        else
+            optim_step(t->be, &t->opt, ps->values, ps->grads, &os);
+        const float lr = os.lr;
+        const double gnorm = os.grad_norm;
         /* the first failed CUDA call of the step, with its file:line (no-op on the CPU) */
         if (tdev_check(&t->dev, e) != 0) goto done;
         /* several ranks, BN in train mode: each rank updated the running statistics from its

@@ -6,8 +6,8 @@
  * each micro-batch's loss is the mean over the real rows of the whole global batch, so a
  * padded last batch split unevenly over the ranks weighs as on one rank),
  * backward accumulating into the flat gradient buffer; then (several ranks) the gradient
- * all-reduce, (fp16) the loss-scaler check, global-norm clipping, AdamW with the learning
- * rate of lr_at(step) times each segment's multiplier.
+ * all-reduce, (fp16) the loss-scaler check, then optim_step (optim/optim.h: global-norm
+ * clipping, AdamW with the scheduled learning rate times each segment's multiplier).
  *
  * Reproducibility: every random draw is a function of (run.seed, step, micro-batch) or of
  * (run.seed, epoch, sample) in the loader, and the loader restarts at the saved global
@@ -26,9 +26,10 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/vqa_model.h"
+#include "optim/loss_scaler.h"
+#include "optim/optim.h"
 #include "train/evaluate.h"
 #include "train/grad_sync.h"
-#include "train/optim.h"
 #include "train/prior.h"
 #include "train/run_dir.h"
 #include "train/train_main.h"
@@ -56,9 +57,7 @@ typedef struct Trainer {
     VqaModel model;
     int model_ready;
     GradSync gsync;                /* several ranks: bucketed gradient all-reduce (grad_sync.h) */
-    AdamW opt;
-    OptimSegment *segs;
-    int n_segs;
+    Optimizer opt;                 /* AdamW, its schedule and segments, moments in be's memory */
     Loader *train_loader, *eval_loader;
     TdevFeed feed;                 /* training batches; on a device uploaded a step ahead */
     TdevFeed eval_feed;            /* evaluation batches (have_eval); on a device one ahead */
@@ -98,8 +97,6 @@ int64_t trainer_total_steps(int64_t steps_per_epoch, int epochs, int64_t max_ste
 int64_t trainer_steps_per_epoch(int64_t batches_per_epoch, int grad_accum);
 /* Dropout seed of micro-batch `micro` of step `step`. */
 uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro);
-/* lr_at with the config's schedule enum. */
-float trainer_lr(const Config *cfg, int64_t step, int64_t total_steps);
 
 /* The fp16 loss-scaler decision after backward on the (all-reduced) gradients g[n] that
  * carry the factor scale: returns 1 when the step must be skipped (inf/NaN; the scale is

@@ -504,31 +504,27 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommCount(const ncclComm_t comm, int *count) {
+// ncclCommCount / ncclCommUserRank / ncclCommCuDevice: one int field of a live communicator
+static ncclResult_t comm_int(const ncclComm_t comm, const char *fn, const char *arg, int *out,
+                             int CommState::*field) {
     Guard g(emu::lock());
     std::shared_ptr<CommState> st;
-    if (ncclResult_t r = get(comm, "ncclCommCount", &st)) return r;
-    if (!count) return fail(ncclInvalidArgument, "ncclCommCount: count argument is NULL");
-    *count = st->nranks;
+    if (ncclResult_t r = get(comm, fn, &st)) return r;
+    if (!out) return fail(ncclInvalidArgument, "%s: %s argument is NULL", fn, arg);
+    *out = (*st).*field;
     return ncclSuccess;
+}
+
+ncclResult_t ncclCommCount(const ncclComm_t comm, int *count) {
+    return comm_int(comm, "ncclCommCount", "count", count, &CommState::nranks);
 }
 
 ncclResult_t ncclCommUserRank(const ncclComm_t comm, int *rank) {
-    Guard g(emu::lock());
-    std::shared_ptr<CommState> st;
-    if (ncclResult_t r = get(comm, "ncclCommUserRank", &st)) return r;
-    if (!rank) return fail(ncclInvalidArgument, "ncclCommUserRank: rank argument is NULL");
-    *rank = st->rank;
-    return ncclSuccess;
+    return comm_int(comm, "ncclCommUserRank", "rank", rank, &CommState::rank);
 }
 
 ncclResult_t ncclCommCuDevice(const ncclComm_t comm, int *device) {
-    Guard g(emu::lock());
-    std::shared_ptr<CommState> st;
-    if (ncclResult_t r = get(comm, "ncclCommCuDevice", &st)) return r;
-    if (!device) return fail(ncclInvalidArgument, "ncclCommCuDevice: device argument is NULL");
-    *device = st->device;
-    return ncclSuccess;
+    return comm_int(comm, "ncclCommCuDevice", "device", device, &CommState::device);
 }
 
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {

@@ -126,6 +126,274 @@ static int write_at(FILE *f, uint64_t off, const void *p, size_t n, const char *
     return 0;
 }
 
+/* Everything prep_write builds on the way; writer_free releases what it owns. */
+typedef struct PrepWriter {
+    const char *path;        /* final name */
+    char tmp[4096];          /* path.tmp: written, then renamed to path */
+    const VqaDataset *ds;
+    const Tokenizer *tok;    /* NULL: no tokens */
+    const AnswerVocab *vocab; /* NULL: no targets */
+    const PrepOpts *o;
+    int S, L, threads;
+    int64_t n, n_img, bad_count, chunk;
+    FILE *f;
+    IdMap map;
+    int32_t *sample_img;     /* [n] */
+    int64_t *first_sample;   /* [n] (first n_img used) */
+    int64_t *image_ids;      /* [n_img] */
+    uint8_t *flags;          /* [n_img] */
+    uint64_t *jindex;        /* [n_img + 1], jpeg only */
+    PrepChunk ch;
+    void *buf;               /* tokens, then targets, then question ids; + dense floats at buf + need */
+    size_t need;
+    PrepHeader h;
+    uint64_t off;            /* where the next section starts */
+} PrepWriter;
+
+static void writer_free(PrepWriter *w) {
+    if (w->f) {
+        fclose(w->f);
+        remove(w->tmp);
+    }
+    idmap_free(&w->map);
+    free(w->sample_img);
+    free(w->first_sample);
+    free(w->image_ids);
+    free(w->flags);
+    free(w->jindex);
+    free(w->ch.pixels);
+    if (w->ch.jpeg)
+        for (int64_t k = 0; k < w->chunk; k++) free(w->ch.jpeg[k].p);
+    free(w->ch.jpeg);
+    free(w->ch.bad);
+    free(w->ch.msg);
+    pthread_mutex_destroy(&w->ch.mu);
+    free(w->buf);
+}
+
+/* Unique images in order of first use: sample -> image index, and each image's id. */
+static int collect_images(PrepWriter *w, Err *err) {
+    const int64_t n = w->n;
+    int map_ok = idmap_reserve(&w->map, (size_t)n) == 0;
+    w->sample_img = malloc(sizeof(int32_t) * (size_t)n);
+    w->first_sample = malloc(sizeof(int64_t) * (size_t)n);
+    if (!map_ok || !w->sample_img || !w->first_sample)
+        return err_set(err, "%s: out of memory indexing %lld samples", w->path, (long long)n);
+    int64_t n_img = 0;
+    for (int64_t i = 0; i < n; i++) {
+        PathKey key = {w->ds, w->first_sample, w->ds->samples[i].image_path};
+        int64_t k = n_img; /* reserved above: the insert cannot run out of memory */
+        if (idmap_insert(&w->map, idmap_hash_str(key.path), n_img, same_path, &key, &k) == 0)
+            w->first_sample[n_img++] = i;
+        w->sample_img[i] = (int32_t)k;
+    }
+    w->n_img = n_img;
+    w->image_ids = malloc(sizeof(int64_t) * (size_t)n_img);
+    w->flags = calloc((size_t)n_img, 1);
+    if (w->o->jpeg_quality > 0) w->jindex = malloc(sizeof(uint64_t) * (size_t)(n_img + 1));
+    if (!w->image_ids || !w->flags || (w->o->jpeg_quality > 0 && !w->jindex))
+        return err_set(err, "%s: out of memory", w->path);
+    for (int64_t k = 0; k < n_img; k++) w->image_ids[k] = w->ds->samples[w->first_sample[k]].image_id;
+    return 0;
+}
+
+/* The header's counts and flags; the section table is filled as the sections are written. */
+static void header_init(PrepWriter *w) {
+    PrepHeader *h = &w->h;
+    memcpy(h->magic, PREP_MAGIC, 8);
+    h->version = PREP_VERSION;
+    h->header_bytes = PREP_HEADER_BYTES;
+    h->flags = (w->o->jpeg_quality > 0 ? PREP_FLAG_JPEG : 0) | (w->vocab ? PREP_FLAG_TARGETS : 0);
+    h->image_size = (uint32_t)w->S;
+    h->max_len = (uint32_t)w->L;
+    h->n_answers = w->vocab ? (uint32_t)ans_vocab_size(w->vocab) : 0;
+    h->tok_vocab = w->tok ? (uint32_t)tok_vocab_size(w->tok) : 0;
+    h->max_pairs = PREP_MAX_PAIRS;
+    h->n_samples = (uint64_t)w->n;
+    h->n_images = (uint64_t)w->n_img;
+}
+
+/* Decodes + resizes (+ encodes) images [begin, end) on up to 64 threads, this one included. */
+static void chunk_run(PrepChunk *ch, int threads, int64_t begin, int64_t end) {
+    ch->begin = ch->next = begin;
+    ch->end = end;
+    pthread_t th[64];
+    int nt = threads > 64 ? 64 : threads, started = 0;
+    for (int t = 1; t < nt; t++)
+        if (pthread_create(&th[started], NULL, prep_worker, ch) == 0) started++;
+    prep_worker(ch);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+}
+
+/* Appends the chunk's images in order, reporting bad ones; a failed JPEG encode is fatal. */
+static int chunk_flush(PrepWriter *w, PrepBadFn on_bad, void *bad_ctx, uint64_t *img_bytes, Err *err) {
+    PrepChunk *ch = &w->ch;
+    const size_t bytes = (size_t)w->S * w->S * 3;
+    for (int64_t i = ch->begin; i < ch->end; i++) {
+        int64_t k = i - ch->begin;
+        if (ch->bad[k] == 2) return err_set(err, "%s", ch->msg[k]);
+        if (ch->bad[k]) {
+            w->flags[i] = 1;
+            w->bad_count++;
+            if (on_bad) on_bad(bad_ctx, ch->msg[k]);
+        }
+        const void *p;
+        size_t len;
+        if (w->jindex) {
+            w->jindex[i] = *img_bytes;
+            p = ch->jpeg[k].p;
+            len = ch->jpeg[k].n;
+        } else {
+            p = ch->pixels + (size_t)k * bytes;
+            len = bytes;
+        }
+        if (fwrite(p, 1, len, w->f) != len) return err_errno(err, "%s: write failed", w->tmp);
+        *img_bytes += len;
+    }
+    return 0;
+}
+
+/* The IMAGES section, chunk by chunk so that memory stays bounded by the chunk. */
+static int write_images(PrepWriter *w, PrepBadFn on_bad, void *bad_ctx, Err *err) {
+    const int S = w->S;
+    PrepChunk *ch = &w->ch;
+    w->chunk = 64 * w->threads;
+    ch->ds = w->ds;
+    ch->first_sample = w->first_sample;
+    ch->o = w->o;
+    ch->pixels = malloc((size_t)w->chunk * S * S * 3);
+    ch->jpeg = calloc((size_t)w->chunk, sizeof *ch->jpeg);
+    ch->bad = malloc((size_t)w->chunk);
+    ch->msg = malloc(sizeof *ch->msg * (size_t)w->chunk);
+    if (!ch->pixels || !ch->jpeg || !ch->bad || !ch->msg)
+        return err_set(err, "%s: out of memory for the image chunk", w->path);
+    uint64_t img_bytes = 0;
+    w->off = PREP_HEADER_BYTES;
+    w->h.sec[PREP_SEC_IMAGES][0] = w->off;
+    if (fseeko(w->f, (off_t)w->off, SEEK_SET) != 0) return err_errno(err, "%s: seek", w->tmp);
+    for (int64_t b = 0; b < w->n_img; b += w->chunk) {
+        chunk_run(ch, w->threads, b, b + w->chunk < w->n_img ? b + w->chunk : w->n_img);
+        if (chunk_flush(w, on_bad, bad_ctx, &img_bytes, err) != 0) return -1;
+    }
+    if (w->jindex) w->jindex[w->n_img] = img_bytes;
+    w->h.sec[PREP_SEC_IMAGES][1] = img_bytes;
+    w->off = align64(w->off + img_bytes);
+    return 0;
+}
+
+/* Writes one section at the current offset and records it in the header. */
+static int put_section(PrepWriter *w, int id, const void *p, uint64_t bytes, Err *err) {
+    w->h.sec[id][0] = w->off;
+    w->h.sec[id][1] = bytes;
+    if (write_at(w->f, w->off, p, (size_t)bytes, w->tmp, err) != 0) return -1;
+    w->off = align64(w->off + bytes);
+    return 0;
+}
+
+/* JPEG_INDEX (jpeg only), IMAGE_IDS, IMAGE_FLAGS, SAMPLE_IMG: all known once the images are. */
+static int write_image_tables(PrepWriter *w, Err *err) {
+    const uint64_t n_img = (uint64_t)w->n_img;
+    if (w->jindex && put_section(w, PREP_SEC_JPEG_INDEX, w->jindex, sizeof(uint64_t) * (n_img + 1), err) != 0)
+        return -1;
+    if (put_section(w, PREP_SEC_IMAGE_IDS, w->image_ids, sizeof(int64_t) * n_img, err) != 0 ||
+        put_section(w, PREP_SEC_IMAGE_FLAGS, w->flags, n_img, err) != 0 ||
+        put_section(w, PREP_SEC_SAMPLE_IMG, w->sample_img, sizeof(int32_t) * (uint64_t)w->n, err) != 0)
+        return -1;
+    return 0;
+}
+
+/* TOKENS and LENGTHS. Allocates w->buf, sized for the largest of the per-sample sections
+ * (tokens or targets) plus the dense floats (a token mask or one sample's soft targets). */
+static int write_tokens(PrepWriter *w, Err *err) {
+    const int64_t n = w->n;
+    const int L = w->L;
+    size_t big = sizeof(int32_t) * (size_t)n * L;
+    size_t pairs = sizeof(PrepPair) * (size_t)n * PREP_MAX_PAIRS;
+    w->need = big > pairs ? big : pairs;
+    w->buf = malloc(w->need + sizeof(float) * (size_t)(w->vocab ? ans_vocab_size(w->vocab) : 1) +
+                    sizeof(float) * (size_t)L);
+    if (!w->buf) return err_set(err, "%s: out of memory for %zu bytes of tokens", w->path, w->need);
+    int32_t *tokens = w->buf;
+    int32_t *lengths = malloc(sizeof(int32_t) * (size_t)n);
+    if (!lengths) return err_set(err, "%s: out of memory", w->path);
+    float *mask = (float *)((char *)w->buf + w->need);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t *row = tokens + (size_t)i * L;
+        if (w->tok) {
+            lengths[i] = tok_encode(w->tok, w->ds->samples[i].question, L, row, mask);
+        } else {
+            memset(row, 0, sizeof(int32_t) * (size_t)L);
+            lengths[i] = 0;
+        }
+    }
+    int wrc = put_section(w, PREP_SEC_TOKENS, tokens, big, err);
+    if (wrc == 0) wrc = put_section(w, PREP_SEC_LENGTHS, lengths, sizeof(int32_t) * (uint64_t)n, err);
+    free(lengths);
+    return wrc;
+}
+
+/* TARGETS: each sample's nonzero soft targets as up to PREP_MAX_PAIRS (class, score) pairs. */
+static int write_targets(PrepWriter *w, Err *err) {
+    int A = ans_vocab_size(w->vocab);
+    PrepPair *pairs = w->buf;
+    float *dense = (float *)((char *)w->buf + w->need);
+    for (int64_t i = 0; i < w->n; i++) {
+        PrepPair *pp = pairs + (size_t)i * PREP_MAX_PAIRS;
+        for (int j = 0; j < PREP_MAX_PAIRS; j++) { pp[j].cls = -1; pp[j].score = 0; }
+        ans_soft_targets(w->vocab, &w->ds->samples[i], dense);
+        int np = 0;
+        for (int a = 0; a < A && np < PREP_MAX_PAIRS; a++)
+            if (dense[a] != 0.0f) { pp[np].cls = a; pp[np].score = dense[a]; np++; }
+    }
+    return put_section(w, PREP_SEC_TARGETS, pairs, sizeof(PrepPair) * (uint64_t)w->n * PREP_MAX_PAIRS, err);
+}
+
+/* QIDS (reusing w->buf). */
+static int write_question_ids(PrepWriter *w, Err *err) {
+    int64_t *qids = w->buf;
+    for (int64_t i = 0; i < w->n; i++) qids[i] = w->ds->samples[i].question_id;
+    return put_section(w, PREP_SEC_QIDS, qids, sizeof(int64_t) * (uint64_t)w->n, err);
+}
+
+/* VOCAB: the answers as NUL-terminated strings, streamed (their total size is not known). */
+static int write_answer_vocab(PrepWriter *w, Err *err) {
+    uint64_t vbytes = 0;
+    int A = ans_vocab_size(w->vocab);
+    w->h.sec[PREP_SEC_VOCAB][0] = w->off;
+    if (fseeko(w->f, (off_t)w->off, SEEK_SET) != 0) return err_errno(err, "%s: seek", w->tmp);
+    for (int a = 0; a < A; a++) {
+        const char *s = ans_vocab_answer(w->vocab, a);
+        size_t len = strlen(s) + 1;
+        if (fwrite(s, 1, len, w->f) != len) return err_errno(err, "%s: write failed", w->tmp);
+        vbytes += len;
+    }
+    w->h.sec[PREP_SEC_VOCAB][1] = vbytes;
+    w->off = align64(w->off + vbytes);
+    return 0;
+}
+
+/* Header last (its section table is complete now), fsync, close, rename into place:
+ * a crash leaves path.tmp, never a half-written file under path. */
+static int finalize(PrepWriter *w, double t0, PrepStats *stats, Err *err) {
+    if (write_at(w->f, 0, &w->h, sizeof w->h, w->tmp, err) != 0) return -1;
+    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) return err_errno(err, "%s: flush", w->tmp);
+    uint64_t file_bytes = (uint64_t)ftello(w->f);
+    int crc = fclose(w->f);
+    w->f = NULL; /* closed either way: a failed close leaves path.tmp in place */
+    if (crc != 0) return err_errno(err, "%s: close", w->tmp);
+    if (rename(w->tmp, w->path) != 0) return err_errno(err, "cannot rename %s to %s", w->tmp, w->path);
+    struct stat st;
+    if (stat(w->path, &st) == 0) file_bytes = (uint64_t)st.st_size;
+    if (stats) {
+        stats->n_samples = w->n;
+        stats->n_images = w->n_img;
+        stats->bad_images = w->bad_count;
+        stats->file_bytes = file_bytes;
+        stats->seconds = time_now() - t0;
+    }
+    return 0;
+}
+
 int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
                const AnswerVocab *vocab, const PrepOpts *o, PrepBadFn on_bad, void *bad_ctx,
                PrepStats *stats, Err *err) {
@@ -135,249 +403,35 @@ int prep_write(const char *path, const VqaDataset *ds, const Tokenizer *tok,
     if (S < 1 || S > 4096 || L < 2 || L > 4096 || n < 1 || n > INT32_MAX)
         return err_set(err, "%s: bad prepare settings (image_size %d, max_len %d, %lld samples)",
                        path, S, L, (long long)n);
-    int threads = o->threads < 1 ? 1 : o->threads;
+    PrepWriter w;
+    memset(&w, 0, sizeof w);
+    w.path = path;
+    snprintf(w.tmp, sizeof w.tmp, "%s.tmp", path);
+    w.ds = ds;
+    w.tok = tok;
+    w.vocab = vocab;
+    w.o = o;
+    w.S = S;
+    w.L = L;
+    w.n = n;
+    w.threads = o->threads < 1 ? 1 : o->threads;
+    pthread_mutex_init(&w.ch.mu, NULL);
     int rc = -1;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = NULL;
-    IdMap map = {0};
-    int32_t *sample_img = NULL;
-    int64_t *first_sample = NULL, *image_ids = NULL;
-    uint8_t *flags = NULL;
-    uint64_t *jindex = NULL;
-    PrepChunk ch;
-    memset(&ch, 0, sizeof ch);
-    pthread_mutex_init(&ch.mu, NULL);
-    void *buf = NULL;
-    PrepHeader h;
-    memset(&h, 0, sizeof h);
-
-    /* 1. Unique images, in order of first use. */
-    int map_ok = idmap_reserve(&map, (size_t)n) == 0;
-    sample_img = malloc(sizeof(int32_t) * (size_t)n);
-    first_sample = malloc(sizeof(int64_t) * (size_t)n);
-    if (!map_ok || !sample_img || !first_sample) {
-        err_set(err, "%s: out of memory indexing %lld samples", path, (long long)n);
+    if (collect_images(&w, err) != 0) goto done;
+    w.f = fopen(w.tmp, "wb");
+    if (!w.f) {
+        err_errno(err, "%s: cannot create", w.tmp);
         goto done;
     }
-    int64_t n_img = 0;
-    for (int64_t i = 0; i < n; i++) {
-        PathKey key = {ds, first_sample, ds->samples[i].image_path};
-        int64_t k = n_img; /* reserved above: the insert cannot run out of memory */
-        if (idmap_insert(&map, idmap_hash_str(key.path), n_img, same_path, &key, &k) == 0) first_sample[n_img++] = i;
-        sample_img[i] = (int32_t)k;
-    }
-    image_ids = malloc(sizeof(int64_t) * (size_t)n_img);
-    flags = calloc((size_t)n_img, 1);
-    if (o->jpeg_quality > 0) jindex = malloc(sizeof(uint64_t) * (size_t)(n_img + 1));
-    if (!image_ids || !flags || (o->jpeg_quality > 0 && !jindex)) {
-        err_set(err, "%s: out of memory", path);
+    header_init(&w);
+    if (write_images(&w, on_bad, bad_ctx, err) != 0 || write_image_tables(&w, err) != 0 ||
+        write_tokens(&w, err) != 0 || (vocab && write_targets(&w, err) != 0) ||
+        write_question_ids(&w, err) != 0 || (vocab && write_answer_vocab(&w, err) != 0) ||
+        finalize(&w, t0, stats, err) != 0)
         goto done;
-    }
-    for (int64_t k = 0; k < n_img; k++) image_ids[k] = ds->samples[first_sample[k]].image_id;
-
-    f = fopen(tmp, "wb");
-    if (!f) {
-        err_errno(err, "%s: cannot create", tmp);
-        goto done;
-    }
-    memcpy(h.magic, PREP_MAGIC, 8);
-    h.version = PREP_VERSION;
-    h.header_bytes = PREP_HEADER_BYTES;
-    h.flags = (o->jpeg_quality > 0 ? PREP_FLAG_JPEG : 0) | (vocab ? PREP_FLAG_TARGETS : 0);
-    h.image_size = (uint32_t)S;
-    h.max_len = (uint32_t)L;
-    h.n_answers = vocab ? (uint32_t)ans_vocab_size(vocab) : 0;
-    h.tok_vocab = tok ? (uint32_t)tok_vocab_size(tok) : 0;
-    h.max_pairs = PREP_MAX_PAIRS;
-    h.n_samples = (uint64_t)n;
-    h.n_images = (uint64_t)n_img;
-
-    /* 2. Images, chunk by chunk: threads decode + resize (+ encode), then written in order. */
-    const int64_t chunk = 64 * threads;
-    ch.ds = ds;
-    ch.first_sample = first_sample;
-    ch.o = o;
-    ch.pixels = malloc((size_t)chunk * S * S * 3);
-    ch.jpeg = calloc((size_t)chunk, sizeof *ch.jpeg);
-    ch.bad = malloc((size_t)chunk);
-    ch.msg = malloc(sizeof *ch.msg * (size_t)chunk);
-    if (!ch.pixels || !ch.jpeg || !ch.bad || !ch.msg) {
-        err_set(err, "%s: out of memory for the image chunk", path);
-        goto done;
-    }
-    uint64_t off = PREP_HEADER_BYTES, img_bytes = 0;
-    h.sec[PREP_SEC_IMAGES][0] = off;
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
-        err_errno(err, "%s: seek", tmp);
-        goto done;
-    }
-    int64_t bad_count = 0;
-    for (int64_t b = 0; b < n_img; b += chunk) {
-        ch.begin = ch.next = b;
-        ch.end = b + chunk < n_img ? b + chunk : n_img;
-        pthread_t th[64];
-        int nt = threads > 64 ? 64 : threads, started = 0;
-        for (int t = 1; t < nt; t++)
-            if (pthread_create(&th[started], NULL, prep_worker, &ch) == 0) started++;
-        prep_worker(&ch);
-        for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-        for (int64_t i = ch.begin; i < ch.end; i++) {
-            int64_t k = i - ch.begin;
-            if (ch.bad[k] == 2) {
-                err_set(err, "%s", ch.msg[k]);
-                goto done;
-            }
-            if (ch.bad[k]) {
-                flags[i] = 1;
-                bad_count++;
-                if (on_bad) on_bad(bad_ctx, ch.msg[k]);
-            }
-            const void *p;
-            size_t len;
-            if (jindex) {
-                jindex[i] = img_bytes;
-                p = ch.jpeg[k].p;
-                len = ch.jpeg[k].n;
-            } else {
-                p = ch.pixels + (size_t)k * S * S * 3;
-                len = (size_t)S * S * 3;
-            }
-            if (fwrite(p, 1, len, f) != len) {
-                err_errno(err, "%s: write failed", tmp);
-                goto done;
-            }
-            img_bytes += len;
-        }
-    }
-    if (jindex) jindex[n_img] = img_bytes;
-    h.sec[PREP_SEC_IMAGES][1] = img_bytes;
-    off = align64(off + img_bytes);
-
-    /* 3. The small sections. */
-#define PUT_SECTION(id, ptr, bytes)                                            \
-    do {                                                                       \
-        h.sec[id][0] = off;                                                    \
-        h.sec[id][1] = (bytes);                                                \
-        if (write_at(f, off, (ptr), (size_t)(bytes), tmp, err) != 0) goto done; \
-        off = align64(off + (bytes));                                          \
-    } while (0)
-    if (jindex) PUT_SECTION(PREP_SEC_JPEG_INDEX, jindex, sizeof(uint64_t) * (uint64_t)(n_img + 1));
-    PUT_SECTION(PREP_SEC_IMAGE_IDS, image_ids, sizeof(int64_t) * (uint64_t)n_img);
-    PUT_SECTION(PREP_SEC_IMAGE_FLAGS, flags, (uint64_t)n_img);
-    PUT_SECTION(PREP_SEC_SAMPLE_IMG, sample_img, sizeof(int32_t) * (uint64_t)n);
-
-    size_t big = sizeof(int32_t) * (size_t)n * L;
-    size_t need = big > sizeof(PrepPair) * (size_t)n * PREP_MAX_PAIRS ? big : sizeof(PrepPair) * (size_t)n * PREP_MAX_PAIRS;
-    buf = malloc(need + sizeof(float) * (size_t)(vocab ? ans_vocab_size(vocab) : 1) + sizeof(float) * (size_t)L);
-    if (!buf) {
-        err_set(err, "%s: out of memory for %zu bytes of tokens", path, need);
-        goto done;
-    }
-    int32_t *tokens = buf;
-    int32_t *lengths = malloc(sizeof(int32_t) * (size_t)n);
-    if (!lengths) {
-        err_set(err, "%s: out of memory", path);
-        goto done;
-    }
-    float *mask = (float *)((char *)buf + need);
-    for (int64_t i = 0; i < n; i++) {
-        int32_t *row = tokens + (size_t)i * L;
-        if (tok) {
-            lengths[i] = tok_encode(tok, ds->samples[i].question, L, row, mask);
-        } else {
-            memset(row, 0, sizeof(int32_t) * (size_t)L);
-            lengths[i] = 0;
-        }
-    }
-    h.sec[PREP_SEC_TOKENS][0] = off;
-    h.sec[PREP_SEC_TOKENS][1] = big;
-    if (write_at(f, off, tokens, big, tmp, err) != 0) { free(lengths); goto done; }
-    off = align64(off + big);
-    h.sec[PREP_SEC_LENGTHS][0] = off;
-    h.sec[PREP_SEC_LENGTHS][1] = sizeof(int32_t) * (uint64_t)n;
-    int wrc = write_at(f, off, lengths, sizeof(int32_t) * (size_t)n, tmp, err);
-    free(lengths);
-    if (wrc != 0) goto done;
-    off = align64(off + sizeof(int32_t) * (uint64_t)n);
-
-    if (vocab) {
-        int A = ans_vocab_size(vocab);
-        PrepPair *pairs = buf;
-        float *dense = (float *)((char *)buf + need);
-        for (int64_t i = 0; i < n; i++) {
-            PrepPair *pp = pairs + (size_t)i * PREP_MAX_PAIRS;
-            for (int j = 0; j < PREP_MAX_PAIRS; j++) { pp[j].cls = -1; pp[j].score = 0; }
-            ans_soft_targets(vocab, &ds->samples[i], dense);
-            int np = 0;
-            for (int a = 0; a < A && np < PREP_MAX_PAIRS; a++)
-                if (dense[a] != 0.0f) { pp[np].cls = a; pp[np].score = dense[a]; np++; }
-        }
-        PUT_SECTION(PREP_SEC_TARGETS, pairs, sizeof(PrepPair) * (uint64_t)n * PREP_MAX_PAIRS);
-    }
-    int64_t *qids = buf;
-    for (int64_t i = 0; i < n; i++) qids[i] = ds->samples[i].question_id;
-    PUT_SECTION(PREP_SEC_QIDS, qids, sizeof(int64_t) * (uint64_t)n);
-    if (vocab) {
-        uint64_t vbytes = 0;
-        int A = ans_vocab_size(vocab);
-        h.sec[PREP_SEC_VOCAB][0] = off;
-        if (fseeko(f, (off_t)off, SEEK_SET) != 0) { err_errno(err, "%s: seek", tmp); goto done; }
-        for (int a = 0; a < A; a++) {
-            const char *s = ans_vocab_answer(vocab, a);
-            size_t len = strlen(s) + 1;
-            if (fwrite(s, 1, len, f) != len) { err_errno(err, "%s: write failed", tmp); goto done; }
-            vbytes += len;
-        }
-        h.sec[PREP_SEC_VOCAB][1] = vbytes;
-        off = align64(off + vbytes);
-    }
-#undef PUT_SECTION
-    if (write_at(f, 0, &h, sizeof h, tmp, err) != 0) goto done;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        err_errno(err, "%s: flush", tmp);
-        goto done;
-    }
-    uint64_t file_bytes = (uint64_t)ftello(f);
-    if (fclose(f) != 0) {
-        f = NULL;
-        err_errno(err, "%s: close", tmp);
-        goto done;
-    }
-    f = NULL;
-    if (rename(tmp, path) != 0) {
-        err_errno(err, "cannot rename %s to %s", tmp, path);
-        goto done;
-    }
-    struct stat st;
-    if (stat(path, &st) == 0) file_bytes = (uint64_t)st.st_size;
-    if (stats) {
-        stats->n_samples = n;
-        stats->n_images = n_img;
-        stats->bad_images = bad_count;
-        stats->file_bytes = file_bytes;
-        stats->seconds = time_now() - t0;
-    }
     rc = 0;
 done:
-    if (f) {
-        fclose(f);
-        remove(tmp);
-    }
-    idmap_free(&map);
-    free(sample_img);
-    free(first_sample);
-    free(image_ids);
-    free(flags);
-    free(jindex);
-    free(ch.pixels);
-    if (ch.jpeg)
-        for (int64_t k = 0; k < 64 * threads; k++) free(ch.jpeg[k].p);
-    free(ch.jpeg);
-    free(ch.bad);
-    free(ch.msg);
-    pthread_mutex_destroy(&ch.mu);
-    free(buf);
+    writer_free(&w);
     return rc;
 }
 

@@ -326,96 +326,108 @@ static void describe_encoders(const Config *cfg, char *img, size_t ni, char *txt
              te->weights ? te->weights : "none (random init)");
 }
 
-static int run(Enc *en, Err *e) {
-    const Config *cfg = en->cfg;
-    const Args *a = en->args;
-    Lines im = {0}, q = {0};
-    float *img_pooled = NULL, *img_grid = NULL, *txt_pooled = NULL, *txt_seq = NULL, *txt_mask = NULL;
-    int32_t *txt_tokens = NULL;
-    StWriter *w = NULL;
-    int rc = -1, gh = 0, gw = 0;
+/* The feature buffers run fills; the writer references them until it saves, so they live
+ * in run's frame and feats_free releases them after. */
+typedef struct Feats {
+    float *img_pooled, *img_grid; /* [N, C], [N, C, gh, gw] (grid NULL with --pooled-only) */
+    float *txt_pooled, *txt_seq;  /* [M, H], [M, L, H] (seq NULL with --pooled-only) */
+    float *txt_mask;              /* [M, L] */
+    int32_t *txt_tokens;          /* [M, L] */
+} Feats;
 
-    if (a->images && (lines_read(&im, a->images, "image path", e) != 0 || images_check(en, &im, e) != 0)) goto done;
-    if (a->questions && lines_read(&q, a->questions, "question", e) != 0) goto done;
-    if (!cfg->model.text_encoder.vocab) {
-        err_set(e, "model.text_encoder.vocab is null: the vocabulary is needed");
-        goto done;
-    }
-    if (tok_load(&en->tok, cfg->model.text_encoder.vocab, e) != 0) {
-        err_prefix(e, "model.text_encoder.vocab");
-        goto done;
-    }
+static void feats_free(Feats *f) {
+    free(f->img_pooled);
+    free(f->img_grid);
+    free(f->txt_pooled);
+    free(f->txt_seq);
+    free(f->txt_mask);
+    free(f->txt_tokens);
+}
+
+/* Tokenizer, then the model as training builds it; only the encoders that will run load weights. */
+static int model_init(Enc *en, VqaModelConfig *mc, Err *e) {
+    const Config *cfg = en->cfg;
+    if (!cfg->model.text_encoder.vocab) return err_set(e, "model.text_encoder.vocab is null: the vocabulary is needed");
+    if (tok_load(&en->tok, cfg->model.text_encoder.vocab, e) != 0) return err_prefix(e, "model.text_encoder.vocab");
     /* the classifier head is built (same start-up as training) but never run: its size
      * only has to agree with model.num_answers */
-    VqaModelConfig mc;
     int n_answers = cfg->model.num_answers > 0 ? cfg->model.num_answers : 1;
-    if (setup_model_config(cfg, n_answers, tok_vocab_size(en->tok), tok_pad_id(en->tok), &mc, e) != 0) goto done;
+    if (setup_model_config(cfg, n_answers, tok_vocab_size(en->tok), tok_pad_id(en->tok), mc, e) != 0) return -1;
     /* only the encoders that run need weights */
-    if (!a->images) mc.image_weights[0] = '\0';
-    if (!a->questions) mc.text_weights[0] = '\0';
-    if (vqa_model_init(&en->model, &mc, en->be, e) != 0) goto done;
-    char dimg[1300], dtxt[1300];
-    describe_encoders(cfg, dimg, sizeof dimg, dtxt, sizeof dtxt);
+    if (!en->args->images) mc->image_weights[0] = '\0';
+    if (!en->args->questions) mc->text_weights[0] = '\0';
+    return vqa_model_init(&en->model, mc, en->be, e);
+}
+
+/* Says which encoders run on what, and warns when their features come from random weights. */
+static void log_encoders(const Enc *en, const Lines *im, const Lines *q, const char *dimg, const char *dtxt) {
+    const Config *cfg = en->cfg;
+    const Args *a = en->args;
     if (a->images) {
-        log_info(&en->log, "image encoder: %s; %d images (%s), %dx%d %s", dimg, im.n, a->images, cfg->data.image_size,
+        log_info(&en->log, "image encoder: %s; %d images (%s), %dx%d %s", dimg, im->n, a->images, cfg->data.image_size,
                  cfg->data.image_size, cfg_enum_name(cfg, "data.resize"));
         if (!cfg->model.image_encoder.weights)
             log_warn(&en->log, "model.image_encoder.weights is null: image features come from random weights");
     }
     if (a->questions) {
-        log_info(&en->log, "text encoder: %s; %d questions (%s), max length %d", dtxt, q.n, a->questions,
+        log_info(&en->log, "text encoder: %s; %d questions (%s), max length %d", dtxt, q->n, a->questions,
                  cfg->data.max_question_len);
         if (!cfg->model.text_encoder.weights)
             log_warn(&en->log, "model.text_encoder.weights is null: text features come from random weights");
     }
     if (en->model.load_notes[0]) log_info(&en->log, "%s", en->model.load_notes);
+}
 
-    int C = en->model.image.out_channels, H = mc.text.hidden, L = cfg->data.max_question_len;
-    w = st_writer_new();
-    if (!w) {
-        err_set(e, "out of memory");
-        goto done;
-    }
-    if (a->images) {
-        if (!(img_pooled = malloc(sizeof(float) * im.n * C))) {
-            err_set(e, "out of memory: image_pooled [%d, %d]", im.n, C);
-            goto done;
-        }
-        if (encode_images(en, &im, img_pooled, &img_grid, &gh, &gw, e) != 0) goto done;
-        int64_t sp[2] = {im.n, C}, sg[4] = {im.n, C, gh, gw};
-        st_writer_add(w, "image_pooled", DT_F32, 2, sp, img_pooled);
-        if (img_grid) st_writer_add(w, "image_grid", DT_F32, 4, sg, img_grid);
-    }
-    if (a->questions) {
-        size_t ml = (size_t)q.n * L;
-        txt_pooled = malloc(sizeof(float) * q.n * H);
-        txt_mask = malloc(sizeof(float) * ml);
-        txt_tokens = malloc(sizeof(int32_t) * ml);
-        if (!a->pooled_only) txt_seq = malloc(sizeof(float) * ml * H);
-        if (!txt_pooled || !txt_mask || !txt_tokens || (!a->pooled_only && !txt_seq)) {
-            err_set(e, "out of memory: text features of %d questions (use --pooled-only)", q.n);
-            goto done;
-        }
-        if (encode_questions(en, &q, txt_pooled, txt_seq, txt_mask, txt_tokens, e) != 0) goto done;
-        int64_t sp[2] = {q.n, H}, ss[3] = {q.n, L, H}, sm[2] = {q.n, L};
-        st_writer_add(w, "text_pooled", DT_F32, 2, sp, txt_pooled);
-        if (txt_seq) st_writer_add(w, "text_seq", DT_F32, 3, ss, txt_seq);
-        st_writer_add(w, "text_mask", DT_F32, 2, sm, txt_mask);
-        st_writer_add(w, "text_tokens", DT_I32, 2, sm, txt_tokens);
-    }
+/* image_pooled and (unless --pooled-only) image_grid, added to w. */
+static int add_image_features(Enc *en, StWriter *w, const Lines *im, Feats *f, Err *e) {
+    int C = en->model.image.out_channels, gh = 0, gw = 0;
+    if (!(f->img_pooled = malloc(sizeof(float) * im->n * C)))
+        return err_set(e, "out of memory: image_pooled [%d, %d]", im->n, C);
+    if (encode_images(en, im, f->img_pooled, &f->img_grid, &gh, &gw, e) != 0) return -1;
+    int64_t sp[2] = {im->n, C}, sg[4] = {im->n, C, gh, gw};
+    st_writer_add(w, "image_pooled", DT_F32, 2, sp, f->img_pooled);
+    if (f->img_grid) st_writer_add(w, "image_grid", DT_F32, 4, sg, f->img_grid);
+    return 0;
+}
+
+/* text_pooled, text_seq (unless --pooled-only), text_mask and text_tokens, added to w. */
+static int add_text_features(Enc *en, StWriter *w, const Lines *q, int H, Feats *f, Err *e) {
+    int L = en->cfg->data.max_question_len, pooled_only = en->args->pooled_only;
+    size_t ml = (size_t)q->n * L;
+    f->txt_pooled = malloc(sizeof(float) * q->n * H);
+    f->txt_mask = malloc(sizeof(float) * ml);
+    f->txt_tokens = malloc(sizeof(int32_t) * ml);
+    if (!pooled_only) f->txt_seq = malloc(sizeof(float) * ml * H);
+    if (!f->txt_pooled || !f->txt_mask || !f->txt_tokens || (!pooled_only && !f->txt_seq))
+        return err_set(e, "out of memory: text features of %d questions (use --pooled-only)", q->n);
+    if (encode_questions(en, q, f->txt_pooled, f->txt_seq, f->txt_mask, f->txt_tokens, e) != 0) return -1;
+    int64_t sp[2] = {q->n, H}, ss[3] = {q->n, L, H}, sm[2] = {q->n, L};
+    st_writer_add(w, "text_pooled", DT_F32, 2, sp, f->txt_pooled);
+    if (f->txt_seq) st_writer_add(w, "text_seq", DT_F32, 3, ss, f->txt_seq);
+    st_writer_add(w, "text_mask", DT_F32, 2, sm, f->txt_mask);
+    st_writer_add(w, "text_tokens", DT_I32, 2, sm, f->txt_tokens);
+    return 0;
+}
+
+/* Where the features came from: config hash, sizes, list files, encoders. A failed set is
+ * remembered by the writer and reported by st_writer_save. */
+static void set_metadata(const Enc *en, StWriter *w, int n_images, int n_questions, const char *dimg,
+                         const char *dtxt) {
+    const Config *cfg = en->cfg;
+    const Args *a = en->args;
     char v[64];
     st_writer_set_meta(w, "producer", "vqa_encode");
     snprintf(v, sizeof v, "%016" PRIx64, cfg_hash(cfg));
     st_writer_set_meta(w, "config_hash", v);
     st_writer_set_meta(w, "config", a->config);
-    snprintf(v, sizeof v, "%d", im.n);
+    snprintf(v, sizeof v, "%d", n_images);
     st_writer_set_meta(w, "n_images", v);
-    snprintf(v, sizeof v, "%d", q.n);
+    snprintf(v, sizeof v, "%d", n_questions);
     st_writer_set_meta(w, "n_questions", v);
     snprintf(v, sizeof v, "%d", cfg->data.image_size);
     st_writer_set_meta(w, "image_size", v);
     st_writer_set_meta(w, "resize", cfg_enum_name(cfg, "data.resize"));
-    snprintf(v, sizeof v, "%d", L);
+    snprintf(v, sizeof v, "%d", cfg->data.max_question_len);
     st_writer_set_meta(w, "max_question_len", v);
     if (a->images) {
         st_writer_set_meta(w, "images", a->images);
@@ -425,18 +437,37 @@ static int run(Enc *en, Err *e) {
         st_writer_set_meta(w, "questions", a->questions);
         st_writer_set_meta(w, "text_encoder", dtxt);
     }
+}
+
+static int run(Enc *en, Err *e) {
+    const Args *a = en->args;
+    Lines im = {0}, q = {0};
+    Feats f = {0};
+    StWriter *w = NULL;
+    int rc = -1;
+
+    if (a->images && (lines_read(&im, a->images, "image path", e) != 0 || images_check(en, &im, e) != 0)) goto done;
+    if (a->questions && lines_read(&q, a->questions, "question", e) != 0) goto done;
+    VqaModelConfig mc;
+    if (model_init(en, &mc, e) != 0) goto done;
+    char dimg[1300], dtxt[1300];
+    describe_encoders(en->cfg, dimg, sizeof dimg, dtxt, sizeof dtxt);
+    log_encoders(en, &im, &q, dimg, dtxt);
+    w = st_writer_new();
+    if (!w) {
+        err_set(e, "out of memory");
+        goto done;
+    }
+    if (a->images && add_image_features(en, w, &im, &f, e) != 0) goto done;
+    if (a->questions && add_text_features(en, w, &q, mc.text.hidden, &f, e) != 0) goto done;
+    set_metadata(en, w, im.n, q.n, dimg, dtxt);
     if (st_writer_save(w, a->out, e) != 0) goto done;
     log_info(&en->log, "features: %s (%d image rows, %d text rows%s)", a->out, im.n, q.n,
              a->pooled_only ? ", pooled only" : "");
     rc = 0;
 done:
     st_writer_free(w);
-    free(img_pooled);
-    free(img_grid);
-    free(txt_pooled);
-    free(txt_seq);
-    free(txt_mask);
-    free(txt_tokens);
+    feats_free(&f);
     lines_free(&im);
     lines_free(&q);
     return rc;

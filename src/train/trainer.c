@@ -192,32 +192,26 @@ static int optimizer_init(Trainer *t, Err *e) {
     return rc;
 }
 
-int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *be,
-                    Err *e) {
-    memset(t, 0, sizeof *t);
-    t->cfg = cfg;
-    t->cli = cli;
-    t->log = log;
-    t->comm = comm;
-    t->rank = comm ? comm_rank(comm) : 0;
-    t->world = comm ? comm_world(comm) : 1;
-    t->prior_acc = NAN;
-    t->last_eval_acc = NAN;
-    t->last_ckpt_step = t->last_eval_step = -1;
-    t->loss_kind = cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE;
+/* The backend, its arena and (several ranks) the communicator's transport. */
+static int init_device(Trainer *t, const Backend *be, Err *e) {
+    const Config *cfg = t->cfg;
     /* the backend first: a GPU that cannot start is the first error, before any file work */
-    if (tdev_open(&t->dev, cfg, cli->device, cli->n_gpus, comm, be, e) != 0) return -1;
+    if (tdev_open(&t->dev, cfg, t->cli->device, t->cli->n_gpus, t->comm, be, e) != 0) return -1;
     t->be = t->dev.be;
     tdev_arena_init(t->be, &t->arena, 1 << 20);
     /* dist.backend (CommBackend has CfgDistBackend's values): auto picks NCCL for GPU
      * buffers when built with it; NCCL runs on the compute stream */
-    if (comm && comm_setup(comm, (CommBackend)cfg->dist.backend, t->dev.cuda_device, e) != 0) return -1;
-    if (comm && t->dev.cuda_started) comm_set_stream(comm, gpu_compute_stream());
+    if (t->comm && comm_setup(t->comm, (CommBackend)cfg->dist.backend, t->dev.cuda_device, e) != 0) return -1;
+    if (t->comm && t->dev.cuda_started) comm_set_stream(t->comm, gpu_compute_stream());
     t->be->set_threads(cfg->train.threads);
+    return 0;
+}
 
-    /* the run directory first, so train.log has every line that follows */
-    char rpath[4096];
-    if (resume_path(t, rpath, sizeof rpath, e) != 0) return -1;
+/* The checkpoint to resume from (rpath, "" for a fresh run) and, on rank 0, the run
+ * directory and the synthetic data; ends with a barrier (collective). */
+static int open_run_dir(Trainer *t, char *rpath, size_t cap, Err *e) {
+    const Config *cfg = t->cfg;
+    if (resume_path(t, rpath, cap, e) != 0) return -1;
     int64_t resume_step = -1;
     if (rpath[0]) {
         StFile *f;
@@ -229,20 +223,20 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     if (!(t->config_yaml = cfg_dump_string(cfg))) return err_set(e, "out of memory");
     t->config_hash = cfg_hash(cfg);
     if (t->rank == 0) {
-        if (run_dir_open(&t->rd, cfg, resume_step, log, e) != 0) return -1;
+        if (run_dir_open(&t->rd, cfg, resume_step, t->log, e) != 0) return -1;
         t->rd_open = 1;
-        log_info(log, "run %s: writing to %s (%s)", cfg->run.name, cfg->run.out_dir,
+        log_info(t->log, "run %s: writing to %s (%s)", cfg->run.name, cfg->run.out_dir,
                  rpath[0] ? "resumed" : "fresh start");
-        if (t->rank == 0 && setup_synth(cfg, log, e) != 0) return -1;
+        if (t->rank == 0 && setup_synth(cfg, t->log, e) != 0) return -1;
     }
     /* several ranks: the others read the data rank 0 may just have generated */
-    if (comm && comm_barrier(comm, e) != 0) return -1;
+    if (t->comm && comm_barrier(t->comm, e) != 0) return -1;
+    return 0;
+}
 
-    /* data */
-    double t0 = time_now();
-    if (setup_load_split(cfg, CFG_SPLIT_TRAIN, &t->train_ds, e) != 0) return -1;
-    if (t->train_ds.n_warnings) log_warn(log, "data.train: %s", t->train_ds.warning);
-    if (!t->train_ds.has_answers) return err_set(e, "data.train: the training split has no answers");
+/* The eval split when evaluation is on and the split has questions (sets have_eval). */
+static int load_eval_split(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
     const CfgSplitPaths *es = cfg->eval.split == CFG_SPLIT_TRAIN ? &cfg->data.train
                               : cfg->eval.split == CFG_SPLIT_VAL ? &cfg->data.val : &cfg->data.test;
     if ((cfg->eval.every > 0 || cfg->eval.at_end) && es->questions) {
@@ -256,9 +250,21 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
                            setup_split_name(cfg->eval.split));
         t->have_eval = 1;
     } else if (cfg->eval.every > 0 || cfg->eval.at_end) {
-        log_warn(log, "eval.split %s: data.%s.questions is null: no evaluation", setup_split_name(cfg->eval.split),
+        log_warn(t->log, "eval.split %s: data.%s.questions is null: no evaluation", setup_split_name(cfg->eval.split),
                  setup_split_name(cfg->eval.split));
     }
+    return 0;
+}
+
+/* The splits, the tokenizer, the answer vocabulary (from the training split) and the
+ * answer prior with its accuracy on the eval split. */
+static int load_data(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
+    double t0 = time_now();
+    if (setup_load_split(cfg, CFG_SPLIT_TRAIN, &t->train_ds, e) != 0) return -1;
+    if (t->train_ds.n_warnings) log_warn(t->log, "data.train: %s", t->train_ds.warning);
+    if (!t->train_ds.has_answers) return err_set(e, "data.train: the training split has no answers");
+    if (load_eval_split(t, e) != 0) return -1;
     if (tok_load(&t->tok, cfg->model.text_encoder.vocab, e) != 0) return err_prefix(e, "model.text_encoder.vocab");
     const VqaDataset *splits[1] = {&t->train_ds};
     if (ans_vocab_build(&t->vocab, splits, 1, cfg->data.answers.min_count, cfg->data.answers.max_size, e) != 0)
@@ -268,14 +274,19 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
                        cfg->data.answers.min_count);
     if (prior_build(&t->prior, &t->train_ds, e) != 0) return -1;
     if (t->have_eval && prior_accuracy(t->prior, &t->eval_ds, &t->prior_acc, e) != 0) return -1;
-    log_info(log, "data loaded in %.1f s", time_now() - t0);
+    log_info(t->log, "data loaded in %.1f s", time_now() - t0);
+    return 0;
+}
 
-    /* model and optimizer */
+/* The model on the backend (sets model_ready) and the fresh training state: loss scale,
+ * seed, no best evaluation yet. */
+static int init_model(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
     VqaModelConfig mc;
     if (setup_model_config(cfg, ans_vocab_size(t->vocab), tok_vocab_size(t->tok), tok_pad_id(t->tok), &mc, e) != 0) return -1;
     char why[160], fname[32];
     tdev_image_format(cfg, t->be, &mc.image_fmt, why, sizeof why);
-    log_info(log, "image encoder activations: %s (%s)", resnet_format_name(&mc.image_fmt, fname, sizeof fname), why);
+    log_info(t->log, "image encoder activations: %s (%s)", resnet_format_name(&mc.image_fmt, fname, sizeof fname), why);
     if (vqa_model_init(&t->model, &mc, t->be, e) != 0) return -1;
     t->model_ready = 1;
     if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");
@@ -285,7 +296,13 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.best_acc = -1;
     t->st.best_step = -1;
+    return 0;
+}
 
+/* The loaders, the run's length in steps, the optimizer (its schedule needs that length)
+ * and the training feed. */
+static int init_schedule(Trainer *t, Err *e) {
+    const Config *cfg = t->cfg;
     if (open_loaders(t, e) != 0) return -1;
     t->batches_per_epoch = loader_num_batches(t->train_loader);
     if (t->batches_per_epoch < 1)
@@ -297,38 +314,72 @@ int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log,
     if (tdev_feed_init(&t->feed, t->be, t->train_loader, cfg->train.batch_size, cfg->data.image_size,
                        ans_vocab_size(t->vocab), e) != 0)
         return -1;
-    log_startup(t);
+    return 0;
+}
 
-    if (rpath[0]) {
-        uint64_t h = tstate_config_hash(rpath);
-        if (tstate_load(rpath, &t->model.ps, &t->opt, &t->st, t->vocab, e) != 0) return err_prefix(e, "--resume");
-        if (h != t->config_hash)
-            log_warn(log, "--resume %s: the checkpoint was written with another config (hash %016llx, now %016llx): "
-                     "continuing with the current one", rpath, (unsigned long long)h, (unsigned long long)t->config_hash);
-        if (t->st.seed != (uint64_t)cfg->run.seed)
-            log_warn(log, "--resume: the checkpoint's run.seed is %llu, the config's %lld", (unsigned long long)t->st.seed,
-                     (long long)cfg->run.seed);
-        snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", rpath);
-        t->last_ckpt_step = t->st.step;
-        log_info(log, "resumed from %s: step %lld, epoch %lld, sampler position %lld%s", rpath, (long long)t->st.step,
-                 (long long)t->st.epoch, (long long)t->st.sampler_pos,
-                 t->st.best_acc >= 0 ? "" : ", no evaluation yet");
-        if (t->st.best_acc >= 0)
-            log_info(log, "best so far: accuracy %.2f%% at step %lld", t->st.best_acc, (long long)t->st.best_step);
-    }
-    /* several ranks: buckets of the gradient buffer all-reduced as backward reports them
-     * final; every rank starts from rank 0's parameters (a world of one: no-ops) */
-    if (comm && gsync_init_params(&t->gsync, comm, &t->model.ps, cfg->dist.bucket_mb, e) != 0) return -1;
+/* Restores parameters, optimizer and training state from the checkpoint rpath. */
+static int resume_from(Trainer *t, const char *rpath, Err *e) {
+    const Config *cfg = t->cfg;
+    Log *log = t->log;
+    uint64_t h = tstate_config_hash(rpath);
+    if (tstate_load(rpath, &t->model.ps, &t->opt, &t->st, t->vocab, e) != 0) return err_prefix(e, "--resume");
+    if (h != t->config_hash)
+        log_warn(log, "--resume %s: the checkpoint was written with another config (hash %016llx, now %016llx): "
+                 "continuing with the current one", rpath, (unsigned long long)h, (unsigned long long)t->config_hash);
+    if (t->st.seed != (uint64_t)cfg->run.seed)
+        log_warn(log, "--resume: the checkpoint's run.seed is %llu, the config's %lld", (unsigned long long)t->st.seed,
+                 (long long)cfg->run.seed);
+    snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", rpath);
+    t->last_ckpt_step = t->st.step;
+    log_info(log, "resumed from %s: step %lld, epoch %lld, sampler position %lld%s", rpath, (long long)t->st.step,
+             (long long)t->st.epoch, (long long)t->st.sampler_pos,
+             t->st.best_acc >= 0 ? "" : ", no evaluation yet");
+    if (t->st.best_acc >= 0)
+        log_info(log, "best so far: accuracy %.2f%% at step %lld", t->st.best_acc, (long long)t->st.best_step);
+    return 0;
+}
+
+/* Several ranks: buckets of the gradient buffer all-reduced as backward reports them
+ * final; every rank starts from rank 0's parameters (a world of one: no-ops). Collective. */
+static int init_grad_sync(Trainer *t, Err *e) {
+    Comm *comm = t->comm;
+    if (comm && gsync_init_params(&t->gsync, comm, &t->model.ps, t->cfg->dist.bucket_mb, e) != 0) return -1;
     if (comm && comm_world(comm) > 1) {
         char why[400];
         int op_threads = tdev_on_host(t->be) ? t->be->get_threads() : 1; /* a GPU rank's host thread mostly waits */
-        if (gsync_setup_comm_thread(comm, (int)cfg->dist.comm_thread, op_threads, why, sizeof why, e) != 0) return -1;
-        log_info(log, "all-reduce thread: %s", why);
+        if (gsync_setup_comm_thread(comm, (int)t->cfg->dist.comm_thread, op_threads, why, sizeof why, e) != 0) return -1;
+        log_info(t->log, "all-reduce thread: %s", why);
     }
     t->model.grad_ready = gsync_ready_hook;
     t->model.grad_ready_ctx = &t->gsync;
     if (comm && gsync_broadcast_params(comm, t->be, t->model.ps.values, t->model.ps.n_values, e) != 0) return -1;
     return 0;
+}
+
+/* The phases in this order: device (first error a GPU that cannot start), run directory
+ * (so train.log has every line that follows), data, model, schedule and optimizer,
+ * start-up log, resume, gradient sync (its broadcast after the resume: every rank starts
+ * from rank 0's restored parameters). Every rank makes the same collectives in this order. */
+int trainer_init_on(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, const Backend *be,
+                    Err *e) {
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->cli = cli;
+    t->log = log;
+    t->comm = comm;
+    t->rank = comm ? comm_rank(comm) : 0;
+    t->world = comm ? comm_world(comm) : 1;
+    t->prior_acc = NAN;
+    t->last_eval_acc = NAN;
+    t->last_ckpt_step = t->last_eval_step = -1;
+    t->loss_kind = cfg->train.loss == CFG_LOSS_SOFTMAX ? LOSS_SOFTMAX : LOSS_BCE;
+    char rpath[4096];
+    if (init_device(t, be, e) != 0 || open_run_dir(t, rpath, sizeof rpath, e) != 0 || load_data(t, e) != 0 ||
+        init_model(t, e) != 0 || init_schedule(t, e) != 0)
+        return -1;
+    log_startup(t);
+    if (rpath[0] && resume_from(t, rpath, e) != 0) return -1;
+    return init_grad_sync(t, e);
 }
 
 void trainer_free(Trainer *t) {

@@ -273,8 +273,13 @@ MPI_Op mpi_op(ncclRedOp_t op) {
     }
 }
 
-template <typename T> void divide_int(T *p, size_t n, int nranks) {
-    for (size_t i = 0; i < n; i++) p[i] = (T)(p[i] / (T)nranks);
+// An integer reduction; AVG sums then divides (rounding toward zero), as NCCL does for integers.
+template <typename T>
+int allreduce_int(T *p, size_t n, MPI_Datatype type, MPI_Op mop, bool avg, const CommState *st) {
+    int rc = allreduce_mpi(p, n, type, sizeof(T), mop, st->mpi);
+    if (rc == MPI_SUCCESS && avg)
+        for (size_t i = 0; i < n; i++) p[i] = (T)(p[i] / (T)st->nranks);
+    return rc;
 }
 
 // The reduction, in place on recv (send already copied there), on this rank's values.
@@ -320,30 +325,12 @@ void run_allreduce(CommState *st, void *recv, size_t n, ncclDataType_t dt, ncclR
             for (size_t i = 0; i < n; i++) p[i] = bf ? f32_to_bf16(w[i]) : f32_to_f16(w[i]);
         break;
     }
-    case ncclInt8:
-        rc = allreduce_mpi(recv, n, MPI_INT8_T, 1, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((int8_t *)recv, n, st->nranks);
-        break;
-    case ncclUint8:
-        rc = allreduce_mpi(recv, n, MPI_UINT8_T, 1, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((uint8_t *)recv, n, st->nranks);
-        break;
-    case ncclInt32:
-        rc = allreduce_mpi(recv, n, MPI_INT32_T, 4, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((int32_t *)recv, n, st->nranks);
-        break;
-    case ncclUint32:
-        rc = allreduce_mpi(recv, n, MPI_UINT32_T, 4, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((uint32_t *)recv, n, st->nranks);
-        break;
-    case ncclInt64:
-        rc = allreduce_mpi(recv, n, MPI_INT64_T, 8, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((int64_t *)recv, n, st->nranks);
-        break;
-    case ncclUint64:
-        rc = allreduce_mpi(recv, n, MPI_UINT64_T, 8, mop, st->mpi);
-        if (rc == MPI_SUCCESS && avg) divide_int((uint64_t *)recv, n, st->nranks);
-        break;
+    case ncclInt8: rc = allreduce_int((int8_t *)recv, n, MPI_INT8_T, mop, avg, st); break;
+    case ncclUint8: rc = allreduce_int((uint8_t *)recv, n, MPI_UINT8_T, mop, avg, st); break;
+    case ncclInt32: rc = allreduce_int((int32_t *)recv, n, MPI_INT32_T, mop, avg, st); break;
+    case ncclUint32: rc = allreduce_int((uint32_t *)recv, n, MPI_UINT32_T, mop, avg, st); break;
+    case ncclInt64: rc = allreduce_int((int64_t *)recv, n, MPI_INT64_T, mop, avg, st); break;
+    case ncclUint64: rc = allreduce_int((uint64_t *)recv, n, MPI_UINT64_T, mop, avg, st); break;
     default: emu::fatal("%s: data type %d reached the queued reduction", what, (int)dt);
     }
     if (rc != MPI_SUCCESS) async_fail(st, what, "MPI_Allreduce", rc);

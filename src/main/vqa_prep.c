@@ -207,6 +207,10 @@ int main(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     a.split = "all";
     a.sets = calloc((size_t)argc, sizeof(char *));
+    if (!a.sets) {
+        fprintf(stderr, "vqa_prep: out of memory\n");
+        return 1;
+    }
     int prc = parse_args(argc, argv, &a);
     if (prc != 0) {
         free(a.sets);

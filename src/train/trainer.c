@@ -227,7 +227,7 @@ static int open_run_dir(Trainer *t, char *rpath, size_t cap, Err *e) {
         t->rd_open = 1;
         log_info(t->log, "run %s: writing to %s (%s)", cfg->run.name, cfg->run.out_dir,
                  rpath[0] ? "resumed" : "fresh start");
-        if (t->rank == 0 && setup_synth(cfg, t->log, e) != 0) return -1;
+        if (setup_synth(cfg, t->log, e) != 0) return -1;
     }
     /* several ranks: the others read the data rank 0 may just have generated */
     if (t->comm && comm_barrier(t->comm, e) != 0) return -1;
@@ -240,11 +240,7 @@ static int load_eval_split(Trainer *t, Err *e) {
     const CfgSplitPaths *es = cfg->eval.split == CFG_SPLIT_TRAIN ? &cfg->data.train
                               : cfg->eval.split == CFG_SPLIT_VAL ? &cfg->data.val : &cfg->data.test;
     if ((cfg->eval.every > 0 || cfg->eval.at_end) && es->questions) {
-        if (cfg->eval.split == CFG_SPLIT_TRAIN) {
-            if (setup_load_split(cfg, CFG_SPLIT_TRAIN, &t->eval_ds, e) != 0) return -1;
-        } else if (setup_load_split(cfg, cfg->eval.split, &t->eval_ds, e) != 0) {
-            return -1;
-        }
+        if (setup_load_split(cfg, cfg->eval.split, &t->eval_ds, e) != 0) return -1;
         if (!t->eval_ds.has_answers)
             return err_set(e, "eval.split: %s has no answers to score (use --predict for a split without answers)",
                            setup_split_name(cfg->eval.split));

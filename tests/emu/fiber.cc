@@ -310,32 +310,28 @@ int release_warps(Block *b) {
             }
         if (!first) continue;
         char at[200];
-        at[0] = 0;
         const unsigned mask = first->mask;
-        if (n < 32 && (mask >> n) != 0 && (where(first, at, sizeof at), true))
+        if (n < 32 && (mask >> n) != 0) {
+            where(first, at, sizeof at);
             fatal("%s: the warp operation at %s:%d has mask 0x%08x, but this warp has only %d threads (block of %d)",
                   at, first->file, first->line, mask, n, b->T);
-        bool all = true;
+        }
         for (int l = 0; l < n; l++) {
             const Fiber *g = &b->f[w0 + l];
-            const bool in = (mask >> l) & 1u;
-            if (g->state == WAIT_WARP && (g->file != first->file || g->line != first->line || g->mask != mask) &&
-                (where(first, at, sizeof at), true))
+            const bool elsewhere =
+                g->state == WAIT_WARP && (g->file != first->file || g->line != first->line || g->mask != mask);
+            const bool missing = ((mask >> l) & 1u) && g->state != WAIT_WARP;
+            if (!elsewhere && !missing) continue;
+            where(first, at, sizeof at);
+            if (elsewhere)
                 fatal("%s: divergent warp operations: lane %d waits at %s:%d (mask 0x%08x), lane %d at %s:%d "
                       "(mask 0x%08x)",
                       at, first->linear - w0, first->file, first->line, mask, l, g->file, g->line, g->mask);
-            if (in && g->state != WAIT_WARP) {
-                all = false;
-                where(first, at, sizeof at);
-                fatal("%s: the warp operation at %s:%d (mask 0x%08x) waits for lane %d, which %s", at, first->file,
-                      first->line, mask, l,
-                      g->state == DONE ? "has exited" : "waits at a __syncthreads");
-            }
+            fatal("%s: the warp operation at %s:%d (mask 0x%08x) waits for lane %d, which %s", at, first->file,
+                  first->line, mask, l, g->state == DONE ? "has exited" : "waits at a __syncthreads");
         }
-        if (all) {
-            for (int l = 0; l < n; l++)
-                if (b->f[w0 + l].state == WAIT_WARP) b->f[w0 + l].state = READY, released++;
-        }
+        for (int l = 0; l < n; l++)
+            if (b->f[w0 + l].state == WAIT_WARP) b->f[w0 + l].state = READY, released++;
     }
     return released;
 }
@@ -487,14 +483,20 @@ void emu_syncthreads(const char *file, int line) {
     emu::wait_here(f, emu::WAIT_BLOCK, file, line, 0);
 }
 
-void emu_syncwarp(const char *file, int line, unsigned mask) {
-    Fiber *f = emu::current("__syncwarp", file, line);
+namespace emu {
+// A warp operation's wait: the calling lane must be in the mask (CUDA requires it).
+void warp_wait(Fiber *f, const char *what, const char *file, int line, unsigned mask) {
     if (!((mask >> (f->linear & 31)) & 1u)) {
         char at[200];
-        emu::where(f, at, sizeof at);
-        emu::fatal("%s: __syncwarp at %s:%d with mask 0x%08x, which leaves out the calling lane", at, file, line, mask);
+        where(f, at, sizeof at);
+        fatal("%s: %s at %s:%d with mask 0x%08x, which leaves out the calling lane", at, what, file, line, mask);
     }
-    emu::wait_here(f, emu::WAIT_WARP, file, line, mask);
+    wait_here(f, WAIT_WARP, file, line, mask);
+}
+} // namespace emu
+
+void emu_syncwarp(const char *file, int line, unsigned mask) {
+    emu::warp_wait(emu::current("__syncwarp", file, line), "__syncwarp", file, line, mask);
 }
 
 // memcpy of 4 or 8 bytes with a constant size (inlined; the sanitizer's memcpy is slow)
@@ -509,17 +511,16 @@ void emu_warp_exchange(const char *file, int line, unsigned mask, int kind, int 
     Fiber *f = emu::current("a warp shuffle", file, line);
     emu::Block *b = emu::g_block;
     const int lane = f->linear & 31, w0 = f->linear - lane;
-    if (!((mask >> lane) & 1u) || width < 1 || width > 32 || (width & (width - 1))) {
+    if (width < 1 || width > 32 || (width & (width - 1))) {
         char at[200];
         emu::where(f, at, sizeof at);
-        emu::fatal("%s: shuffle at %s:%d with mask 0x%08x and width %d (the calling lane must be in the mask, the "
-                   "width a power of two <= 32)", at, file, line, mask, width);
+        emu::fatal("%s: shuffle at %s:%d with width %d (a power of two <= 32)", at, file, line, width);
     }
     uint64_t *slot = b->xchg[f->xchg_gen++ & 1];
     uint64_t mine = 0;
     copy_small(&mine, v, bytes);
     slot[f->linear] = mine;
-    emu::wait_here(f, emu::WAIT_WARP, file, line, mask); // every lane has deposited
+    emu::warp_wait(f, "a warp shuffle", file, line, mask); // every lane has deposited
     const int base = lane & ~(width - 1), sub = lane - base;
     int src = lane;
     switch (kind) {
@@ -538,7 +539,7 @@ unsigned emu_warp_ballot(const char *file, int line, unsigned mask, int pred) {
     const int lane = f->linear & 31, w0 = f->linear - lane;
     uint64_t *slot = b->xchg[f->xchg_gen++ & 1];
     slot[f->linear] = pred != 0;
-    emu::wait_here(f, emu::WAIT_WARP, file, line, mask);
+    emu::warp_wait(f, "a warp vote", file, line, mask);
     unsigned r = 0;
     for (int l = 0; l < 32; l++)
         if (((mask >> l) & 1u) && slot[w0 + l]) r |= 1u << l;

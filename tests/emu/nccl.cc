@@ -530,6 +530,19 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
     return ncclSuccess;
 }
 
+// A failed argument check inside ncclGroupStart/End also fails the group, as NCCL does.
+static ncclResult_t group_fail(ncclResult_t r) {
+    if (r != ncclSuccess && t_group_depth > 0) t_group_error = r;
+    return r;
+}
+
+// The bytes of count elements of dt, or an error when that overflows.
+static ncclResult_t buffer_bytes(const char *fn, size_t count, ncclDataType_t dt, size_t *bytes) {
+    if (count > SIZE_MAX / type_size(dt)) return group_fail(fail(ncclInvalidArgument, "%s: count %zu overflows", fn, count));
+    *bytes = count * type_size(dt);
+    return ncclSuccess;
+}
+
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
     Guard g(emu::lock());
@@ -539,13 +552,10 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, n
     if (r == ncclSuccess) r = check_type(datatype, fn);
     if (r == ncclSuccess) r = check_op(op, fn);
     if (r == ncclSuccess) r = check_stream(stream, fn);
-    if (r != ncclSuccess) {
-        if (t_group_depth > 0) t_group_error = r;
-        return r;
-    }
+    if (r != ncclSuccess) return group_fail(r);
+    size_t bytes = 0;
     if (count == 0) return ncclSuccess;
-    if (count > SIZE_MAX / type_size(datatype)) return fail(ncclInvalidArgument, "%s: count %zu overflows", fn, count);
-    const size_t bytes = count * type_size(datatype);
+    if ((r = buffer_bytes(fn, count, datatype, &bytes)) != ncclSuccess) return r;
     emu::check_device(sendbuff, bytes, "ncclAllReduce(sendbuff)");
     emu::check_device(recvbuff, bytes, "ncclAllReduce(recvbuff)");
     if (overlap_not_equal(sendbuff, recvbuff, bytes))
@@ -572,13 +582,10 @@ ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count, n
     if (r == ncclSuccess && (root < 0 || root >= st->nranks))
         r = fail(ncclInvalidArgument, "%s: invalid root %d (communicator of %d ranks)", fn, root, st->nranks);
     if (r == ncclSuccess) r = check_stream(stream, fn);
-    if (r != ncclSuccess) {
-        if (t_group_depth > 0) t_group_error = r;
-        return r;
-    }
+    if (r != ncclSuccess) return group_fail(r);
+    size_t bytes = 0;
     if (count == 0) return ncclSuccess;
-    if (count > SIZE_MAX / type_size(datatype)) return fail(ncclInvalidArgument, "%s: count %zu overflows", fn, count);
-    const size_t bytes = count * type_size(datatype);
+    if ((r = buffer_bytes(fn, count, datatype, &bytes)) != ncclSuccess) return r;
     const bool is_root = st->rank == root;
     // sendbuff is read on the root only
     if (is_root) emu::check_device(sendbuff, bytes, "ncclBroadcast(sendbuff)");

@@ -101,6 +101,9 @@ static void read_all_takes_max_bytes_and_refuses_one_more(void) {
     CHECK(file_read_all(over, "the test file", max, &buf, &n, &e) == -1);
     CHECK(buf == NULL);
     CHECK_STR_CONTAINS(e.msg, "over_limit.bin: larger than 1 MiB: too large for the test file");
+    /* a limit under 1 MiB is said in bytes (not "0 MiB") */
+    CHECK(file_read_all(over, "the test file", 1000, &buf, &n, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "over_limit.bin: larger than 1000 bytes: too large for the test file");
 }
 
 static void read_all_missing_file_names_path_role_and_reason(void) {

@@ -28,10 +28,10 @@
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #include <stb_image.h>
+#pragma GCC diagnostic pop
 
 #include "util/file.h"
 #include "util/rng.h"
-#pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------ decode */
 

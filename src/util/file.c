@@ -58,7 +58,10 @@ int file_read_all(const char *path, const char *what, size_t max_bytes, char **o
         free(buf);
         errno = saved;
         if (fail[0] == 'r') return err_errno(e, "%s: cannot read%s%s", path, sp(what), nm(what));
-        return err_set(e, "%s: larger than %zu MiB: too large for %s", path, max_bytes >> 20,
+        if (max_bytes >= ((size_t)1 << 20))
+            return err_set(e, "%s: larger than %zu MiB: too large for %s", path, max_bytes >> 20,
+                           *nm(what) ? nm(what) : "reading whole");
+        return err_set(e, "%s: larger than %zu bytes: too large for %s", path, max_bytes,
                        *nm(what) ? nm(what) : "reading whole");
     }
     buf[len] = '\0';

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util/rng.h"
 
@@ -42,11 +43,7 @@ static inline uint64_t idmap_hash_bytes(const void *s, size_t n) {
     return h;
 }
 /* idmap_hash_bytes of a NUL-terminated string (without the NUL). */
-static inline uint64_t idmap_hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static inline uint64_t idmap_hash_str(const char *s) { return idmap_hash_bytes(s, strlen(s)); }
 /* An integer key: splitmix64's mixer (consecutive ids land far apart). */
 static inline uint64_t idmap_hash_int(int64_t k) { return rng_mix64((uint64_t)k); }
 

@@ -1,21 +1,17 @@
-/* backend_cuda.h: the CUDA backend's public C API: start-up, the Backend table, and the
- * GPU-side pieces of a training step as plain functions (the optimizer's element kernels,
- * which are also table entries; casts, pinned host memory, the device arena).
+/* backend_cuda.h: the CUDA backend's public C API: creating a CUDA Backend (ops/backend.h),
+ * its device-memory statistics and the pieces a training step needs besides the table
+ * (pinned host memory, casts, the compute stream for NCCL).
  *
  * Declared in every build: a build without CUDA links cuda/gpu_none.c, whose
- * backend_cuda_init() fails with "built without the CUDA backend", so callers need no #ifdef.
+ * backend_cuda_create() fails with "built without the CUDA backend", so callers need no #ifdef.
  *
- * One process drives one GPU through one compute stream. Because Backend entries carry no
- * context argument (they have the op_* signatures), the stream, the cuBLAS/cuDNN handles,
- * the convolution-algorithm cache and the sticky error live in ONE per-process context
- * created by backend_cuda_init() and destroyed by backend_cuda_shutdown() (the tree's only
- * mutable global, forced by the table's shape). All pointers given to the table are device
- * pointers; work is queued on the stream and runs asynchronously, except the entries that
- * return a host value (losses) or copy to the host (copy_d2h), which wait for it.
- *
- * Errors: ops return void, so a failing CUDA/cuBLAS/cuDNN call records the FIRST failure
- * (file:line, the call, the library's own message) in a sticky error and later ops become
- * no-ops; gpu_error() reports and clears it. Check it once per step (and after init). */
+ * A CUDA Backend drives one GPU through one compute stream. Its context (be->ctx: the
+ * streams, the cuBLAS/cuDNN handles, the convolution-algorithm cache, scratch and the sticky
+ * error) belongs to that Backend alone; nothing in cuda/ is global. All pointers given to the
+ * table are device pointers; work is queued on the stream and runs asynchronously, except
+ * the entries that return a host value (losses, norms) or copy to the host (copy_d2h), which
+ * wait for it. Errors: a failing CUDA/cuBLAS/cuDNN call is kept as the Backend's sticky error
+ * and later entries do nothing; be->error() reports and clears it. */
 #ifndef VQA_BACKEND_CUDA_H
 #define VQA_BACKEND_CUDA_H
 
@@ -30,78 +26,53 @@
 extern "C" {
 #endif
 
-
-/* What the matrix products (GEMM, linear, attention, convolution) compute in. Parameters,
- * gradients and optimizer moments stay fp32 in memory; activations too, except those the
- * image encoder keeps in an ActFmt through the act entries (cuda/README.md). */
-typedef enum GpuPrecision {
-    GPU_PREC_FP32 = 0, /* fp32 products (TF32 only if allow_tf32) */
-    GPU_PREC_BF16 = 1, /* GEMMs with bf16 operands, fp32 accumulate; convs on tensor cores */
-    GPU_PREC_FP16 = 2  /* the same with fp16 operands; train with the dynamic loss scaler */
-} GpuPrecision;
-
 typedef struct GpuOptions {
     int device;             /* CUDA device ordinal (the local rank on a multi-GPU node) */
-    GpuPrecision precision;
+    /* What the matrix products (GEMM, linear, attention, convolution) compute in: DT_F32
+     * (TF32 only if allow_tf32), DT_BF16 or DT_F16 (half operands, fp32 accumulation; train
+     * fp16 with the dynamic loss scaler). Parameters, gradients, optimizer moments and the
+     * text side's activations stay fp32; the image encoder's activation format is the
+     * model's choice (resnet_set_format). Becomes be->precision. */
+    DType precision;
     int allow_tf32;         /* fp32 mode: allow TF32 tensor cores (OFF for parity tests) */
     size_t conv_ws_limit;   /* largest cuDNN workspace per convolution, bytes (0: 512 MiB) */
 } GpuOptions;
 
-void gpu_options_default(GpuOptions *o); /* device 0, fp32, no TF32, 512 MiB */
-/* Probes the GPU (gpu_probe), selects the device, creates the stream, handles and caches.
- * Calling it again re-creates the context with the new options (buffers from an earlier
- * context stay valid: same device). -1 with a sentence when there is no usable GPU. */
-int backend_cuda_init(const GpuOptions *o, Err *e);
-void backend_cuda_shutdown(void);
-/* The CUDA Backend table; NULL before backend_cuda_init succeeded. */
-const Backend *backend_cuda(void);
-/* 0 if no CUDA call failed since the last call; else -1, the first failure in e, cleared. */
-int gpu_error(Err *e);
-/* "NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90" into buf. */
-void gpu_describe(char *buf, size_t n);
-/* Bytes of device memory in use by this process's allocations through the backend, and the
- * peak since start-up (what the benchmark reports). */
-size_t gpu_mem_in_use(void);
-size_t gpu_mem_peak(void);
+void gpu_options_default(GpuOptions *o); /* device 0, DT_F32, no TF32, 512 MiB */
+/* Probes the GPU (gpu_probe), selects the device, creates the streams, handles and caches of
+ * a new Backend. NULL with a sentence in e when there is no usable GPU. Buffers of one CUDA
+ * Backend may be used by another on the same device once its work is synchronized. */
+const Backend *backend_cuda_create(const GpuOptions *o, Err *e);
+/* Waits for the Backend's work and releases its context; NULL allowed. Memory obtained
+ * through its alloc entry must have been freed before (the arena's too). */
+void backend_cuda_destroy(const Backend *be);
+/* "NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90, 132 SMs" into buf ("no GPU" for NULL). */
+void gpu_describe(const Backend *be, char *buf, size_t n);
+/* Bytes of device memory in use on the Backend's device (cudaMemGetInfo: the whole
+ * process), and the peak the Backend has seen since creation (what the benchmark reports). */
+size_t gpu_mem_in_use(const Backend *be);
+size_t gpu_mem_peak(const Backend *be);
 /* Restarts the peak at the memory in use now (a benchmark measuring one configuration
  * after another in the same process). */
-void gpu_mem_peak_reset(void);
-/* cudaMalloc calls the backend has made since start-up (the alloc entry and scratch growth):
- * the same count before and after a step means the step allocated nothing (tests). */
-uint64_t gpu_malloc_count(void);
+void gpu_mem_peak_reset(const Backend *be);
+/* cudaMalloc calls the Backend has made since creation (the alloc entry and scratch
+ * growth): the same count before and after a step means the step allocated nothing. */
+uint64_t gpu_malloc_count(const Backend *be);
 
-/* Step arena over device memory: ArenaMem for arena_init_mem() (cudaMalloc'ed blocks,
- * zeroing with cudaMemsetAsync). After the first step sizes it, a step allocates nothing. */
-ArenaMem gpu_arena_mem(void);
-
-/* Pinned (page-locked) host memory for the loader's batch slots (Loader allocation hook):
- * H2D copies from it run asynchronously at full PCIe speed. */
+/* Page-locked host memory (cudaHostAlloc) for benchmarks' batches; the loader's slots use
+ * gpu_pinned_alloc (cuda/gpu.h), which falls back to plain memory without a GPU. */
 void *gpu_host_alloc(size_t bytes);
 void gpu_host_free(void *p);
-/* Copies on the separate copy stream after the compute work queued so far (dst may be arena
- * memory that work still reads); the compute stream waits for it (an event) before the next
- * op it runs. src must stay unchanged until gpu_copy_wait(). */
-void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes);
-void gpu_copy_wait(void); /* host waits for the copies queued so far */
-/* The compute stream (a cudaStream_t) for comm_set_stream (NCCL), NULL before init. */
-void *gpu_compute_stream(void);
+/* The host waits for the copies queued on the copy stream so far (copy_h2d_async). */
+void gpu_copy_wait(const Backend *be);
+/* The compute stream (a cudaStream_t) for comm_set_stream (NCCL). */
+void *gpu_compute_stream(const Backend *be);
 
-/* ---- optimizer element kernels on device buffers (ops.h; the step, its counters, schedule
- * and bias corrections are optim_step's, src/optim/optim.h) ----
- * AdamW over segs (host array of per-segment scalars); params, grads, m, v: device. */
-void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs);
-/* sqrt(sum g^2) accumulated in double (waits for the result). */
-double gpu_global_norm(const float *g, size_t n);
-/* 1 if any g[i] is inf or NaN (waits for the result). */
-int gpu_has_nonfinite(const float *g, size_t n);
-/* x *= s (gradient clipping, loss-scale unscaling). */
-void gpu_scale(float *x, size_t n, float s);
-
-/* ---- casts (round to nearest even; NaN stays NaN) ---- */
-void gpu_cast_f32_to_bf16(const float *x, uint16_t *y, size_t n);
-void gpu_cast_bf16_to_f32(const uint16_t *x, float *y, size_t n);
-void gpu_cast_f32_to_f16(const float *x, uint16_t *y, size_t n);
-void gpu_cast_f16_to_f32(const uint16_t *x, float *y, size_t n);
+/* ---- casts on the compute stream (round to nearest even; NaN stays NaN) ---- */
+void gpu_cast_f32_to_bf16(const Backend *be, const float *x, uint16_t *y, size_t n);
+void gpu_cast_bf16_to_f32(const Backend *be, const uint16_t *x, float *y, size_t n);
+void gpu_cast_f32_to_f16(const Backend *be, const float *x, uint16_t *y, size_t n);
+void gpu_cast_f16_to_f32(const Backend *be, const uint16_t *x, float *y, size_t n);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ static ArenaBlock *block_new(Arena *a, size_t start, size_t size) {
     ArenaBlock *b;
     if (a->mem.alloc) {
         if (!(b = malloc(sizeof *b))) return NULL;
-        if (!(b->data = a->mem.alloc(size))) {
+        if (!(b->data = a->mem.alloc(a->mem.ctx, size))) {
             free(b);
             return NULL;
         }
@@ -55,7 +55,7 @@ static ArenaBlock *block_new(Arena *a, size_t start, size_t size) {
 static void chain_free(const Arena *a, ArenaBlock *b) {
     while (b) {
         ArenaBlock *n = b->next;
-        if (a->mem.alloc && a->mem.free) a->mem.free(b->data);
+        if (a->mem.alloc && a->mem.free) a->mem.free(a->mem.ctx, b->data);
         free(b);
         b = n;
     }
@@ -109,7 +109,7 @@ float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float
 
 float *arena_zeros(Arena *a, size_t n) {
     float *p = arena_floats(a, n);
-    if (p && a->mem.zero) a->mem.zero(p, n * sizeof(float));
+    if (p && a->mem.zero) a->mem.zero(a->mem.ctx, p, n * sizeof(float));
     else if (p) memset(p, 0, n * sizeof(float));
     return p;
 }

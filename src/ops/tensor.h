@@ -39,13 +39,15 @@ char *tensor_shape_str(const Tensor *t, char *buf, size_t n);
  * on, the same sequence of allocations needs no system allocation at all. */
 typedef struct ArenaBlock ArenaBlock;
 /* Where an arena's blocks come from. Default (arena_init): host posix_memalign, block
- * header inside the block. With hooks (arena_init_mem, e.g. a GPU backend's alloc / free /
- * memset_zero): block DATA comes from alloc and is never touched by the host (headers are
- * malloc'ed apart, zeroing goes through zero), so the arena can hand out device memory. */
+ * header inside the block. With hooks (arena_init_mem, e.g. backend_arena_mem() of a device
+ * Backend): block DATA comes from alloc and is never touched by the host (headers are
+ * malloc'ed apart, zeroing goes through zero), so the arena can hand out device memory.
+ * ctx is passed to every hook. */
 typedef struct ArenaMem {
-    void *(*alloc)(size_t bytes);         /* NULL when out of memory; 64-byte aligned */
-    void (*free)(void *p);
-    void (*zero)(void *p, size_t bytes);  /* used by arena_zeros */
+    void *ctx;
+    void *(*alloc)(void *ctx, size_t bytes);        /* NULL when out of memory; 64-byte aligned */
+    void (*free)(void *ctx, void *p);
+    void (*zero)(void *ctx, void *p, size_t bytes); /* used by arena_zeros */
 } ArenaMem;
 typedef struct Arena {
     ArenaBlock *blocks;     /* owned list; first = the one consolidated block */

@@ -1,7 +1,9 @@
-// act.cu: the point-wise act entries of the CUDA backend (ops.h "ops on activations in an
-// ActFmt"): the encoder's edges (fp32 NCHW <-> ActFmt), ReLU and add in storage type, and
-// the prepared convolution weight (fp32 master [K, C, R, S] <-> s->f.dt, [K, R, S, C] for
-// NHWC). Each element is loaded to fp32, computed in fp32, stored rounded to nearest even
+// act.cu: the point-wise ops on activations in an ActFmt (ops.h): the encoder's edges
+// (act_import / act_import_add / act_export: fp32 NCHW <-> d's format), ReLU and add in a half
+// storage type (the relu / add entries' bf16 / fp16 path; fp32 takes activation.cu's and
+// elementwise.cu's kernels), and the prepared convolution weight (conv_weight_prep /
+// conv_weight_grad_add: fp32 master [K, C, R, S] <-> s->f.dt, [K, R, S, C] for NHWC). Each
+// element is loaded to fp32, computed in fp32, stored rounded to nearest even
 // (act_types.cuh); gradients accumulate in storage type (load, add, round).
 // One thread per OUTPUT element (its address computed from the output's layout), so every
 // output is written by exactly one thread and the writes are coalesced.
@@ -65,53 +67,57 @@ template <typename T> __global__ void k_wgrad_add(size_t total, int nhwc, int C,
     }
 }
 
-#define ACT_LAUNCH(kern, n, ...) GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__)
+#define ACT_LAUNCH(g, kern, n, ...) GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, __VA_ARGS__)
 
-static void act_import_impl(const ActFmt *f, int N, int C, int HW, int add, const float *x, void *y) {
-    size_t total = (size_t)N * C * HW;
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
-    ACT_DISPATCH(f->dt, T, ACT_LAUNCH(k_act_import<T>, total, f->nhwc, C, HW, add, x, (T *)y));
-    KERNEL_CHECK();
-}
-
-extern "C" void cu_act_import(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
-    act_import_impl(f, N, C, HW, 0, x, y);
-}
-extern "C" void cu_act_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
-    act_import_impl(f, N, C, HW, 1, x, y);
-}
-extern "C" void cu_act_export(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
-    size_t total = (size_t)N * C * HW;
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
-    ACT_DISPATCH(f->dt, T, ACT_LAUNCH(k_act_export<T>, total, f->nhwc, C, HW, (const T *)x, y));
-    KERNEL_CHECK();
+static void act_import_impl(GpuContext *g, const ActDesc *d, int add, const float *x, void *y) {
+    size_t total = (size_t)d->N * d->C * d->HW;
+    if (d->N <= 0 || d->C <= 0 || d->HW <= 0 || gpu_failed(g)) return;
+    ACT_DISPATCH(g, d->f.dt, T, ACT_LAUNCH(g, k_act_import<T>, total, d->f.nhwc, d->C, d->HW, add, x, (T *)y));
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_act_relu_forward(DType dt, size_t n, const void *x, void *y) {
-    if (!n || gpu_failed()) return;
-    ACT_DISPATCH(dt, T, ACT_LAUNCH(k_act_relu_fwd<T>, n, (const T *)x, (T *)y));
-    KERNEL_CHECK();
+extern "C" void cu_act_import(const Backend *be, const ActDesc *d, const float *x, void *y) {
+    act_import_impl((GpuContext *)be->ctx, d, 0, x, y);
 }
-extern "C" void cu_act_relu_backward(DType dt, size_t n, const void *y, const void *dy, void *dx) {
-    if (!n || !dx || gpu_failed()) return;
-    ACT_DISPATCH(dt, T, ACT_LAUNCH(k_act_relu_bwd<T>, n, (const T *)y, (const T *)dy, (T *)dx));
-    KERNEL_CHECK();
+extern "C" void cu_act_import_add(const Backend *be, const ActDesc *d, const float *x, void *y) {
+    act_import_impl((GpuContext *)be->ctx, d, 1, x, y);
 }
-extern "C" void cu_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *y) {
-    if (!n || gpu_failed()) return;
-    ACT_DISPATCH(dt, T, ACT_LAUNCH(k_act_add_fwd<T>, n, (const T *)a, (const T *)b, (T *)y));
-    KERNEL_CHECK();
+extern "C" void cu_act_export(const Backend *be, const ActDesc *d, const void *x, float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    size_t total = (size_t)d->N * d->C * d->HW;
+    if (d->N <= 0 || d->C <= 0 || d->HW <= 0 || gpu_failed(g)) return;
+    ACT_DISPATCH(g, d->f.dt, T, ACT_LAUNCH(g, k_act_export<T>, total, d->f.nhwc, d->C, d->HW, (const T *)x, y));
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_conv_weight_prep(const ConvShape *s, const float *w, void *wp) {
+extern "C" void cu_act_relu_forward(GpuContext *g, DType dt, size_t n, const void *x, void *y) {
+    if (!n || gpu_failed(g)) return;
+    ACT_DISPATCH(g, dt, T, ACT_LAUNCH(g, k_act_relu_fwd<T>, n, (const T *)x, (T *)y));
+    KERNEL_CHECK(g);
+}
+extern "C" void cu_act_relu_backward(GpuContext *g, DType dt, size_t n, const void *y, const void *dy, void *dx) {
+    if (!n || !dx || gpu_failed(g)) return;
+    ACT_DISPATCH(g, dt, T, ACT_LAUNCH(g, k_act_relu_bwd<T>, n, (const T *)y, (const T *)dy, (T *)dx));
+    KERNEL_CHECK(g);
+}
+extern "C" void cu_act_add_forward(GpuContext *g, DType dt, size_t n, const void *a, const void *b, void *y) {
+    if (!n || gpu_failed(g)) return;
+    ACT_DISPATCH(g, dt, T, ACT_LAUNCH(g, k_act_add_fwd<T>, n, (const T *)a, (const T *)b, (T *)y));
+    KERNEL_CHECK(g);
+}
+
+extern "C" void cu_conv_weight_prep(const Backend *be, const ConvShape *s, const float *w, void *wp) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)s->K * s->C * s->R * s->S;
-    if (!total || gpu_failed()) return;
-    ACT_DISPATCH(s->f.dt, T, ACT_LAUNCH(k_wprep<T>, total, s->f.nhwc, s->C, s->R * s->S, w, (T *)wp));
-    KERNEL_CHECK();
+    if (!total || gpu_failed(g)) return;
+    ACT_DISPATCH(g, s->f.dt, T, ACT_LAUNCH(g, k_wprep<T>, total, s->f.nhwc, s->C, s->R * s->S, w, (T *)wp));
+    KERNEL_CHECK(g);
 }
-extern "C" void cu_conv_weight_grad_add(const ConvShape *s, const void *dwp, float *dw) {
+extern "C" void cu_conv_weight_grad_add(const Backend *be, const ConvShape *s, const void *dwp, float *dw) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)s->K * s->C * s->R * s->S;
-    if (!total || !dw || gpu_failed()) return;
-    ACT_DISPATCH(s->f.dt, T, ACT_LAUNCH(k_wgrad_add<T>, total, s->f.nhwc, s->C, s->R * s->S, (const T *)dwp, dw));
-    KERNEL_CHECK();
+    if (!total || !dw || gpu_failed(g)) return;
+    ACT_DISPATCH(g, s->f.dt, T,
+                 ACT_LAUNCH(g, k_wgrad_add<T>, total, s->f.nhwc, s->C, s->R * s->S, (const T *)dwp, dw));
+    KERNEL_CHECK(g);
 }

@@ -1,10 +1,10 @@
 // act_types.cuh: storage types of activations in an ActFmt (ops.h) for the kernels of
-// act.cu, batchnorm_act.cu and pool_act.cu (device code only).
+// act.cu, batchnorm_act.cu and pool_act.cu (device code only; ACT_DISPATCH is host code).
 //   load:  fp32 value of a stored element (exact for float, bf16 and fp16)
 //   store: round to nearest even (__float2bfloat16_rn / __float2half_rn), NaN stays NaN
 // All arithmetic between a load and a store is fp32 (sums in double where the CPU op sums in
 // double), so a kernel's result equals the CPU reference up to summation order.
-// ACT_DISPATCH(dt, T, body) runs body with T = float / __nv_bfloat16 / __half.
+// ACT_DISPATCH(g, dt, T, body) runs body with T = float / __nv_bfloat16 / __half.
 #ifndef VQA_CUDA_ACT_TYPES_CUH
 #define VQA_CUDA_ACT_TYPES_CUH
 
@@ -46,15 +46,16 @@ __device__ __forceinline__ void act_coords(int nhwc, int C, int HW, size_t i, si
 #define ACT_GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
-// A DType the act entries do not store (anything but F32 / BF16 / F16) is a programming
-// error; it becomes the sticky error instead of silently doing nothing.
-#define ACT_DISPATCH(dt, T, ...)                                                                          \
+// A DType activations are not stored in (anything but F32 / BF16 / F16) is a programming
+// error; it becomes g's sticky error instead of silently doing nothing.
+#define ACT_DISPATCH(g, dt, T, ...)                                                                       \
     do {                                                                                                  \
         switch (dt) {                                                                                     \
         case DT_F32: { typedef float T; __VA_ARGS__; } break;                                            \
         case DT_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;                                   \
         case DT_F16: { typedef __half T; __VA_ARGS__; } break;                                           \
-        default: gpu_record_error(__FILE__, __LINE__, "act dispatch", "vqa", "activation dtype is not F32, BF16 or F16"); \
+        default: gpu_record_error((g), __FILE__, __LINE__, "act dispatch", "vqa",                         \
+                                  "activation dtype is not F32, BF16 or F16");                            \
         }                                                                                                 \
     } while (0)
 

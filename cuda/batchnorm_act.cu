@@ -1,7 +1,7 @@
-// batchnorm_act.cu: batch-norm 2d on activations in an ActFmt (NHWC and/or bf16 / fp16) and,
-// the same kernels instantiated for {NCHW, float}, the plain entries (cu_batchnorm_*): one
-// kernel family for both. Hand-written (not cuDNN) so the running variance is PyTorch's
-// unbiased one and sums are in double; the math of src/ops/batchnorm.c / batchnorm_act.c:
+// batchnorm_act.cu: the batch-norm 2d entries on activations in d's format (the plain format
+// {NCHW, float}, or NHWC and/or bf16 / fp16): one kernel family instantiated per storage
+// type. Hand-written (not cuDNN) so the running variance is PyTorch's unbiased one and sums
+// are in double; the math of src/ops/batchnorm.c / batchnorm_act.c:
 // per channel c over the M = N*HW values
 //   mean = sum x / M ; var = sum (x - mean)^2 / M (biased, second pass) ; rstd = 1/sqrt(var + eps)
 //   y = round(x a + b), a = gamma rstd, b = beta - mean a
@@ -14,7 +14,7 @@
 // Sums in double, x and dy loaded to fp32; gamma, beta, statistics and their gradients fp32.
 //
 // Reductions in two stages, deterministic (fixed order, no atomics), no allocation after the
-// first call of a size (context scratch, gpu_scratch):
+// first call of a size (the Backend's context scratch, gpu_scratch):
 //   1. partial sums per (group g, channel c) into scratch part[g*C + c]:
 //      NHWC: a block of 32 x 8 threads covers 32 consecutive channels (threads x: a warp reads
 //            one row's 32 channels, coalesced) and rows ty + 8 (g + G k);
@@ -193,9 +193,9 @@ typedef struct BnaScratch {
     double *pa, *pb, *md;
     float *coef;
 } BnaScratch;
-static int bna_scratch(int C, int G, BnaScratch *s) {
+static int bna_scratch(GpuContext *g, int C, int G, BnaScratch *s) {
     const size_t nc = (size_t)C;
-    unsigned char *p = (unsigned char *)gpu_scratch(bna_scratch_bytes(C, G));
+    unsigned char *p = (unsigned char *)gpu_scratch(g, bna_scratch_bytes(C, G));
     if (!p) return -1;
     s->pa = (double *)p;
     s->pb = s->pa + (size_t)G * nc;
@@ -217,106 +217,82 @@ static void bna_partials(int mode, int nhwc, int N, int C, int HW, int G, const 
 }
 
 
-extern "C" void cu_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x,
-                                               const float *gamma, const float *beta, float momentum, float eps,
-                                               float *running_mean, float *running_var, void *y, float *save_mean,
-                                               float *save_rstd) {
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
+extern "C" void cu_batchnorm_forward_train(const Backend *be, const ActDesc *d, const void *x, const float *gamma,
+                                           const float *beta, float momentum, float eps, float *running_mean,
+                                           float *running_var, void *y, float *save_mean, float *save_rstd) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    const int N = d->N, C = d->C, HW = d->HW, nhwc = d->f.nhwc;
+    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed(g)) return;
     const size_t M = (size_t)N * HW, n = M * C;
-    const int G = bna_groups(M, C, f->nhwc);
+    const int G = bna_groups(M, C, nhwc);
     BnaScratch s;
-    if (bna_scratch(C, G, &s)) return;
-    cudaStream_t st = gpu_stream();
-    ACT_DISPATCH(f->dt, T, {
+    if (bna_scratch(g, C, G, &s)) return;
+    cudaStream_t st = gpu_stream(g);
+    ACT_DISPATCH(g, d->f.dt, T, {
         const T *xt = (const T *)x;
-        bna_partials<T>(BN_SUM, f->nhwc, N, C, HW, G, xt, nullptr, nullptr, nullptr, &s, st);
+        bna_partials<T>(BN_SUM, nhwc, N, C, HW, G, xt, nullptr, nullptr, nullptr, &s, st);
         GPU_LAUNCH(k_bna_fin_mean, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.md);
-        bna_partials<T>(BN_SQDEV, f->nhwc, N, C, HW, G, xt, nullptr, s.md, nullptr, &s, st);
-        GPU_LAUNCH(k_bna_fin_stats, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.md, gamma, beta, momentum, eps, running_mean,
-                                               running_var, save_mean, save_rstd, s.coef);
-        GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, xt, s.coef, (T *)y);
+        bna_partials<T>(BN_SQDEV, nhwc, N, C, HW, G, xt, nullptr, s.md, nullptr, &s, st);
+        GPU_LAUNCH(k_bna_fin_stats, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.md, gamma,
+                   beta, momentum, eps, running_mean, running_var, save_mean, save_rstd, s.coef);
+        GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, nhwc, C, HW, xt, s.coef, (T *)y);
     });
-    KERNEL_CHECK();
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x,
-                                              const float *gamma, const float *beta, const float *running_mean,
-                                              const float *running_var, float eps, void *y) {
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
+extern "C" void cu_batchnorm_forward_eval(const Backend *be, const ActDesc *d, const void *x, const float *gamma,
+                                          const float *beta, const float *running_mean, const float *running_var,
+                                          float eps, void *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    const int N = d->N, C = d->C, HW = d->HW;
+    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed(g)) return;
     const size_t n = (size_t)N * HW * C;
     BnaScratch s;
-    if (bna_scratch(C, 1, &s)) return;
-    cudaStream_t st = gpu_stream();
-    GPU_LAUNCH(k_bna_eval_coef, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, gamma, beta, running_mean, running_var, eps, s.coef);
-    ACT_DISPATCH(f->dt, T,
-                 GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, (const T *)x, s.coef,
-                                                                        (T *)y));
-    KERNEL_CHECK();
+    if (bna_scratch(g, C, 1, &s)) return;
+    cudaStream_t st = gpu_stream(g);
+    GPU_LAUNCH(k_bna_eval_coef, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, gamma, beta, running_mean, running_var,
+               eps, s.coef);
+    ACT_DISPATCH(g, d->f.dt, T,
+                 GPU_LAUNCH(k_bna_affine<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, d->f.nhwc, C, HW, (const T *)x,
+                            s.coef, (T *)y));
+    KERNEL_CHECK(g);
 }
 
 // save_mean != NULL: train (batch statistics); else eval (running statistics)
-static void bna_backward(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma,
-                         const float *save_mean, const float *save_rstd, const float *rm, const float *rv, float eps,
-                         const void *dy, void *dx, float *dgamma, float *dbeta) {
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed() || (!dx && !dgamma && !dbeta)) return;
+static void bna_backward(GpuContext *g, const ActDesc *d, const void *x, const float *gamma, const float *save_mean,
+                         const float *save_rstd, const float *rm, const float *rv, float eps, const void *dy, void *dx,
+                         float *dgamma, float *dbeta) {
+    const int N = d->N, C = d->C, HW = d->HW, nhwc = d->f.nhwc;
+    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed(g) || (!dx && !dgamma && !dbeta)) return;
     const size_t M = (size_t)N * HW, n = M * C;
     const int train = save_mean != NULL;
     // eval needs no sums for dx alone (as the CPU op)
-    const int G = (train || dgamma || dbeta) ? bna_groups(M, C, f->nhwc) : 0;
+    const int G = (train || dgamma || dbeta) ? bna_groups(M, C, nhwc) : 0;
     BnaScratch s;
-    if (bna_scratch(C, G ? G : 1, &s)) return;
-    cudaStream_t st = gpu_stream();
-    ACT_DISPATCH(f->dt, T, {
+    if (bna_scratch(g, C, G ? G : 1, &s)) return;
+    cudaStream_t st = gpu_stream(g);
+    ACT_DISPATCH(g, d->f.dt, T, {
         const T *xt = (const T *)x, *dyt = (const T *)dy;
-        if (G) bna_partials<T>(BN_DSUMS, f->nhwc, N, C, HW, G, xt, dyt, nullptr, train ? save_mean : rm, &s, st);
-        GPU_LAUNCH(k_bna_fin_dsums, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.pb, gamma, save_mean, save_rstd, rm, rv, eps,
-                                               dgamma, dbeta, s.coef);
+        if (G) bna_partials<T>(BN_DSUMS, nhwc, N, C, HW, G, xt, dyt, nullptr, train ? save_mean : rm, &s, st);
+        GPU_LAUNCH(k_bna_fin_dsums, bna_fin_blocks(C), BNA_FIN_THREADS, 0, st, C, G, (double)M, s.pa, s.pb, gamma,
+                   save_mean, save_rstd, rm, rv, eps, dgamma, dbeta, s.coef);
         if (dx && train)
-            GPU_LAUNCH(k_bna_dx<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
+            GPU_LAUNCH(k_bna_dx<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, nhwc, C, HW, xt, dyt, s.coef, (T *)dx);
         else if (dx)
-            GPU_LAUNCH(k_bna_dx_eval<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, f->nhwc, C, HW, dyt, s.coef, (T *)dx);
+            GPU_LAUNCH(k_bna_dx_eval<T>, gpu_blocks(n), GPU_THREADS, 0, st, n, nhwc, C, HW, dyt, s.coef, (T *)dx);
     });
-    KERNEL_CHECK();
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x,
-                                                const float *gamma, const float *save_mean, const float *save_rstd,
-                                                const void *dy, void *dx, float *dgamma, float *dbeta) {
-    bna_backward(f, N, C, HW, x, gamma, save_mean, save_rstd, NULL, NULL, 0.0f, dy, dx, dgamma, dbeta);
-}
-
-extern "C" void cu_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, int HW, const void *x,
-                                               const float *gamma, const float *running_mean,
-                                               const float *running_var, float eps, const void *dy, void *dx,
-                                               float *dgamma, float *dbeta) {
-    bna_backward(f, N, C, HW, x, gamma, NULL, NULL, running_mean, running_var, eps, dy, dx, dgamma, dbeta);
-}
-
-// ---- the plain entries (x [N, C, HW] fp32 NCHW): the kernels above for {NCHW, float} ----
-
-static const ActFmt BNA_PLAIN = {0, DT_F32};
-
-extern "C" void cu_batchnorm_forward_train(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
-                                           float momentum, float eps, float *running_mean, float *running_var, float *y,
-                                           float *save_mean, float *save_rstd) {
-    cu_batchnorm_act_forward_train(&BNA_PLAIN, N, C, HW, x, gamma, beta, momentum, eps, running_mean, running_var, y,
-                                   save_mean, save_rstd);
-}
-
-extern "C" void cu_batchnorm_forward_eval(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
-                                          const float *running_mean, const float *running_var, float eps, float *y) {
-    cu_batchnorm_act_forward_eval(&BNA_PLAIN, N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
-}
-
-extern "C" void cu_batchnorm_backward_train(int N, int C, int HW, const float *x, const float *gamma,
-                                            const float *save_mean, const float *save_rstd, const float *dy, float *dx,
+extern "C" void cu_batchnorm_backward_train(const Backend *be, const ActDesc *d, const void *x, const float *gamma,
+                                            const float *save_mean, const float *save_rstd, const void *dy, void *dx,
                                             float *dgamma, float *dbeta) {
-    cu_batchnorm_act_backward_train(&BNA_PLAIN, N, C, HW, x, gamma, save_mean, save_rstd, dy, dx, dgamma, dbeta);
+    bna_backward((GpuContext *)be->ctx, d, x, gamma, save_mean, save_rstd, NULL, NULL, 0.0f, dy, dx, dgamma, dbeta);
 }
 
-extern "C" void cu_batchnorm_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
+extern "C" void cu_batchnorm_backward_eval(const Backend *be, const ActDesc *d, const void *x, const float *gamma,
                                            const float *running_mean, const float *running_var, float eps,
-                                           const float *dy, float *dx, float *dgamma, float *dbeta) {
-    cu_batchnorm_act_backward_eval(&BNA_PLAIN, N, C, HW, x, gamma, running_mean, running_var, eps, dy, dx, dgamma,
-                                   dbeta);
+                                           const void *dy, void *dx, float *dgamma, float *dbeta) {
+    bna_backward((GpuContext *)be->ctx, d, x, gamma, NULL, NULL, running_mean, running_var, eps, dy, dx, dgamma,
+                 dbeta);
 }

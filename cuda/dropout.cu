@@ -23,26 +23,30 @@ __global__ void k_dropout_bwd(size_t n, float p, const uint8_t *mask, const floa
 
 __global__ void k_accumulate(size_t n, const float *dy, float *dx) { GRID_STRIDE(i, n) dx[i] += dy[i]; }
 
-extern "C" void cu_dropout_forward(size_t n, float p, uint64_t seed, const float *x, float *y, uint8_t *mask) {
-    if (!n || gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
+extern "C" void cu_dropout_forward(const Backend *be, size_t n, float p, uint64_t seed, const float *x, float *y,
+                                   uint8_t *mask) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (!n || gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
     if (p <= 0.0f) {
-        if (y != x && CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, st))) return;
-        if (mask) CUDA_CHECK(cudaMemsetAsync(mask, 1, n, st));
+        if (y != x && CUDA_CHECK(g, cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, st))) return;
+        if (mask) CUDA_CHECK(g, cudaMemsetAsync(mask, 1, n, st));
         return;
     }
     if (p >= 1.0f) {
-        if (CUDA_CHECK(cudaMemsetAsync(y, 0, n * sizeof(float), st))) return;
-        if (mask) CUDA_CHECK(cudaMemsetAsync(mask, 0, n, st));
+        if (CUDA_CHECK(g, cudaMemsetAsync(y, 0, n * sizeof(float), st))) return;
+        if (mask) CUDA_CHECK(g, cudaMemsetAsync(mask, 0, n, st));
         return;
     }
     GPU_LAUNCH(k_dropout_fwd, gpu_blocks(n), GPU_THREADS, 0, st, n, p, dh_mix64(seed), x, y, mask);
-    KERNEL_CHECK();
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx) {
-    if (!dx || !n || gpu_failed() || p >= 1.0f) return;
-    if (p <= 0.0f) GPU_LAUNCH(k_accumulate, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, dy, dx);
-    else GPU_LAUNCH(k_dropout_bwd, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, p, mask, dy, dx);
-    KERNEL_CHECK();
+extern "C" void cu_dropout_backward(const Backend *be, size_t n, float p, const uint8_t *mask, const float *dy,
+                                    float *dx) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (!dx || !n || gpu_failed(g) || p >= 1.0f) return;
+    if (p <= 0.0f) GPU_LAUNCH(k_accumulate, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, dy, dx);
+    else GPU_LAUNCH(k_dropout_bwd, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, p, mask, dy, dx);
+    KERNEL_CHECK(g);
 }

@@ -1,6 +1,7 @@
 // elementwise.cu: add, multiply, concatenation along the last dim, and two helpers of the
 // linear layer (bias rows, column sums), the same math as src/ops/elementwise.c / linear.c.
-// Backward ACCUMULATES into every non-NULL gradient.
+// fp32; the add entry in a half storage type (its dt) runs act.cu's kernel. Backward
+// ACCUMULATES into every non-NULL gradient.
 #include "cuda/gpu_internal.h"
 #include "cuda/reduce.cuh"
 
@@ -62,35 +63,52 @@ __global__ void k_col_sums(int N, int D, const float *x, float *out) {
     }
 }
 
-#define LAUNCH(kern, n, ...)                                                                 \
+#define LAUNCH(g, kern, n, ...)                                                              \
     do {                                                                                     \
-        if (!(n) || gpu_failed()) return;                                                    \
-        GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, __VA_ARGS__);               \
-        KERNEL_CHECK();                                                                      \
+        if (!(n) || gpu_failed(g)) return;                                                   \
+        GPU_LAUNCH(kern, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, __VA_ARGS__);       \
+        KERNEL_CHECK(g);                                                                     \
     } while (0)
 
-extern "C" void cu_add_forward(size_t n, const float *a, const float *b, float *y) { LAUNCH(k_add_fwd, n, a, b, y); }
-extern "C" void cu_add_backward(size_t n, const float *dy, float *da, float *db) {
-    if (da || db) LAUNCH(k_add_bwd, n, dy, da, db);
+extern "C" void cu_add_forward(const Backend *be, DType dt, size_t n, const void *a, const void *b, void *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (dt != DT_F32) {
+        cu_act_add_forward(g, dt, n, a, b, y);
+        return;
+    }
+    LAUNCH(g, k_add_fwd, n, (const float *)a, (const float *)b, (float *)y);
 }
-extern "C" void cu_mul_forward(size_t n, const float *a, const float *b, float *y) { LAUNCH(k_mul_fwd, n, a, b, y); }
-extern "C" void cu_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, float *db) {
-    if (da || db) LAUNCH(k_mul_bwd, n, a, b, dy, da, db);
+extern "C" void cu_add_backward(const Backend *be, size_t n, const float *dy, float *da, float *db) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (da || db) LAUNCH(g, k_add_bwd, n, dy, da, db);
 }
-extern "C" void cu_concat_forward(int N, int Da, int Db, const float *a, const float *b, float *y) {
+extern "C" void cu_mul_forward(const Backend *be, size_t n, const float *a, const float *b, float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    LAUNCH(g, k_mul_fwd, n, a, b, y);
+}
+extern "C" void cu_mul_backward(const Backend *be, size_t n, const float *a, const float *b, const float *dy,
+                                float *da, float *db) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (da || db) LAUNCH(g, k_mul_bwd, n, a, b, dy, da, db);
+}
+extern "C" void cu_concat_forward(const Backend *be, int N, int Da, int Db, const float *a, const float *b,
+                                  float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)N * ((size_t)Da + Db);
-    LAUNCH(k_concat_fwd, total, Da, Db, a, b, y);
+    LAUNCH(g, k_concat_fwd, total, Da, Db, a, b, y);
 }
-extern "C" void cu_concat_backward(int N, int Da, int Db, const float *dy, float *da, float *db) {
+extern "C" void cu_concat_backward(const Backend *be, int N, int Da, int Db, const float *dy, float *da,
+                                   float *db) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)N * ((size_t)Da + Db);
-    if (da || db) LAUNCH(k_concat_bwd, total, Da, Db, dy, da, db);
+    if (da || db) LAUNCH(g, k_concat_bwd, total, Da, Db, dy, da, db);
 }
-extern "C" void cu_fill_rows(int N, int D, const float *row, float *y) {
+extern "C" void cu_fill_rows(GpuContext *g, int N, int D, const float *row, float *y) {
     size_t total = (size_t)N * D;
-    LAUNCH(k_fill_rows, total, D, row, y);
+    LAUNCH(g, k_fill_rows, total, D, row, y);
 }
-extern "C" void cu_col_sums_acc(int N, int D, const float *x, float *out) {
-    if (N <= 0 || D <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_col_sums, (D + 31) / 32, dim3(32, 8), 0, gpu_stream(), N, D, x, out);
-    KERNEL_CHECK();
+extern "C" void cu_col_sums_acc(GpuContext *g, int N, int D, const float *x, float *out) {
+    if (N <= 0 || D <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_col_sums, (D + 31) / 32, dim3(32, 8), 0, gpu_stream(g), N, D, x, out);
+    KERNEL_CHECK(g);
 }

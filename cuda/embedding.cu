@@ -19,17 +19,20 @@ __global__ void k_emb_bwd(size_t total, int D, const int32_t *ids, int padding_i
     }
 }
 
-extern "C" void cu_embedding_forward(int N, int V, int D, const int32_t *ids, const float *table, float *y) {
+extern "C" void cu_embedding_forward(const Backend *be, int N, int V, int D, const int32_t *ids, const float *table,
+                                     float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)N * D;
-    if (!total || gpu_failed()) return;
-    GPU_LAUNCH(k_emb_fwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, D, ids, table, y);
-    KERNEL_CHECK();
+    if (!total || gpu_failed(g)) return;
+    GPU_LAUNCH(k_emb_fwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(g), total, D, ids, table, y);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_embedding_backward(int N, int V, int D, const int32_t *ids, int padding_idx, const float *dy,
-                                      float *dtable) {
+extern "C" void cu_embedding_backward(const Backend *be, int N, int V, int D, const int32_t *ids, int padding_idx,
+                                      const float *dy, float *dtable) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)N * D;
-    if (!dtable || !total || gpu_failed()) return;
-    GPU_LAUNCH(k_emb_bwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, D, ids, padding_idx, dy, dtable);
-    KERNEL_CHECK();
+    if (!dtable || !total || gpu_failed(g)) return;
+    GPU_LAUNCH(k_emb_bwd, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(g), total, D, ids, padding_idx, dy, dtable);
+    KERNEL_CHECK(g);
 }

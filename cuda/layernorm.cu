@@ -80,25 +80,28 @@ __global__ void k_ln_bwd_wb(int N, int D, const float *x, const float *mean, con
     }
 }
 
-extern "C" void cu_layernorm_forward(int N, int D, const float *x, const float *w, const float *b, float eps, float *y,
-                                     float *mean, float *rstd) {
-    if (N <= 0 || D <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_ln_fwd, (N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, gpu_stream(), N, D, x, w, b, eps,
-                                                                                                   y, mean, rstd);
-    KERNEL_CHECK();
+extern "C" void cu_layernorm_forward(const Backend *be, int N, int D, const float *x, const float *w, const float *b,
+                                     float eps, float *y, float *mean, float *rstd) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (N <= 0 || D <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_ln_fwd, (N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, gpu_stream(g), N, D, x, w,
+               b, eps, y, mean, rstd);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_layernorm_backward(int N, int D, const float *x, const float *w, const float *mean,
-                                      const float *rstd, const float *dy, float *dx, float *dw, float *db) {
-    if (N <= 0 || D <= 0 || gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
+extern "C" void cu_layernorm_backward(const Backend *be, int N, int D, const float *x, const float *w,
+                                      const float *mean, const float *rstd, const float *dy, float *dx, float *dw,
+                                      float *db) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (N <= 0 || D <= 0 || gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
     if (dx) {
         GPU_LAUNCH(k_ln_bwd_dx, (N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK, 0, st, N, D, x, w, mean, rstd,
                                                                                                dy, dx);
-        if (KERNEL_CHECK()) return;
+        if (KERNEL_CHECK(g)) return;
     }
     if (dw || db) {
         GPU_LAUNCH(k_ln_bwd_wb, (D + 31) / 32, dim3(32, 8), 0, st, N, D, x, mean, rstd, dy, dw, db);
-        KERNEL_CHECK();
+        KERNEL_CHECK(g);
     }
 }

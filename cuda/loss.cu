@@ -83,34 +83,33 @@ static double chunked_mean(int N, const double *rows) {
     return total / N;
 }
 
-static double run_loss(int kind, int N, int A, const float *logits, const float *targets, float grad_scale,
-                       float *dlogits) {
-    if (N <= 0 || gpu_failed()) return 0.0;
-    GpuContext *g = gpu_ctx();
+static double run_loss(GpuContext *g, int kind, int N, int A, const float *logits, const float *targets,
+                       float grad_scale, float *dlogits) {
+    if (N <= 0 || gpu_failed(g)) return 0.0;
     if ((size_t)N * sizeof(double) > HOST_SCRATCH) {
-        gpu_record_error(__FILE__, __LINE__, "loss", "host", "batch too large for the loss scratch");
+        gpu_record_error(g, __FILE__, __LINE__, "loss", "host", "batch too large for the loss scratch");
         return NAN;
     }
-    double *rows = (double *)gpu_scratch((size_t)N * sizeof(double));
+    double *rows = (double *)gpu_scratch(g, (size_t)N * sizeof(double));
     if (!rows) return NAN;
-    cudaStream_t st = gpu_stream();
+    cudaStream_t st = gpu_stream(g);
     const float gs = grad_scale / (float)N;
     if (kind == 0) GPU_LAUNCH(k_bce, N, LOSS_THREADS, 0, st, A, logits, targets, gs, dlogits, rows);
     else GPU_LAUNCH(k_soft_xent, N, LOSS_THREADS, 0, st, A, logits, targets, gs, dlogits, rows);
-    if (KERNEL_CHECK()) return NAN;
+    if (KERNEL_CHECK(g)) return NAN;
     double *host = (double *)g->host_scratch;
-    if (CUDA_CHECK(cudaMemcpyAsync(host, rows, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost, st)) ||
-        CUDA_CHECK(cudaStreamSynchronize(st)))
+    if (CUDA_CHECK(g, cudaMemcpyAsync(host, rows, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost, st)) ||
+        CUDA_CHECK(g, cudaStreamSynchronize(st)))
         return NAN;
     return chunked_mean(N, host);
 }
 
-extern "C" double cu_bce_logits(int N, int A, const float *logits, const float *targets, float grad_scale,
-                                float *dlogits) {
-    return run_loss(0, N, A, logits, targets, grad_scale, dlogits);
+extern "C" double cu_bce_logits(const Backend *be, int N, int A, const float *logits, const float *targets,
+                                float grad_scale, float *dlogits) {
+    return run_loss((GpuContext *)be->ctx, 0, N, A, logits, targets, grad_scale, dlogits);
 }
 
-extern "C" double cu_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale,
-                               float *dlogits) {
-    return run_loss(1, N, A, logits, targets, grad_scale, dlogits);
+extern "C" double cu_soft_xent(const Backend *be, int N, int A, const float *logits, const float *targets,
+                               float grad_scale, float *dlogits) {
+    return run_loss((GpuContext *)be->ctx, 1, N, A, logits, targets, grad_scale, dlogits);
 }

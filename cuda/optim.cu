@@ -44,53 +44,57 @@ __global__ void k_nonfinite(size_t n, const float *g, int *flag) {
 
 __global__ void k_scale(size_t n, float *x, float s) { GRID_STRIDE(i, n) x[i] *= s; }
 
-extern "C" void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs,
-                                 int n_segs) {
-    if (gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
+extern "C" void cu_adamw_update(const Backend *be, float *params, const float *grads, float *m, float *v,
+                                const AdamwSegment *segs, int n_segs) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
     for (int s = 0; s < n_segs; s++) {
         const AdamwSegment *sg = &segs[s];
         if (!sg->n) continue;
         GPU_LAUNCH(k_adamw, gpu_blocks(sg->n), GPU_THREADS, 0, st, sg->n, params + sg->param_off, grads + sg->grad_off,
                                                            m + sg->grad_off, v + sg->grad_off, sg->decay, sg->beta1,
                                                            sg->beta2, sg->eps, sg->step_size, sg->inv_sqrt_bc2);
-        if (KERNEL_CHECK()) return;
+        if (KERNEL_CHECK(g)) return;
     }
 }
 
-extern "C" double gpu_global_norm(const float *g, size_t n) {
+extern "C" double cu_global_norm(const Backend *be, const float *grad, size_t n) {
+    GpuContext *g = (GpuContext *)be->ctx;
     if (!n) return 0.0;
-    if (gpu_failed()) return NAN;
-    double *part = (double *)gpu_scratch(NORM_BLOCKS * sizeof(double));
+    if (gpu_failed(g)) return NAN;
+    double *part = (double *)gpu_scratch(g, NORM_BLOCKS * sizeof(double));
     if (!part) return NAN;
-    cudaStream_t st = gpu_stream();
-    GPU_LAUNCH(k_sumsq, NORM_BLOCKS, GPU_THREADS, 0, st, n, g, part);
-    double *host = (double *)gpu_ctx()->host_scratch;
-    if (KERNEL_CHECK() ||
-        CUDA_CHECK(cudaMemcpyAsync(host, part, NORM_BLOCKS * sizeof(double), cudaMemcpyDeviceToHost, st)) ||
-        CUDA_CHECK(cudaStreamSynchronize(st)))
+    cudaStream_t st = gpu_stream(g);
+    GPU_LAUNCH(k_sumsq, NORM_BLOCKS, GPU_THREADS, 0, st, n, grad, part);
+    double *host = (double *)g->host_scratch;
+    if (KERNEL_CHECK(g) ||
+        CUDA_CHECK(g, cudaMemcpyAsync(host, part, NORM_BLOCKS * sizeof(double), cudaMemcpyDeviceToHost, st)) ||
+        CUDA_CHECK(g, cudaStreamSynchronize(st)))
         return NAN;
     double s = 0.0;
     for (int b = 0; b < NORM_BLOCKS; b++) s += host[b];
     return sqrt(s);
 }
 
-extern "C" int gpu_has_nonfinite(const float *g, size_t n) {
-    if (!n || gpu_failed()) return 0;
-    int *flag = (int *)gpu_scratch(sizeof(int));
+extern "C" int cu_has_nonfinite(const Backend *be, const float *grad, size_t n) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (!n || gpu_failed(g)) return 0;
+    int *flag = (int *)gpu_scratch(g, sizeof(int));
     if (!flag) return 1;
-    cudaStream_t st = gpu_stream();
-    int *host = (int *)gpu_ctx()->host_scratch;
-    if (CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), st))) return 1;
-    GPU_LAUNCH(k_nonfinite, gpu_blocks(n), GPU_THREADS, 0, st, n, g, flag);
-    if (KERNEL_CHECK() || CUDA_CHECK(cudaMemcpyAsync(host, flag, sizeof(int), cudaMemcpyDeviceToHost, st)) ||
-        CUDA_CHECK(cudaStreamSynchronize(st)))
+    cudaStream_t st = gpu_stream(g);
+    int *host = (int *)g->host_scratch;
+    if (CUDA_CHECK(g, cudaMemsetAsync(flag, 0, sizeof(int), st))) return 1;
+    GPU_LAUNCH(k_nonfinite, gpu_blocks(n), GPU_THREADS, 0, st, n, grad, flag);
+    if (KERNEL_CHECK(g) || CUDA_CHECK(g, cudaMemcpyAsync(host, flag, sizeof(int), cudaMemcpyDeviceToHost, st)) ||
+        CUDA_CHECK(g, cudaStreamSynchronize(st)))
         return 1;
     return *host != 0;
 }
 
-extern "C" void gpu_scale(float *x, size_t n, float s) {
-    if (!n || gpu_failed()) return;
-    GPU_LAUNCH(k_scale, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, x, s);
-    KERNEL_CHECK();
+extern "C" void cu_scale(const Backend *be, float *x, size_t n, float s) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (!n || gpu_failed(g)) return;
+    GPU_LAUNCH(k_scale, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, x, s);
+    KERNEL_CHECK(g);
 }

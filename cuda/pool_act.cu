@@ -1,7 +1,7 @@
-// pool_act.cu: max-pooling with argmax and global average pooling on activations in an
-// ActFmt (NHWC and/or bf16 / fp16) and, the same kernels instantiated for {NCHW, float}, the
-// plain entries (cu_maxpool_*, cu_avgpool_global_*): one kernel family for both. The
-// semantics of src/ops/pool.c (PyTorch) and act.c:
+// pool_act.cu: the pooling entries, max-pooling with argmax and global average pooling, on
+// activations in the descriptor's format (the plain format {NCHW, float}, or NHWC and/or
+// bf16 / fp16): one kernel family instantiated per storage type. The semantics of
+// src/ops/pool.c (PyTorch) and act.c:
 //   y[n,c,p,q] = max_{r,s} x[n, c, p*stride - pad + r, q*stride - pad + s]   (padding -inf)
 //   argmax[n,c,p,q] = ih*W + iw of the FIRST maximum in the window's row-major scan (a NaN
 //   wins and ends the scan), flat in the input's H*W plane; argmax is laid out like y (s->f).
@@ -99,75 +99,53 @@ template <typename T> __global__ void k_avgpool_act_bwd(size_t total, int nhwc, 
     }
 }
 
-extern "C" void cu_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+extern "C" void cu_maxpool_forward(const Backend *be, const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)s->N * s->C * s->P * s->Q;
-    if (!total || s->P <= 0 || s->Q <= 0 || gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
-    ACT_DISPATCH(s->f.dt, T,
-                 GPU_LAUNCH(k_maxpool_act_fwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, (const T *)x, (T *)y,
-                                                                                argmax));
-    KERNEL_CHECK();
+    if (!total || s->P <= 0 || s->Q <= 0 || gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
+    ACT_DISPATCH(g, s->f.dt, T,
+                 GPU_LAUNCH(k_maxpool_act_fwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, (const T *)x,
+                            (T *)y, argmax));
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx) {
+extern "C" void cu_maxpool_backward(const Backend *be, const PoolShape *s, const int32_t *argmax, const void *dy,
+                                    void *dx) {
+    GpuContext *g = (GpuContext *)be->ctx;
     size_t total = (size_t)s->N * s->C * s->H * s->W;
-    if (!dx || !total || s->P <= 0 || s->Q <= 0 || gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
-    ACT_DISPATCH(s->f.dt, T,
-                 GPU_LAUNCH(k_maxpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, argmax, (const T *)dy,
-                                                                                (T *)dx));
-    KERNEL_CHECK();
+    if (!dx || !total || s->P <= 0 || s->Q <= 0 || gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
+    ACT_DISPATCH(g, s->f.dt, T,
+                 GPU_LAUNCH(k_maxpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, st, total, *s, argmax,
+                            (const T *)dy, (T *)dx));
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
+extern "C" void cu_avgpool_forward(const Backend *be, const ActDesc *d, const void *x, float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    const int N = d->N, C = d->C, HW = d->HW;
     const long planes = (long)N * C;
-    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
-    cudaStream_t st = gpu_stream();
-    if (f->nhwc)
-        ACT_DISPATCH(f->dt, T,
-                     GPU_LAUNCH(k_avgpool_act_fwd_nhwc<T>, gpu_blocks((size_t)planes), GPU_THREADS, 0, st, 
-                         (size_t)planes, C, HW, (const T *)x, y));
+    if (N <= 0 || C <= 0 || HW <= 0 || gpu_failed(g)) return;
+    cudaStream_t st = gpu_stream(g);
+    if (d->f.nhwc)
+        ACT_DISPATCH(g, d->f.dt, T,
+                     GPU_LAUNCH(k_avgpool_act_fwd_nhwc<T>, gpu_blocks((size_t)planes), GPU_THREADS, 0, st,
+                                (size_t)planes, C, HW, (const T *)x, y));
     else
-        ACT_DISPATCH(f->dt, T,
-                     GPU_LAUNCH(k_avgpool_act_fwd_nchw<T>, (unsigned)avgpool_nchw_blocks((size_t)planes), 32 * AVGPOOL_WARPS, 0, st, planes, HW, (const T *)x, y));
-    KERNEL_CHECK();
+        ACT_DISPATCH(g, d->f.dt, T,
+                     GPU_LAUNCH(k_avgpool_act_fwd_nchw<T>, (unsigned)avgpool_nchw_blocks((size_t)planes),
+                                32 * AVGPOOL_WARPS, 0, st, planes, HW, (const T *)x, y));
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx) {
+extern "C" void cu_avgpool_backward(const Backend *be, const ActDesc *d, const float *dy, void *dx) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    const int N = d->N, C = d->C, HW = d->HW;
     size_t total = (size_t)N * C * HW;
-    if (!dx || N <= 0 || C <= 0 || HW <= 0 || gpu_failed()) return;
-    ACT_DISPATCH(f->dt, T,
-                 GPU_LAUNCH(k_avgpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(), total, f->nhwc, C, HW, dy,
-                                                                                          (T *)dx));
-    KERNEL_CHECK();
-}
-
-// ---- the plain entries (fp32 NCHW; argmax [N, C, P, Q]): the kernels above for {NCHW, float}.
-// A PoolShape's own format is ignored here, as the plain entries' contract says. ----
-
-static PoolShape pool_plain(const PoolShape *s) {
-    PoolShape p = *s;
-    p.f.nhwc = 0;
-    p.f.dt = DT_F32;
-    return p;
-}
-
-extern "C" void cu_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax) {
-    const PoolShape p = pool_plain(s);
-    cu_maxpool_act_forward(&p, x, y, argmax);
-}
-
-extern "C" void cu_maxpool_backward(const PoolShape *s, const int32_t *argmax, const float *dy, float *dx) {
-    const PoolShape p = pool_plain(s);
-    cu_maxpool_act_backward(&p, argmax, dy, dx);
-}
-
-static const ActFmt POOL_PLAIN = {0, DT_F32};
-
-extern "C" void cu_avgpool_global_forward(int N, int C, int HW, const float *x, float *y) {
-    cu_avgpool_act_forward(&POOL_PLAIN, N, C, HW, x, y);
-}
-
-extern "C" void cu_avgpool_global_backward(int N, int C, int HW, const float *dy, float *dx) {
-    cu_avgpool_act_backward(&POOL_PLAIN, N, C, HW, dy, dx);
+    if (!dx || N <= 0 || C <= 0 || HW <= 0 || gpu_failed(g)) return;
+    ACT_DISPATCH(g, d->f.dt, T,
+                 GPU_LAUNCH(k_avgpool_act_bwd<T>, gpu_blocks(total), GPU_THREADS, 0, gpu_stream(g), total,
+                            d->f.nhwc, C, HW, dy, (T *)dx));
+    KERNEL_CHECK(g);
 }

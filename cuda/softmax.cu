@@ -97,37 +97,42 @@ __global__ void k_attn_softmax_bwd(int rows, int L, float p, const float *P, con
 
 static unsigned row_blocks(int rows) { return (unsigned)((rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK); }
 
-extern "C" void cu_softmax_forward(int rows, int cols, const float *x, float *y) {
-    if (rows <= 0 || cols <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_softmax_fwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, cols, x, y);
-    KERNEL_CHECK();
+extern "C" void cu_softmax_forward(const Backend *be, int rows, int cols, const float *x, float *y) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (rows <= 0 || cols <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_softmax_fwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(g), rows, cols, x, y);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_softmax_backward(int rows, int cols, const float *y, const float *dy, float *dx) {
-    if (!dx || rows <= 0 || cols <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, cols, y, dy, dx);
-    KERNEL_CHECK();
+extern "C" void cu_softmax_backward(const Backend *be, int rows, int cols, const float *y, const float *dy,
+                                    float *dx) {
+    GpuContext *g = (GpuContext *)be->ctx;
+    if (!dx || rows <= 0 || cols <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(g), rows, cols, y, dy, dx);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_attn_softmax_dropout(int B, int nh, int L, const float *key_mask, float p, uint64_t seed, float *P,
-                                        float *Pd, uint8_t *keep) {
+extern "C" void cu_attn_softmax_dropout(GpuContext *g, int B, int nh, int L, const float *key_mask, float p,
+                                        uint64_t seed, float *P, float *Pd, uint8_t *keep) {
     const int rows = B * nh * L;
-    if (rows <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_attn_softmax_dropout, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, nh, L, key_mask, p,
-                                                                                       dh_mix64(seed), P, Pd, keep);
-    KERNEL_CHECK();
+    if (rows <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_attn_softmax_dropout, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(g), rows, nh, L, key_mask,
+               p, dh_mix64(seed), P, Pd, keep);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_attn_dropped_probs(size_t n, float p, const float *P, const uint8_t *keep, float *Pd) {
-    if (!n || gpu_failed()) return;
+extern "C" void cu_attn_dropped_probs(GpuContext *g, size_t n, float p, const float *P, const uint8_t *keep,
+                                      float *Pd) {
+    if (!n || gpu_failed(g)) return;
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    GPU_LAUNCH(k_attn_dropped, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(), n, scale, P, keep, Pd);
-    KERNEL_CHECK();
+    GPU_LAUNCH(k_attn_dropped, gpu_blocks(n), GPU_THREADS, 0, gpu_stream(g), n, scale, P, keep, Pd);
+    KERNEL_CHECK(g);
 }
 
-extern "C" void cu_attn_softmax_backward(int rows, int L, float p, const float *P, const uint8_t *keep, float *dP,
-                                         float *dS) {
-    if (rows <= 0 || gpu_failed()) return;
-    GPU_LAUNCH(k_attn_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(), rows, L, p, P, keep, dP, dS);
-    KERNEL_CHECK();
+extern "C" void cu_attn_softmax_backward(GpuContext *g, int rows, int L, float p, const float *P, const uint8_t *keep,
+                                         float *dP, float *dS) {
+    if (rows <= 0 || gpu_failed(g)) return;
+    GPU_LAUNCH(k_attn_softmax_bwd, row_blocks(rows), 32 * ROWS_PER_BLOCK, 0, gpu_stream(g), rows, L, p, P, keep, dP,
+               dS);
+    KERNEL_CHECK(g);
 }

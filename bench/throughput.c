@@ -40,16 +40,15 @@ static float frand(void) { return (float)(rng_next(&bench_rng) >> 40) * (1.0f / 
 
 typedef struct Split { double data, fwd, loss, bwd, opt, step; } Split;
 
-static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int steps, int warmup, const char *prec,
-                    Err *e) {
-    const Backend *be = backend_cuda();
+static int run_mode(const Backend *be, const char *mode, int nhwc, int B, int S, int L, int A, int steps, int warmup,
+                    const char *prec, Err *e) {
     VqaModelConfig c;
     vqa_model_config_default(&c, A);
     if (nhwc) c.image_fmt = (ActFmt){1, !strcmp(prec, "bf16") ? DT_BF16 : !strcmp(prec, "fp16") ? DT_F16 : DT_F32};
     snprintf(c.image_freeze, sizeof c.image_freeze, "%s", strcmp(mode, "frozen") == 0 ? "all" : "none");
     snprintf(c.text_freeze, sizeof c.text_freeze, "none");
     VqaModel m;
-    gpu_mem_peak_reset(); /* the previous configuration's buffers are freed */
+    gpu_mem_peak_reset(be); /* the previous configuration's buffers are freed */
     if (vqa_model_init(&m, &c, be, e) != 0) return -1;
     /* batch: images on the device (uploaded from pinned memory each step, the loader's path);
      * token ids / types / mask in pinned host memory: bert_forward checks them on the host
@@ -58,7 +57,7 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
     float *h_img = gpu_host_alloc(nimg * 4), *h_tgt = gpu_host_alloc(ntgt * 4);
     int32_t *tok = gpu_host_alloc(ntok * 4), *typ = gpu_host_alloc(ntok * 4);
     float *mask = gpu_host_alloc(ntok * 4);
-    float *d_img = be->alloc(nimg * 4), *d_tgt = be->alloc(ntgt * 4);
+    float *d_img = be->alloc(be, nimg * 4), *d_tgt = be->alloc(be, ntgt * 4);
     if (!h_img || !h_tgt || !tok || !typ || !mask || !d_img || !d_tgt) return err_set(e, "out of memory for the batch");
     for (size_t i = 0; i < nimg; i++) h_img[i] = 4.0f * frand() - 2.0f;
     for (size_t i = 0; i < ntgt; i++) h_tgt[i] = frand() < 0.002f ? 0.3f * (float)(1 + (int)(frand() * 3.3f)) : 0.0f;
@@ -71,7 +70,7 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
             mask[i] = l < len ? 1.0f : 0.0f;
         }
     }
-    be->copy_h2d(d_tgt, h_tgt, ntgt * 4);
+    be->copy_h2d(be, d_tgt, h_tgt, ntgt * 4);
     Batch batch = {.size = B, .n_real = B, .image_size = S, .max_len = L, .n_answers = A, .images = d_img,
                    .tokens = tok, .attn_mask = mask, .token_types = typ, .targets = d_tgt};
     OptimSegment *segs = NULL;
@@ -82,7 +81,7 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
                        .weight_decay = 0.01f, .clip_norm = 1.0f};
     Optimizer opt;
     if (optim_init(&opt, be, &oo, segs, nseg, m.ps.n_grads, e) != 0) return -1;
-    ArenaMem am = gpu_arena_mem();
+    ArenaMem am = backend_arena_mem(be);
     Arena arena;
     arena_init_mem(&arena, 0, &am);
     Split sum = {0};
@@ -92,25 +91,25 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
         Split t;
         double t0 = now_s();
         arena_reset(&arena);
-        gpu_copy_h2d_async(d_img, h_img, nimg * 4);
-        gpu_copy_wait();
+        be->copy_h2d_async(be, d_img, h_img, nimg * 4);
+        gpu_copy_wait(be);
         double t1 = now_s();
         float *logits = NULL;
         if (vqa_model_forward(&m, &batch, 1, (uint64_t)it, &arena, &logits, e) != 0) return -1;
-        be->synchronize();
+        be->synchronize(be);
         double t2 = now_s();
         float *dlogits = arena_floats(&arena, ntgt);
         if (!dlogits) return err_set(e, "arena: out of device memory");
-        loss = be->bce_logits(B, A, logits, d_tgt, 1.0f, dlogits); /* waits for the value */
+        loss = be->bce_logits(be, B, A, logits, d_tgt, 1.0f, dlogits); /* waits for the value */
         double t3 = now_s();
         ps_zero_grads(&m.ps);
         if (vqa_model_backward(&m, dlogits, &arena, e) != 0) return -1;
-        be->synchronize();
+        be->synchronize(be);
         double t4 = now_s();
         optim_step(be, &opt, m.ps.values, m.ps.grads, NULL);
-        be->synchronize();
+        be->synchronize(be);
         double t5 = now_s();
-        if (gpu_error(e) != 0) return -1;
+        if (be->error(be, e) != 0) return -1;
         t = (Split){t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0};
         if (it == warmup) allocs_after_warmup = arena.n_sys_allocs;
         if (it >= warmup) {
@@ -123,12 +122,12 @@ static int run_mode(const char *mode, int nhwc, int B, int S, int L, int A, int 
     snprintf(act, sizeof act, "%s %s", nhwc ? "NHWC" : "NCHW", dtype_name(c.image_fmt.dt));
     printf("| %-9s | %-9s | %-4s | %5d | %9.1f | %8.1f | %6.1f | %6.1f | %6.1f | %6.1f | %6.1f | %7.2f | %8.4f | %s |\n",
            mode, act, prec, B, B * steps / sum.step, sum.step * k, sum.data * k, sum.fwd * k, sum.loss * k, sum.bwd * k,
-           sum.opt * k, (double)gpu_mem_peak() / (1 << 30), loss,
+           sum.opt * k, (double)gpu_mem_peak(be) / (1 << 30), loss,
            arena.n_sys_allocs == allocs_after_warmup ? "no" : "YES");
     fflush(stdout);
     arena_free(&arena);
     optim_free(&opt);
-    be->free(d_img), be->free(d_tgt);
+    be->free(be, d_img), be->free(be, d_tgt);
     gpu_host_free(h_img), gpu_host_free(h_tgt), gpu_host_free(tok), gpu_host_free(typ), gpu_host_free(mask);
     free(segs);
     vqa_model_free(&m);
@@ -159,14 +158,15 @@ int main(int argc, char **argv) {
     }
     GpuOptions o;
     gpu_options_default(&o);
-    o.precision = !strcmp(prec, "fp32") ? GPU_PREC_FP32 : !strcmp(prec, "fp16") ? GPU_PREC_FP16 : GPU_PREC_BF16;
+    o.precision = !strcmp(prec, "fp32") ? DT_F32 : !strcmp(prec, "fp16") ? DT_F16 : DT_BF16;
     Err e;
-    if (backend_cuda_init(&o, &e) != 0) {
+    const Backend *be = backend_cuda_create(&o, &e);
+    if (!be) {
         printf("bench_throughput: nothing to measure: %s\n", e.msg);
         return 0;
     }
     char dev[256];
-    gpu_describe(dev, sizeof dev);
+    gpu_describe(be, dev, sizeof dev);
     printf("bench_throughput: ResNet-50 (224) + TinyBERT 4L-312D (len %d) + mul fusion, %d answers, %d timed steps "
            "after %d warm-up; device %s\n", L, A, steps, warmup, dev);
     printf("| image enc | resnet activations | prec | batch | samples/s | step ms | data | fwd | loss | bwd | opt | "
@@ -177,14 +177,14 @@ int main(int argc, char **argv) {
         if (strcmp(mode, "both") && strcmp(mode, modes[i])) continue;
         for (int nhwc = 0; nhwc <= 1; nhwc++) {
             if (strcmp(act, "both") && strcmp(act, nhwc ? "nhwc" : "plain")) continue;
-            if (run_mode(modes[i], nhwc, B, S, L, A, steps, warmup, prec, &e) != 0) {
+            if (run_mode(be, modes[i], nhwc, B, S, L, A, steps, warmup, prec, &e) != 0) {
                 printf("| %-9s | %-9s | %-4s | %5d | failed: %s |\n", modes[i], nhwc ? "NHWC" : "NCHW F32", prec, B,
                        e.msg);
                 rc = 1;
-                gpu_error(&e);
+                be->error(be, &e);
             }
         }
     }
-    backend_cuda_shutdown();
+    backend_cuda_destroy(be);
     return rc;
 }

@@ -1,5 +1,5 @@
-/* gpu_parity.h: what the GPU parity tests share (test_gpu_parity.c: the plain ops and the
- * GPU-only pieces; test_gpu_parity_act.c: the act entries): the CPU and CUDA backends,
+/* gpu_parity.h: what the GPU parity tests share (test_gpu_parity.c: the plain format and
+ * the GPU-only pieces; test_gpu_parity_act.c: the act formats): the CPU and CUDA backends,
  * host / device buffers freed per case, tolerances, and the start-up that SKIPs (exit 77)
  * without a CUDA build or a usable GPU. Test-program state (a test may have globals). */
 #ifndef VQA_TEST_GPU_PARITY_H
@@ -35,24 +35,24 @@ static inline void *hzero(size_t bytes) {
     return p;
 }
 static inline void *dput(const void *h, size_t bytes) {
-    void *d = GPU->alloc(bytes ? bytes : 4);
-    if (h && bytes) GPU->copy_h2d(d, h, bytes);
-    else GPU->memset_zero(d, bytes ? bytes : 4);
+    void *d = GPU->alloc(GPU, bytes ? bytes : 4);
+    if (h && bytes) GPU->copy_h2d(GPU, d, h, bytes);
+    else GPU->memset_zero(GPU, d, bytes ? bytes : 4);
     dbuf[nd++] = d;
     return d;
 }
 static inline float *dputf(const float *h, size_t n) { return dput(h, n * sizeof(float)); }
 static inline float *dget(const float *d, size_t n) {
     float *h = hzero(n * sizeof *h);
-    GPU->copy_d2h(h, d, n * sizeof *h);
+    GPU->copy_d2h(GPU, h, d, n * sizeof *h);
     return h;
 }
 static inline void release(void) {
     for (int i = 0; i < nh; i++) free(hbuf[i]);
-    for (int i = 0; i < nd; i++) GPU->free(dbuf[i]);
+    for (int i = 0; i < nd; i++) GPU->free(GPU, dbuf[i]);
     nh = nd = 0;
     Err e;
-    CHECK_MSG(gpu_error(&e) == 0, "%s", e.msg);
+    CHECK_MSG(GPU->error(GPU, &e) == 0, "%s", e.msg);
 }
 
 /* rel error of a device array against a host reference */
@@ -66,8 +66,8 @@ static inline double tol_conv(void) { return bf16_mode ? 1e-2 : 1e-4; }
     } while (0)
 
 
-/* SKIPs without a CUDA build or a usable GPU; else starts the CUDA backend with o (NULL:
- * fp32, TF32 off), sets CPU / GPU and prints the device. */
+/* SKIPs without a CUDA build or a usable GPU; else creates the CUDA backend GPU with o
+ * (NULL: fp32, TF32 off), sets CPU and prints the device. gpu_parity_stop destroys GPU. */
 static inline void gpu_parity_start(const GpuOptions *o) {
     if (!gpu_compiled()) test_skip("no usable GPU: this build has no CUDA backend (VQA_CUDA=OFF)");
     int ndev = 0;
@@ -80,15 +80,19 @@ static inline void gpu_parity_start(const GpuOptions *o) {
     Err e;
     GpuOptions def;
     gpu_options_default(&def); /* fp32, TF32 off */
-    if (backend_cuda_init(o ? o : &def, &e) != 0) {
+    if (!(GPU = backend_cuda_create(o ? o : &def, &e))) {
         fprintf(stderr, "%s\n", e.msg);
         exit(1);
     }
     CPU = backend_cpu();
-    GPU = backend_cuda();
     char dev[256];
-    gpu_describe(dev, sizeof dev);
+    gpu_describe(GPU, dev, sizeof dev);
     fprintf(stderr, "device: %s\n", dev);
+}
+
+static inline void gpu_parity_stop(void) {
+    backend_cuda_destroy(GPU);
+    GPU = NULL;
 }
 
 #endif

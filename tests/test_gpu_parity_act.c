@@ -1,8 +1,8 @@
-/* test_gpu_parity_act.c: the CUDA backend's act entries (ops.h "ops on activations in an
- * ActFmt": NHWC bf16, NHWC fp32, NCHW bf16, NHWC fp16) against the CPU's act entries on the
- * same random inputs, forward and backward into non-zero gradients; the plain format
- * against the plain entries; no device allocation after the first call. Helpers:
- * gpu_parity.h.
+/* test_gpu_parity_act.c: the CUDA backend's image entries with activations in the act
+ * formats (ops.h "ops on activations in an ActFmt": NHWC bf16, NHWC fp32, NCHW bf16, NHWC
+ * fp16) against the CPU backend's same entries (its act reference ops) on the same random
+ * inputs, forward and backward into non-zero gradients; the plain format's prepared weight
+ * and bias; no device allocation after the first call. Helpers: gpu_parity.h.
  * Tolerances (relative error): fp32 storage 1e-5 (1e-4 conv), bf16 1e-2, fp16 2e-3;
  * element-wise ops, conversions, max-pool (values, argmax, gradient) and avg-pool's
  * gradient bit for bit (one fp32 operation then round-to-nearest-even on both sides, same
@@ -13,7 +13,7 @@
 #include "gpu_parity.h"
 #include "ops/act_internal.h" /* act_ld: an element in its storage type as fp32 */
 
-/* ---- act entries (ops.h "ops on activations in an ActFmt") ---- */
+/* ---- image entries in the act formats (ops.h "ops on activations in an ActFmt") ---- */
 
 static const ActFmt ACT_FMTS[] = {{1, DT_BF16}, {1, DT_F32}, {0, DT_BF16}, {1, DT_F16}};
 #define N_ACT_FMTS ((int)(sizeof ACT_FMTS / sizeof ACT_FMTS[0]))
@@ -36,7 +36,7 @@ static float *dt_to_f32(DType dt, const void *p, size_t n) {
 }
 static void *dget_dt(DType dt, const void *d, size_t n) {
     void *h = hzero(n * dtype_size(dt));
-    GPU->copy_d2h(h, d, n * dtype_size(dt));
+    GPU->copy_d2h(GPU, h, d, n * dtype_size(dt));
     return h;
 }
 static double tol_act(DType dt, int conv) { return dt == DT_F32 ? (conv ? 1e-4 : 1e-5) : dt == DT_BF16 ? 1e-2 : 2e-3; }
@@ -49,7 +49,7 @@ static double tol_act(DType dt, int conv) { return dt == DT_F32 ? (conv ? 1e-4 :
 #define CHECK_BITS(f, d, ref, bytes)                                                                         \
     do {                                                                                                     \
         void *h_ = hzero(bytes);                                                                             \
-        GPU->copy_d2h(h_, d, bytes);                                                                         \
+        GPU->copy_d2h(GPU, h_, d, bytes);                                                                         \
         CHECK_MSG(memcmp(h_, ref, bytes) == 0, "%s [%s]: not bit-identical to the CPU", #d, fmt_name(f));     \
     } while (0)
 
@@ -58,27 +58,28 @@ static void act_import_export_relu_add_match_cpu_bitwise(void) {
     const size_t n = (size_t)N * C * HW;
     for (int k = 0; k < N_ACT_FMTS; k++) {
         const ActFmt *f = &ACT_FMTS[k];
+        const ActDesc d = act_desc(N, C, HW, *f);
         const size_t b = n * dtype_size(f->dt);
         float *x = hrand(n, -4, 4), *gx = dputf(x, n);
         void *y = hzero(b), *gy = dput(NULL, b);
-        CPU->act_import(f, N, C, HW, x, y), GPU->act_import(f, N, C, HW, gx, gy);
+        CPU->act_import(CPU, &d, x, y), GPU->act_import(GPU, &d, gx, gy);
         CHECK_BITS(f, gy, y, b);
         float *x2 = hrand(n, -1, 1), *gx2 = dputf(x2, n);
-        CPU->act_import_add(f, N, C, HW, x2, y), GPU->act_import_add(f, N, C, HW, gx2, gy);
+        CPU->act_import_add(CPU, &d, x2, y), GPU->act_import_add(GPU, &d, gx2, gy);
         CHECK_BITS(f, gy, y, b);
         float *e = hrand(n, -1, 1), *ge = dputf(e, n); /* overwritten: export is "=" */
-        CPU->act_export(f, N, C, HW, y, e), GPU->act_export(f, N, C, HW, gy, ge);
+        CPU->act_export(CPU, &d, y, e), GPU->act_export(GPU, &d, gy, ge);
         CHECK_BITS(f, ge, e, n * 4);
         void *r = hzero(b), *gr = dput(NULL, b);
-        CPU->act_relu_forward(f->dt, n, y, r), GPU->act_relu_forward(f->dt, n, gy, gr);
+        CPU->relu_forward(CPU, f->dt, n, y, r), GPU->relu_forward(GPU, f->dt, n, gy, gr);
         CHECK_BITS(f, gr, r, b);
         void *dy = hrand_dt(f->dt, n, -1, 1), *dx = hrand_dt(f->dt, n, -1, 1);
         void *gdy = dput(dy, b), *gdx = dput(dx, b);
-        CPU->act_relu_backward(f->dt, n, r, dy, dx), GPU->act_relu_backward(f->dt, n, gr, gdy, gdx);
+        CPU->relu_backward(CPU, f->dt, n, r, dy, dx), GPU->relu_backward(GPU, f->dt, n, gr, gdy, gdx);
         CHECK_BITS(f, gdx, dx, b);
-        CPU->act_add_forward(f->dt, n, y, dy, r), GPU->act_add_forward(f->dt, n, gy, gdy, gr);
+        CPU->add_forward(CPU, f->dt, n, y, dy, r), GPU->add_forward(GPU, f->dt, n, gy, gdy, gr);
         CHECK_BITS(f, gr, r, b);
-        CPU->act_relu_forward(f->dt, n, r, r), GPU->act_relu_forward(f->dt, n, gr, gr); /* in place */
+        CPU->relu_forward(CPU, f->dt, n, r, r), GPU->relu_forward(GPU, f->dt, n, gr, gr); /* in place */
         CHECK_BITS(f, gr, r, b);
         release();
     }
@@ -92,21 +93,22 @@ static void conv_act_case(const ActFmt *f, int N, int C, int H, int W, int K, in
     const size_t nx = (size_t)N * C * H * W, nw = (size_t)K * C * R * R, ny = (size_t)N * K * s.P * s.Q;
     float *w = hrand(nw, -0.5f, 0.5f), *gw = dputf(w, nw);
     void *wp = hzero(nw * es), *gwp = dput(NULL, nw * es);
-    CPU->conv_weight_prep(&s, w, wp), GPU->conv_weight_prep(&s, gw, gwp);
+    CPU->conv_weight_prep(CPU, &s, w, wp), GPU->conv_weight_prep(GPU, &s, gw, gwp);
     CHECK_BITS(f, gwp, wp, nw * es);
     void *x = hrand_dt(f->dt, nx, -1, 1), *gx = dput(x, nx * es);
     void *y = hzero(ny * es), *gy = dput(NULL, ny * es);
-    float *cws = hzero(CPU->conv2d_act_workspace(&s) * 4 + 4);
-    float *gws = dputf(NULL, GPU->conv2d_act_workspace(&s) + 1);
-    CPU->conv2d_act_forward(&s, x, wp, y, cws), GPU->conv2d_act_forward(&s, gx, gwp, gy, gws);
+    float *cws = hzero(CPU->conv2d_workspace(CPU, &s) * 4 + 4);
+    float *gws = dputf(NULL, GPU->conv2d_workspace(GPU, &s) + 1);
+    CPU->conv2d_forward(CPU, &s, x, wp, NULL, y, cws), GPU->conv2d_forward(GPU, &s, gx, gwp, NULL, gy, gws);
     CHECK_REL_DT(f, gy, y, ny, tol_act(f->dt, 1));
     void *dy = hrand_dt(f->dt, ny, -1, 1), *dx = hrand_dt(f->dt, nx, -1, 1), *dwp = hrand_dt(f->dt, nw, -1, 1);
     void *gdy = dput(dy, ny * es), *gdx = dput(dx, nx * es), *gdwp = dput(dwp, nw * es);
-    CPU->conv2d_act_backward(&s, x, wp, dy, dx, dwp, cws), GPU->conv2d_act_backward(&s, gx, gwp, gdy, gdx, gdwp, gws);
+    CPU->conv2d_backward(CPU, &s, x, wp, dy, dx, dwp, NULL, cws);
+    GPU->conv2d_backward(GPU, &s, gx, gwp, gdy, gdx, gdwp, NULL, gws);
     CHECK_REL_DT(f, gdx, dx, nx, tol_act(f->dt, 1));
     CHECK_REL_DT(f, gdwp, dwp, nw, tol_act(f->dt, 1));
     float *dw = hrand(nw, -1, 1), *gdw = dputf(dw, nw);
-    CPU->conv_weight_grad_add(&s, dwp, dw), GPU->conv_weight_grad_add(&s, gdwp, gdw);
+    CPU->conv_weight_grad_add(CPU, &s, dwp, dw), GPU->conv_weight_grad_add(GPU, &s, gdwp, gdw);
     CHECK_REL(gdw, dw, nw, tol_act(f->dt, 1));
     release();
 }
@@ -125,14 +127,15 @@ static void batchnorm_act_train_matches_cpu(void) {
         for (int sh = 0; sh < 2; sh++) {
             const ActFmt *f = &ACT_FMTS[k];
             const int N = shapes[sh][0], C = shapes[sh][1], HW = shapes[sh][2];
+            const ActDesc d = act_desc(N, C, HW, *f);
             const size_t n = (size_t)N * C * HW, b = n * dtype_size(f->dt);
             void *x = hrand_dt(f->dt, n, -2, 3), *gx = dput(x, b);
             float *g = hrand(C, 0.5f, 1.5f), *bt = hrand(C, -1, 1), *rm = hrand(C, -1, 1), *rv = hrand(C, 0.5f, 2);
             float *gg = dputf(g, C), *gbt = dputf(bt, C), *grm = dputf(rm, C), *grv = dputf(rv, C);
             float *sm = hzero(C * 4), *sr = hzero(C * 4), *gsm = dputf(NULL, C), *gsr = dputf(NULL, C);
             void *y = hzero(b), *gy = dput(NULL, b);
-            CPU->batchnorm_act_forward_train(f, N, C, HW, x, g, bt, 0.1f, 1e-5f, rm, rv, y, sm, sr);
-            GPU->batchnorm_act_forward_train(f, N, C, HW, gx, gg, gbt, 0.1f, 1e-5f, grm, grv, gy, gsm, gsr);
+            CPU->batchnorm_forward_train(CPU, &d, x, g, bt, 0.1f, 1e-5f, rm, rv, y, sm, sr);
+            GPU->batchnorm_forward_train(GPU, &d, gx, gg, gbt, 0.1f, 1e-5f, grm, grv, gy, gsm, gsr);
             CHECK_REL_DT(f, gy, y, n, tol_act(f->dt, 0));
             CHECK_REL(gsm, sm, (size_t)C, 1e-6);
             CHECK_REL(gsr, sr, (size_t)C, 1e-6);
@@ -141,8 +144,8 @@ static void batchnorm_act_train_matches_cpu(void) {
             void *dy = hrand_dt(f->dt, n, -1, 1), *dx = hrand_dt(f->dt, n, -1, 1);
             void *gdy = dput(dy, b), *gdx = dput(dx, b);
             float *dg = hrand(C, -1, 1), *db = hrand(C, -1, 1), *gdg = dputf(dg, C), *gdb = dputf(db, C);
-            CPU->batchnorm_act_backward_train(f, N, C, HW, x, g, sm, sr, dy, dx, dg, db);
-            GPU->batchnorm_act_backward_train(f, N, C, HW, gx, gg, gsm, gsr, gdy, gdx, gdg, gdb);
+            CPU->batchnorm_backward_train(CPU, &d, x, g, sm, sr, dy, dx, dg, db);
+            GPU->batchnorm_backward_train(GPU, &d, gx, gg, gsm, gsr, gdy, gdx, gdg, gdb);
             CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
             CHECK_REL(gdg, dg, (size_t)C, 1e-5);
             CHECK_REL(gdb, db, (size_t)C, 1e-5);
@@ -155,25 +158,26 @@ static void batchnorm_act_eval_matches_cpu(void) {
     const size_t n = (size_t)N * C * HW;
     for (int k = 0; k < N_ACT_FMTS; k++) {
         const ActFmt *f = &ACT_FMTS[k];
+        const ActDesc d = act_desc(N, C, HW, *f);
         const size_t b = n * dtype_size(f->dt);
         void *x = hrand_dt(f->dt, n, -2, 3), *gx = dput(x, b);
         float *g = hrand(C, 0.5f, 1.5f), *bt = hrand(C, -1, 1), *rm = hrand(C, -1, 1), *rv = hrand(C, 0.5f, 2);
         float *gg = dputf(g, C), *gbt = dputf(bt, C), *grm = dputf(rm, C), *grv = dputf(rv, C);
         void *y = hzero(b), *gy = dput(NULL, b);
-        CPU->batchnorm_act_forward_eval(f, N, C, HW, x, g, bt, rm, rv, 1e-5f, y);
-        GPU->batchnorm_act_forward_eval(f, N, C, HW, gx, gg, gbt, grm, grv, 1e-5f, gy);
+        CPU->batchnorm_forward_eval(CPU, &d, x, g, bt, rm, rv, 1e-5f, y);
+        GPU->batchnorm_forward_eval(GPU, &d, gx, gg, gbt, grm, grv, 1e-5f, gy);
         CHECK_REL_DT(f, gy, y, n, tol_act(f->dt, 0));
         void *dy = hrand_dt(f->dt, n, -1, 1), *dx = hrand_dt(f->dt, n, -1, 1);
         void *gdy = dput(dy, b), *gdx = dput(dx, b);
         float *dg = hrand(C, -1, 1), *db = hrand(C, -1, 1), *gdg = dputf(dg, C), *gdb = dputf(db, C);
-        CPU->batchnorm_act_backward_eval(f, N, C, HW, x, g, rm, rv, 1e-5f, dy, dx, dg, db);
-        GPU->batchnorm_act_backward_eval(f, N, C, HW, gx, gg, grm, grv, 1e-5f, gdy, gdx, gdg, gdb);
+        CPU->batchnorm_backward_eval(CPU, &d, x, g, rm, rv, 1e-5f, dy, dx, dg, db);
+        GPU->batchnorm_backward_eval(GPU, &d, gx, gg, grm, grv, 1e-5f, gdy, gdx, gdg, gdb);
         CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
         CHECK_REL(gdg, dg, (size_t)C, 1e-5);
         CHECK_REL(gdb, db, (size_t)C, 1e-5);
         /* dx alone (a frozen BN: no parameter gradients, no sums on either side) */
-        CPU->batchnorm_act_backward_eval(f, N, C, HW, x, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
-        GPU->batchnorm_act_backward_eval(f, N, C, HW, gx, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
+        CPU->batchnorm_backward_eval(CPU, &d, x, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
+        GPU->batchnorm_backward_eval(GPU, &d, gx, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
         CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
         /* eval dx = k dy does not depend on x: an inf in x (an fp16 overflow) must not turn
          * dx into NaN (it did while the kernel computed k (dy - 0 - (x - mean) 0)) */
@@ -182,8 +186,8 @@ static void batchnorm_act_eval_matches_cpu(void) {
         if (f->dt == DT_F32) ((float *)xinf)[7] = INFINITY;
         else ((uint16_t *)xinf)[7] = f->dt == DT_BF16 ? f32_to_bf16(INFINITY) : f32_to_f16(INFINITY);
         void *gxinf = dput(xinf, b);
-        CPU->batchnorm_act_backward_eval(f, N, C, HW, xinf, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
-        GPU->batchnorm_act_backward_eval(f, N, C, HW, gxinf, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
+        CPU->batchnorm_backward_eval(CPU, &d, xinf, g, rm, rv, 1e-5f, dy, dx, NULL, NULL);
+        GPU->batchnorm_backward_eval(GPU, &d, gxinf, gg, grm, grv, 1e-5f, gdy, gdx, NULL, NULL);
         CHECK_REL_DT(f, gdx, dx, n, tol_act(f->dt, 0));
         release();
     }
@@ -206,57 +210,54 @@ static void pooling_act_matches_cpu_with_exact_argmax(void) {
         }
         void *gx = dput(x, nx * es), *y = hzero(ny * es), *gy = dput(NULL, ny * es);
         int32_t *am = hzero(ny * 4), *gam = dput(NULL, ny * 4);
-        CPU->maxpool_act_forward(&s, x, y, am), GPU->maxpool_act_forward(&s, gx, gy, gam);
+        CPU->maxpool_forward(CPU, &s, x, y, am), GPU->maxpool_forward(GPU, &s, gx, gy, gam);
         CHECK_BITS(f, gy, y, ny * es);
         CHECK_BITS(f, gam, am, ny * 4);
         /* overlapping 3x3 / 2 windows: an input gets up to 4 gradients, rounded after each */
         void *dy = hrand_dt(f->dt, ny, -1, 1), *dx = hrand_dt(f->dt, nx, -1, 1);
         void *gdy = dput(dy, ny * es), *gdx = dput(dx, nx * es);
-        CPU->maxpool_act_backward(&s, am, dy, dx), GPU->maxpool_act_backward(&s, gam, gdy, gdx);
+        CPU->maxpool_backward(CPU, &s, am, dy, dx), GPU->maxpool_backward(GPU, &s, gam, gdy, gdx);
         CHECK_BITS(f, gdx, dx, nx * es);
         const int N = 3, C = 37, HW = 49;
+        const ActDesc d = act_desc(N, C, HW, *f);
         const size_t na = (size_t)N * C * HW;
         void *ax = hrand_dt(f->dt, na, -1, 1), *gax = dput(ax, na * es);
         float *ay = hzero((size_t)N * C * 4), *gay = dputf(NULL, (size_t)N * C);
-        CPU->avgpool_act_forward(f, N, C, HW, ax, ay), GPU->avgpool_act_forward(f, N, C, HW, gax, gay);
+        CPU->avgpool_forward(CPU, &d, ax, ay), GPU->avgpool_forward(GPU, &d, gax, gay);
         CHECK_REL(gay, ay, (size_t)N * C, 1e-7);
         float *ady = hrand((size_t)N * C, -1, 1), *gady = dputf(ady, (size_t)N * C);
-        CPU->avgpool_act_backward(f, N, C, HW, ady, ax), GPU->avgpool_act_backward(f, N, C, HW, gady, gax);
+        CPU->avgpool_backward(CPU, &d, ady, ax), GPU->avgpool_backward(GPU, &d, gady, gax);
         CHECK_BITS(f, gax, ax, na * es);
         release();
     }
 }
 
-/* {NCHW, F32} is the plain format: the act entries must give the plain entries' results,
- * and the plain entries must ignore whatever format a ConvShape / PoolShape carries. */
-static void plain_format_act_entries_equal_plain_entries(void) {
+/* {NCHW, F32} is the plain format: its prepared weight is the fp32 master itself (bit for
+ * bit), which the convolution entries take as it is; a bias goes with the plain format only
+ * (another format's convolution refuses it with the sticky error instead of dropping it). */
+static void plain_format_weight_is_the_master_and_only_it_takes_a_bias(void) {
     ConvShape s;
     conv_shape_init(&s, 2, 16, 9, 9, 32, 3, 3, 1, 1);
     const size_t nx = (size_t)2 * 16 * 81, nw = (size_t)32 * 16 * 9, ny = (size_t)2 * 32 * s.P * s.Q;
-    float *x = hrand(nx, -1, 1), *w = hrand(nw, -0.5f, 0.5f);
-    float *gx = dputf(x, nx), *gw = dputf(w, nw), *gwp = dputf(NULL, nw);
-    float *ya = dputf(NULL, ny), *yb = dputf(NULL, ny), *yc = dputf(NULL, ny);
-    size_t nws = GPU->conv2d_workspace(&s);
-    CHECK(GPU->conv2d_act_workspace(&s) == nws);
-    float *gws = dputf(NULL, nws + 1);
-    GPU->conv2d_forward(&s, gx, gw, NULL, ya, gws);
-    GPU->conv_weight_prep(&s, gw, gwp);
-    CHECK_BITS(&s.f, gwp, w, nw * 4); /* plain: the master itself */
-    GPU->conv2d_act_forward(&s, gx, gwp, yb, gws);
-    ConvShape odd = s;
-    odd.f = (ActFmt){1, DT_BF16}; /* the plain entry must not read it */
-    GPU->conv2d_forward(&odd, gx, gw, NULL, yc, gws);
-    float *ha = dget(ya, ny);
-    CHECK_BITS(&s.f, yb, ha, ny * 4);
-    CHECK_BITS(&s.f, yc, ha, ny * 4);
-    const int N = 4, C = 5, HW = 37;
-    const size_t n = (size_t)N * C * HW;
-    float *bx = hrand(n, -2, 3), *gbx = dputf(bx, n), *by1 = dputf(NULL, n), *by2 = dputf(NULL, n);
-    float *sm = dputf(NULL, C), *sr = dputf(NULL, C);
-    /* (one kernel family since the plain BN entries call the act ones: equal by construction) */
-    GPU->batchnorm_forward_train(N, C, HW, gbx, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, by1, sm, sr);
-    GPU->batchnorm_act_forward_train(&s.f, N, C, HW, gbx, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, by2, sm, sr);
-    CHECK_BITS(&s.f, by2, dget(by1, n), n * 4);
+    float *x = hrand(nx, -1, 1), *w = hrand(nw, -0.5f, 0.5f), *b = hrand(32, -1, 1);
+    float *gx = dputf(x, nx), *gw = dputf(w, nw), *gwp = dputf(NULL, nw), *gb = dputf(b, 32);
+    float *ya = dputf(NULL, ny), *yb = dputf(NULL, ny);
+    float *gws = dputf(NULL, GPU->conv2d_workspace(GPU, &s) + 1);
+    GPU->conv_weight_prep(GPU, &s, gw, gwp);
+    CHECK_BITS(&s.f, gwp, w, nw * 4);
+    GPU->conv2d_forward(GPU, &s, gx, gw, gb, ya, gws);
+    GPU->conv2d_forward(GPU, &s, gx, gwp, gb, yb, gws);
+    CHECK_BITS(&s.f, yb, dget(ya, ny), ny * 4);
+    Err e;
+    CHECK_MSG(GPU->error(GPU, &e) == 0, "%s", e.msg);
+    ConvShape h = s;
+    h.f = (ActFmt){1, DT_BF16};
+    void *hx = dput(NULL, nx * 2), *hwp = dput(NULL, nw * 2), *hy = dput(NULL, ny * 2);
+    float *hws = dputf(NULL, GPU->conv2d_workspace(GPU, &h) + 1);
+    GPU->conv_weight_prep(GPU, &h, gw, hwp);
+    GPU->conv2d_forward(GPU, &h, hx, hwp, gb, hy, hws);
+    CHECK(GPU->error(GPU, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "plain format");
     release();
 }
 
@@ -264,6 +265,7 @@ static void plain_format_act_entries_equal_plain_entries(void) {
  * more (the arena rule: no allocation in the steady state). */
 static void act_entries_allocate_nothing_after_the_first_call(void) {
     const ActFmt f = {1, DT_BF16}, g = {0, DT_F16};
+    const ActDesc in = act_desc(4, 32, 196, f), mid = act_desc(4, 64, 196, f), mid16 = act_desc(4, 64, 196, g);
     ConvShape s;
     conv_shape_init(&s, 4, 32, 14, 14, 64, 3, 3, 1, 1);
     s.f = f;
@@ -272,37 +274,38 @@ static void act_entries_allocate_nothing_after_the_first_call(void) {
     ps.f = f;
     const size_t nx = (size_t)4 * 32 * 196, ny = (size_t)4 * 64 * 196, nw = (size_t)64 * 32 * 9;
     const size_t np = (size_t)4 * 64 * ps.P * ps.Q;
+    const ActDesc pooled = act_desc(4, 64, ps.P * ps.Q, f);
     void *x = dput(NULL, nx * 2), *y = dput(NULL, ny * 2), *dy = dput(NULL, ny * 2), *dx = dput(NULL, nx * 2);
     void *wp = dput(NULL, nw * 2), *dwp = dput(NULL, nw * 2), *pool = dput(NULL, np * 2);
     float *w = dputf(NULL, nw), *dw = dputf(NULL, nw), *img = dputf(NULL, nx), *feat = dputf(NULL, 4 * 64);
     float *gam = dputf(NULL, 64), *bet = dputf(NULL, 64), *rm = dputf(NULL, 64), *rv = dputf(NULL, 64);
     float *sm = dputf(NULL, 64), *sr = dputf(NULL, 64), *dg = dputf(NULL, 64), *db = dputf(NULL, 64);
     int32_t *am = dput(NULL, np * 4);
-    float *ws = dputf(NULL, GPU->conv2d_act_workspace(&s) + 1);
-    GPU->memset_zero(rv, 64 * 4);
+    float *ws = dputf(NULL, GPU->conv2d_workspace(GPU, &s) + 1);
+    GPU->memset_zero(GPU, rv, 64 * 4);
     uint64_t before = 0;
     for (int step = 0; step < 2; step++) {
-        if (step == 1) before = gpu_malloc_count();
-        GPU->act_import(&f, 4, 32, 196, img, x);
-        GPU->conv_weight_prep(&s, w, wp);
-        GPU->conv2d_act_forward(&s, x, wp, y, ws);
-        GPU->batchnorm_act_forward_train(&f, 4, 64, 196, y, gam, bet, 0.1f, 1e-5f, rm, rv, y, sm, sr);
-        GPU->batchnorm_act_forward_train(&g, 4, 64, 196, y, gam, bet, 0.1f, 1e-5f, rm, rv, y, sm, sr);
-        GPU->act_relu_forward(f.dt, ny, y, y);
-        GPU->maxpool_act_forward(&ps, y, pool, am);
-        GPU->avgpool_act_forward(&f, 4, 64, ps.P * ps.Q, pool, feat);
-        GPU->avgpool_act_backward(&f, 4, 64, ps.P * ps.Q, feat, pool);
-        GPU->maxpool_act_backward(&ps, am, pool, dy);
-        GPU->act_relu_backward(f.dt, ny, y, dy, dy);
-        GPU->batchnorm_act_backward_train(&f, 4, 64, 196, y, gam, sm, sr, dy, dy, dg, db);
-        GPU->batchnorm_act_backward_eval(&g, 4, 64, 196, y, gam, rm, rv, 1e-5f, dy, dy, dg, db);
-        GPU->conv2d_act_backward(&s, x, wp, dy, dx, dwp, ws);
-        GPU->conv_weight_grad_add(&s, dwp, dw);
-        GPU->act_export(&f, 4, 32, 196, dx, img);
-        GPU->synchronize();
+        if (step == 1) before = gpu_malloc_count(GPU);
+        GPU->act_import(GPU, &in, img, x);
+        GPU->conv_weight_prep(GPU, &s, w, wp);
+        GPU->conv2d_forward(GPU, &s, x, wp, NULL, y, ws);
+        GPU->batchnorm_forward_train(GPU, &mid, y, gam, bet, 0.1f, 1e-5f, rm, rv, y, sm, sr);
+        GPU->batchnorm_forward_train(GPU, &mid16, y, gam, bet, 0.1f, 1e-5f, rm, rv, y, sm, sr);
+        GPU->relu_forward(GPU, f.dt, ny, y, y);
+        GPU->maxpool_forward(GPU, &ps, y, pool, am);
+        GPU->avgpool_forward(GPU, &pooled, pool, feat);
+        GPU->avgpool_backward(GPU, &pooled, feat, pool);
+        GPU->maxpool_backward(GPU, &ps, am, pool, dy);
+        GPU->relu_backward(GPU, f.dt, ny, y, dy, dy);
+        GPU->batchnorm_backward_train(GPU, &mid, y, gam, sm, sr, dy, dy, dg, db);
+        GPU->batchnorm_backward_eval(GPU, &mid16, y, gam, rm, rv, 1e-5f, dy, dy, dg, db);
+        GPU->conv2d_backward(GPU, &s, x, wp, dy, dx, dwp, NULL, ws);
+        GPU->conv_weight_grad_add(GPU, &s, dwp, dw);
+        GPU->act_export(GPU, &in, dx, img);
+        GPU->synchronize(GPU);
     }
-    CHECK_MSG(gpu_malloc_count() == before, "%llu cudaMalloc calls in the second step",
-              (unsigned long long)(gpu_malloc_count() - before));
+    CHECK_MSG(gpu_malloc_count(GPU) == before, "%llu cudaMalloc calls in the second step",
+              (unsigned long long)(gpu_malloc_count(GPU) - before));
     release();
 }
 
@@ -314,9 +317,9 @@ int main(void) {
     RUN(batchnorm_act_train_matches_cpu);
     RUN(batchnorm_act_eval_matches_cpu);
     RUN(pooling_act_matches_cpu_with_exact_argmax);
-    RUN(plain_format_act_entries_equal_plain_entries);
+    RUN(plain_format_weight_is_the_master_and_only_it_takes_a_bias);
     RUN(act_entries_allocate_nothing_after_the_first_call);
 
-    backend_cuda_shutdown();
+    gpu_parity_stop();
     return test_summary();
 }

@@ -1,6 +1,6 @@
 /* gpu_none.c: the GPU backend of a build without CUDA. It only answers that there is
  * none, so that `device: cuda` fails with a message instead of a missing symbol; the rest
- * of backend_cuda.h is stubs (never reached: backend_cuda_init fails first). */
+ * of backend_cuda.h is stubs (never reached: backend_cuda_create fails first). */
 #include "cuda/gpu.h"
 
 #include <stdio.h>
@@ -22,52 +22,35 @@ int gpu_probe(int *n_devices, char *why, size_t why_len) {
 
 void gpu_options_default(GpuOptions *o) {
     o->device = 0;
-    o->precision = GPU_PREC_FP32;
+    o->precision = DT_F32;
     o->allow_tf32 = 0;
     o->conv_ws_limit = (size_t)512 << 20;
 }
-int backend_cuda_init(const GpuOptions *o, Err *e) {
+const Backend *backend_cuda_create(const GpuOptions *o, Err *e) {
     (void)o;
-    return err_set(e, "%s", NOT_BUILT);
+    err_set(e, "%s", NOT_BUILT);
+    return NULL;
 }
-void backend_cuda_shutdown(void) {}
-const Backend *backend_cuda(void) { return NULL; }
-int gpu_error(Err *e) {
-    (void)e;
-    return 0;
+void backend_cuda_destroy(const Backend *be) { (void)be; }
+void gpu_describe(const Backend *be, char *buf, size_t n) {
+    (void)be;
+    snprintf(buf, n, "no GPU backend in this build");
 }
-void gpu_describe(char *buf, size_t n) { snprintf(buf, n, "no GPU backend in this build"); }
-size_t gpu_mem_in_use(void) { return 0; }
-size_t gpu_mem_peak(void) { return 0; }
-void gpu_mem_peak_reset(void) {}
-uint64_t gpu_malloc_count(void) { return 0; }
-ArenaMem gpu_arena_mem(void) {
-    ArenaMem m = {NULL, NULL, NULL};
-    return m;
-}
+size_t gpu_mem_in_use(const Backend *be) { return (void)be, 0; }
+size_t gpu_mem_peak(const Backend *be) { return (void)be, 0; }
+void gpu_mem_peak_reset(const Backend *be) { (void)be; }
+uint64_t gpu_malloc_count(const Backend *be) { return (void)be, 0; }
 void *gpu_host_alloc(size_t bytes) {
     (void)bytes;
     return NULL;
 }
 void gpu_host_free(void *p) { (void)p; }
-void gpu_copy_h2d_async(void *dst, const void *src, size_t bytes) { (void)dst, (void)src, (void)bytes; }
-void gpu_copy_wait(void) {}
-void gpu_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs) {
-    (void)params, (void)grads, (void)m, (void)v, (void)segs, (void)n_segs;
-}
-double gpu_global_norm(const float *g, size_t n) {
-    (void)g, (void)n;
-    return 0.0;
-}
-int gpu_has_nonfinite(const float *g, size_t n) {
-    (void)g, (void)n;
-    return 0;
-}
-void gpu_scale(float *x, size_t n, float s) { (void)x, (void)n, (void)s; }
-void gpu_cast_f32_to_bf16(const float *x, uint16_t *y, size_t n) { (void)x, (void)y, (void)n; }
-void gpu_cast_bf16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }
-void gpu_cast_f32_to_f16(const float *x, uint16_t *y, size_t n) { (void)x, (void)y, (void)n; }
-void gpu_cast_f16_to_f32(const uint16_t *x, float *y, size_t n) { (void)x, (void)y, (void)n; }
+void gpu_copy_wait(const Backend *be) { (void)be; }
+void *gpu_compute_stream(const Backend *be) { return (void)be, NULL; }
+void gpu_cast_f32_to_bf16(const Backend *be, const float *x, uint16_t *y, size_t n) { (void)be, (void)x, (void)y, (void)n; }
+void gpu_cast_bf16_to_f32(const Backend *be, const uint16_t *x, float *y, size_t n) { (void)be, (void)x, (void)y, (void)n; }
+void gpu_cast_f32_to_f16(const Backend *be, const float *x, uint16_t *y, size_t n) { (void)be, (void)x, (void)y, (void)n; }
+void gpu_cast_f16_to_f32(const Backend *be, const uint16_t *x, float *y, size_t n) { (void)be, (void)x, (void)y, (void)n; }
 
 /* no CUDA: loader slots are plain aligned host memory */
 void *gpu_pinned_alloc(size_t bytes) {
@@ -80,4 +63,3 @@ int gpu_pinned_is_locked(const void *p) {
     (void)p;
     return 0;
 }
-void *gpu_compute_stream(void) { return NULL; }

@@ -1,8 +1,8 @@
 /* resnet.c: torchvision ResNet v1.5 forward and backward over the Backend ops (see
  * resnet.h for the structure, the names, the freezing rules and the activation format).
  *
- * One code path for every format: every image op goes through the Backend's *_act entries
- * with r->fmt (in the plain format, fp32 NCHW, those entries are the plain ops, with
+ * One code path for every format: every image op goes through the Backend with r->fmt in
+ * its descriptor (in the plain format, fp32 NCHW, those entries are the plain ops, with
  * their numbers and speed), and every activation buffer is sized in
  * bytes of the format's type. What the plain format skips: the input import (the batch is
  * already fp32 NCHW), the conv weight preparation (the fp32 master is the prepared weight,

@@ -26,9 +26,9 @@
  * The arithmetic is the CPU backend's, unchanged, so a run through it gives the CPU run's
  * numbers bit for bit. The wrappers below were written by a script from the entries of
  * src/ops/backend.h (one per compute entry; tensor arguments are the float / int32_t /
- * uint8_t pointers, and the void pointers of the activation-format entries; the
- * ActFmt / ConvShape / PoolShape / AdamwSegment structs are host arguments). An entry added to the table without a wrapper here gets untranslated
- * device-view pointers and crashes the test, which is the reminder to add one.
+ * uint8_t / void pointers; the ActDesc / ConvShape / PoolShape / AdamwSegment descriptors
+ * are host arguments). An entry added to the table without a wrapper here gets
+ * untranslated device-view pointers and crashes the test, which is the reminder to add one.
  *
  * Test-program state (a test may have globals; the library may not). */
 #ifndef VQA_TEST_PRETEND_DEVICE_H
@@ -58,7 +58,7 @@ typedef struct PdEvent {
 
 static struct {
     const Backend *cpu;
-    Backend table;
+    Backend table[3];        /* per precision: fp32, bf16, fp16 */
     struct {
         unsigned char *dev;  /* what alloc returned: PROT_NONE */
         unsigned char *rw;   /* the same pages, read-write, used inside entries */
@@ -130,7 +130,7 @@ static void *pd_t(const char *entry, const char *arg, const void *p) {
 
 /* ---- memory ---- */
 
-static void *pd_alloc(size_t bytes) {
+static void *pd_alloc(const Backend *be, size_t bytes) {
     if (pd.n == PD_MAX_REGIONS) return NULL;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = ((bytes ? bytes : 1) + pg - 1) / pg * pg;
     char name[] = "/tmp/pretend_device.XXXXXX";
@@ -155,7 +155,7 @@ static void *pd_alloc(size_t bytes) {
     if (++pd.n > pd.max_n) pd.max_n = pd.n;
     return dev;
 }
-static void pd_free(void *p) {
+static void pd_free(const Backend *be, void *p) {
     if (!p) return;
     int i = pd_find(p);
     if (i < 0 || pd.r[i].dev != p) {
@@ -169,7 +169,7 @@ static void pd_free(void *p) {
     munmap(pd.r[i].rw, pd.r[i].len);
     pd.r[i] = pd.r[--pd.n];
 }
-static void pd_memset_zero(void *p, size_t bytes) {
+static void pd_memset_zero(const Backend *be, void *p, size_t bytes) {
     pd.calls++;
     if (bytes) memset(pd_t("memset_zero", "p", p), 0, bytes);
 }
@@ -180,19 +180,19 @@ static void pd_copy(const char *entry, void *dst, const void *src, size_t bytes,
     if ((pd_find(src) >= 0) != src_dev) pd_violation(entry, src_dev ? "source (host)" : "source (device)", src);
     memmove(dst_dev ? pd_t(entry, "dst", dst) : dst, src_dev ? pd_t(entry, "src", src) : src, bytes);
 }
-static void pd_copy_h2d(void *dst, const void *src, size_t bytes) {
+static void pd_copy_h2d(const Backend *be, void *dst, const void *src, size_t bytes) {
     pd.bytes_h2d += bytes;
     pd_copy("copy_h2d", dst, src, bytes, 1, 0);
 }
-static void pd_copy_h2d_async(void *dst, const void *src, size_t bytes) {
+static void pd_copy_h2d_async(const Backend *be, void *dst, const void *src, size_t bytes) {
     pd.bytes_h2d += bytes;
     pd_copy("copy_h2d_async", dst, src, bytes, 1, 0);
 }
-static void pd_copy_d2h(void *dst, const void *src, size_t bytes) {
+static void pd_copy_d2h(const Backend *be, void *dst, const void *src, size_t bytes) {
     pd.bytes_d2h += bytes;
     pd_copy("copy_d2h", dst, src, bytes, 0, 1);
 }
-static void pd_copy_d2d(void *dst, const void *src, size_t bytes) { pd_copy("copy_d2d", dst, src, bytes, 1, 1); }
+static void pd_copy_d2d(const Backend *be, void *dst, const void *src, size_t bytes) { pd_copy("copy_d2d", dst, src, bytes, 1, 1); }
 
 /* ---- the copy queue and events (deferred uploads) ---- */
 
@@ -202,9 +202,9 @@ static uint64_t pd_fnv(const void *p, size_t n) {
     for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
     return h;
 }
-static void *pd_event_create(void) { return calloc(1, sizeof(PdEvent)); }
-static void pd_event_destroy(void *ev) { free(ev); }
-static void pd_event_record(void *ev, BeQueue q) {
+static void *pd_event_create(const Backend *be) { return calloc(1, sizeof(PdEvent)); }
+static void pd_event_destroy(const Backend *be, void *ev) { free(ev); }
+static void pd_event_record(const Backend *be, void *ev, BeQueue q) {
     PdEvent *e = ev;
     if (!e) return;
     e->recorded = 1;
@@ -227,13 +227,13 @@ static void pd_land(long seq) {
         pd.pend[k] = pd.pend[--pd.n_pend];
     }
 }
-static void pd_event_wait(void *ev, BeQueue q) {
+static void pd_event_wait(const Backend *be, void *ev, BeQueue q) {
     PdEvent *e = ev;
     if (!e || !e->recorded) return;
     if (e->on_copy && q != BE_COPY) pd_land(e->copy_seq);
     if (!e->on_copy && q == BE_COPY && e->calls > pd.copy_fence) pd.copy_fence = e->calls;
 }
-static void pd_upload_async(void *dst, const void *src, size_t bytes) {
+static void pd_upload_async(const Backend *be, void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     pd.bytes_h2d += bytes;
     int i = pd_find(dst);
@@ -267,256 +267,201 @@ static void pd_upload_async(void *dst, const void *src, size_t bytes) {
     const char *pd_entry = name; \
     pd.calls++
 #define T(p) pd_t(pd_entry, #p, p)
-static void pd_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void pd_gemm(const Backend *be, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     PD_ENTRY("gemm");
-    pd.cpu->gemm(transA, transB, M, N, K, alpha, T(A), lda, T(B), ldb, beta, T(C), ldc);
+    pd.cpu->gemm(pd.cpu, transA, transB, M, N, K, alpha, T(A), lda, T(B), ldb, beta, T(C), ldc);
 }
-static void pd_conv2d_forward(const ConvShape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
+static void pd_conv2d_forward(const Backend *be, const ConvShape *s, const void *x, const void *w, const float *b, void *y, float *ws) {
     PD_ENTRY("conv2d_forward");
-    pd.cpu->conv2d_forward(s, T(x), T(w), T(b), T(y), T(ws));
+    pd.cpu->conv2d_forward(pd.cpu, s, T(x), T(w), T(b), T(y), T(ws));
 }
-static void pd_conv2d_backward(const ConvShape *s, const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, float *ws) {
+static void pd_conv2d_backward(const Backend *be, const ConvShape *s, const void *x, const void *w, const void *dy, void *dx, void *dw, float *db, float *ws) {
     PD_ENTRY("conv2d_backward");
-    pd.cpu->conv2d_backward(s, T(x), T(w), T(dy), T(dx), T(dw), T(db), T(ws));
+    pd.cpu->conv2d_backward(pd.cpu, s, T(x), T(w), T(dy), T(dx), T(dw), T(db), T(ws));
 }
-static void pd_batchnorm_forward_train(int N, int C, int HW, const float *x, const float *gamma, const float *beta, float momentum, float eps, float *running_mean, float *running_var, float *y, float *save_mean, float *save_rstd) {
-    PD_ENTRY("batchnorm_forward_train");
-    pd.cpu->batchnorm_forward_train(N, C, HW, T(x), T(gamma), T(beta), momentum, eps, T(running_mean), T(running_var), T(y), T(save_mean), T(save_rstd));
-}
-static void pd_batchnorm_backward_train(int N, int C, int HW, const float *x, const float *gamma, const float *save_mean, const float *save_rstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
-    PD_ENTRY("batchnorm_backward_train");
-    pd.cpu->batchnorm_backward_train(N, C, HW, T(x), T(gamma), T(save_mean), T(save_rstd), T(dy), T(dx), T(dgamma), T(dbeta));
-}
-static void pd_batchnorm_forward_eval(int N, int C, int HW, const float *x, const float *gamma, const float *beta, const float *running_mean, const float *running_var, float eps, float *y) {
-    PD_ENTRY("batchnorm_forward_eval");
-    pd.cpu->batchnorm_forward_eval(N, C, HW, T(x), T(gamma), T(beta), T(running_mean), T(running_var), eps, T(y));
-}
-static void pd_batchnorm_backward_eval(int N, int C, int HW, const float *x, const float *gamma, const float *running_mean, const float *running_var, float eps, const float *dy, float *dx, float *dgamma, float *dbeta) {
-    PD_ENTRY("batchnorm_backward_eval");
-    pd.cpu->batchnorm_backward_eval(N, C, HW, T(x), T(gamma), T(running_mean), T(running_var), eps, T(dy), T(dx), T(dgamma), T(dbeta));
-}
-static void pd_relu_forward(size_t n, const float *x, float *y) {
-    PD_ENTRY("relu_forward");
-    pd.cpu->relu_forward(n, T(x), T(y));
-}
-static void pd_relu_backward(size_t n, const float *y, const float *dy, float *dx) {
-    PD_ENTRY("relu_backward");
-    pd.cpu->relu_backward(n, T(y), T(dy), T(dx));
-}
-static void pd_gelu_forward(size_t n, const float *x, float *y) {
-    PD_ENTRY("gelu_forward");
-    pd.cpu->gelu_forward(n, T(x), T(y));
-}
-static void pd_gelu_backward(size_t n, const float *x, const float *dy, float *dx) {
-    PD_ENTRY("gelu_backward");
-    pd.cpu->gelu_backward(n, T(x), T(dy), T(dx));
-}
-static void pd_tanh_forward(size_t n, const float *x, float *y) {
-    PD_ENTRY("tanh_forward");
-    pd.cpu->tanh_forward(n, T(x), T(y));
-}
-static void pd_tanh_backward(size_t n, const float *y, const float *dy, float *dx) {
-    PD_ENTRY("tanh_backward");
-    pd.cpu->tanh_backward(n, T(y), T(dy), T(dx));
-}
-static void pd_add_forward(size_t n, const float *a, const float *b, float *y) {
-    PD_ENTRY("add_forward");
-    pd.cpu->add_forward(n, T(a), T(b), T(y));
-}
-static void pd_add_backward(size_t n, const float *dy, float *da, float *db) {
-    PD_ENTRY("add_backward");
-    pd.cpu->add_backward(n, T(dy), T(da), T(db));
-}
-static void pd_mul_forward(size_t n, const float *a, const float *b, float *y) {
-    PD_ENTRY("mul_forward");
-    pd.cpu->mul_forward(n, T(a), T(b), T(y));
-}
-static void pd_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, float *db) {
-    PD_ENTRY("mul_backward");
-    pd.cpu->mul_backward(n, T(a), T(b), T(dy), T(da), T(db));
-}
-static void pd_concat_forward(int N, int Da, int Db, const float *a, const float *b, float *y) {
-    PD_ENTRY("concat_forward");
-    pd.cpu->concat_forward(N, Da, Db, T(a), T(b), T(y));
-}
-static void pd_concat_backward(int N, int Da, int Db, const float *dy, float *da, float *db) {
-    PD_ENTRY("concat_backward");
-    pd.cpu->concat_backward(N, Da, Db, T(dy), T(da), T(db));
-}
-static void pd_maxpool_forward(const PoolShape *s, const float *x, float *y, int32_t *argmax) {
-    PD_ENTRY("maxpool_forward");
-    pd.cpu->maxpool_forward(s, T(x), T(y), T(argmax));
-}
-static void pd_maxpool_backward(const PoolShape *s, const int32_t *argmax, const float *dy, float *dx) {
-    PD_ENTRY("maxpool_backward");
-    pd.cpu->maxpool_backward(s, T(argmax), T(dy), T(dx));
-}
-static void pd_avgpool_global_forward(int N, int C, int HW, const float *x, float *y) {
-    PD_ENTRY("avgpool_global_forward");
-    pd.cpu->avgpool_global_forward(N, C, HW, T(x), T(y));
-}
-static void pd_avgpool_global_backward(int N, int C, int HW, const float *dy, float *dx) {
-    PD_ENTRY("avgpool_global_backward");
-    pd.cpu->avgpool_global_backward(N, C, HW, T(dy), T(dx));
-}
-static void pd_linear_forward(int N, int in, int out, const float *x, const float *w, const float *b, float *y) {
-    PD_ENTRY("linear_forward");
-    pd.cpu->linear_forward(N, in, out, T(x), T(w), T(b), T(y));
-}
-static void pd_linear_backward(int N, int in, int out, const float *x, const float *w, const float *dy, float *dx, float *dw, float *db) {
-    PD_ENTRY("linear_backward");
-    pd.cpu->linear_backward(N, in, out, T(x), T(w), T(dy), T(dx), T(dw), T(db));
-}
-static void pd_embedding_forward(int N, int V, int D, const int32_t *ids, const float *table, float *y) {
-    PD_ENTRY("embedding_forward");
-    pd.cpu->embedding_forward(N, V, D, T(ids), T(table), T(y));
-}
-static void pd_embedding_backward(int N, int V, int D, const int32_t *ids, int padding_idx, const float *dy, float *dtable) {
-    PD_ENTRY("embedding_backward");
-    pd.cpu->embedding_backward(N, V, D, T(ids), padding_idx, T(dy), T(dtable));
-}
-static void pd_layernorm_forward(int N, int D, const float *x, const float *w, const float *b, float eps, float *y, float *mean, float *rstd) {
-    PD_ENTRY("layernorm_forward");
-    pd.cpu->layernorm_forward(N, D, T(x), T(w), T(b), eps, T(y), T(mean), T(rstd));
-}
-static void pd_layernorm_backward(int N, int D, const float *x, const float *w, const float *mean, const float *rstd, const float *dy, float *dx, float *dw, float *db) {
-    PD_ENTRY("layernorm_backward");
-    pd.cpu->layernorm_backward(N, D, T(x), T(w), T(mean), T(rstd), T(dy), T(dx), T(dw), T(db));
-}
-static void pd_softmax_forward(int rows, int cols, const float *x, float *y) {
-    PD_ENTRY("softmax_forward");
-    pd.cpu->softmax_forward(rows, cols, T(x), T(y));
-}
-static void pd_softmax_backward(int rows, int cols, const float *y, const float *dy, float *dx) {
-    PD_ENTRY("softmax_backward");
-    pd.cpu->softmax_backward(rows, cols, T(y), T(dy), T(dx));
-}
-static void pd_dropout_forward(size_t n, float p, uint64_t seed, const float *x, float *y, uint8_t *mask) {
-    PD_ENTRY("dropout_forward");
-    pd.cpu->dropout_forward(n, p, seed, T(x), T(y), T(mask));
-}
-static void pd_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx) {
-    PD_ENTRY("dropout_backward");
-    pd.cpu->dropout_backward(n, p, T(mask), T(dy), T(dx));
-}
-static void pd_attention_forward(int B, int L, int nh, int hd, const float *q, const float *k, const float *v, const float *key_mask, float p, uint64_t seed, float *probs, uint8_t *drop_mask, float *out, float *ws) {
-    PD_ENTRY("attention_forward");
-    pd.cpu->attention_forward(B, L, nh, hd, T(q), T(k), T(v), T(key_mask), p, seed, T(probs), T(drop_mask), T(out), T(ws));
-}
-static void pd_attention_backward(int B, int L, int nh, int hd, const float *q, const float *k, const float *v, const float *probs, const uint8_t *drop_mask, float p, const float *dout, float *dq, float *dk, float *dv, float *ws) {
-    PD_ENTRY("attention_backward");
-    pd.cpu->attention_backward(B, L, nh, hd, T(q), T(k), T(v), T(probs), T(drop_mask), p, T(dout), T(dq), T(dk), T(dv), T(ws));
-}
-static double pd_bce_logits(int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits) {
-    PD_ENTRY("bce_logits");
-    return pd.cpu->bce_logits(N, A, T(logits), T(targets), grad_scale, T(dlogits));
-}
-static double pd_soft_xent(int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits) {
-    PD_ENTRY("soft_xent");
-    return pd.cpu->soft_xent(N, A, T(logits), T(targets), grad_scale, T(dlogits));
-}
-static void pd_adamw_update(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs) {
-    PD_ENTRY("adamw_update");
-    pd.cpu->adamw_update(T(params), T(grads), T(m), T(v), segs, n_segs);
-}
-static double pd_global_norm(const float *g, size_t n) {
-    PD_ENTRY("global_norm");
-    return pd.cpu->global_norm(T(g), n);
-}
-static int pd_has_nonfinite(const float *g, size_t n) {
-    PD_ENTRY("has_nonfinite");
-    return pd.cpu->has_nonfinite(T(g), n);
-}
-static void pd_scale(float *x, size_t n, float s) {
-    PD_ENTRY("scale");
-    pd.cpu->scale(T(x), n, s);
-}
-/* activations in an ActFmt: the format / shape structs are host structs (not translated) */
-static void pd_act_import(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
-    PD_ENTRY("act_import");
-    pd.cpu->act_import(f, N, C, HW, T(x), T(y));
-}
-static void pd_act_import_add(const ActFmt *f, int N, int C, int HW, const float *x, void *y) {
-    PD_ENTRY("act_import_add");
-    pd.cpu->act_import_add(f, N, C, HW, T(x), T(y));
-}
-static void pd_act_export(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
-    PD_ENTRY("act_export");
-    pd.cpu->act_export(f, N, C, HW, T(x), T(y));
-}
-static void pd_act_relu_forward(DType dt, size_t n, const void *x, void *y) {
-    PD_ENTRY("act_relu_forward");
-    pd.cpu->act_relu_forward(dt, n, T(x), T(y));
-}
-static void pd_act_relu_backward(DType dt, size_t n, const void *y, const void *dy, void *dx) {
-    PD_ENTRY("act_relu_backward");
-    pd.cpu->act_relu_backward(dt, n, T(y), T(dy), T(dx));
-}
-static void pd_act_add_forward(DType dt, size_t n, const void *a, const void *b, void *y) {
-    PD_ENTRY("act_add_forward");
-    pd.cpu->act_add_forward(dt, n, T(a), T(b), T(y));
-}
-static void pd_conv_weight_prep(const ConvShape *s, const float *w, void *wp) {
+static void pd_conv_weight_prep(const Backend *be, const ConvShape *s, const float *w, void *wp) {
     PD_ENTRY("conv_weight_prep");
-    pd.cpu->conv_weight_prep(s, T(w), T(wp));
+    pd.cpu->conv_weight_prep(pd.cpu, s, T(w), T(wp));
 }
-static void pd_conv_weight_grad_add(const ConvShape *s, const void *dwp, float *dw) {
+static void pd_conv_weight_grad_add(const Backend *be, const ConvShape *s, const void *dwp, float *dw) {
     PD_ENTRY("conv_weight_grad_add");
-    pd.cpu->conv_weight_grad_add(s, T(dwp), T(dw));
+    pd.cpu->conv_weight_grad_add(pd.cpu, s, T(dwp), T(dw));
 }
-static void pd_conv2d_act_forward(const ConvShape *s, const void *x, const void *wp, void *y, float *ws) {
-    PD_ENTRY("conv2d_act_forward");
-    pd.cpu->conv2d_act_forward(s, T(x), T(wp), T(y), T(ws));
+static void pd_batchnorm_forward_train(const Backend *be, const ActDesc *d, const void *x, const float *gamma, const float *beta, float momentum, float eps, float *running_mean, float *running_var, void *y, float *save_mean, float *save_rstd) {
+    PD_ENTRY("batchnorm_forward_train");
+    pd.cpu->batchnorm_forward_train(pd.cpu, d, T(x), T(gamma), T(beta), momentum, eps, T(running_mean), T(running_var), T(y), T(save_mean), T(save_rstd));
 }
-static void pd_conv2d_act_backward(const ConvShape *s, const void *x, const void *wp, const void *dy, void *dx, void *dwp, float *ws) {
-    PD_ENTRY("conv2d_act_backward");
-    pd.cpu->conv2d_act_backward(s, T(x), T(wp), T(dy), T(dx), T(dwp), T(ws));
+static void pd_batchnorm_backward_train(const Backend *be, const ActDesc *d, const void *x, const float *gamma, const float *save_mean, const float *save_rstd, const void *dy, void *dx, float *dgamma, float *dbeta) {
+    PD_ENTRY("batchnorm_backward_train");
+    pd.cpu->batchnorm_backward_train(pd.cpu, d, T(x), T(gamma), T(save_mean), T(save_rstd), T(dy), T(dx), T(dgamma), T(dbeta));
 }
-static void pd_batchnorm_act_forward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *beta, float momentum, float eps, float *running_mean, float *running_var, void *y, float *save_mean, float *save_rstd) {
-    PD_ENTRY("batchnorm_act_forward_train");
-    pd.cpu->batchnorm_act_forward_train(f, N, C, HW, T(x), T(gamma), T(beta), momentum, eps, T(running_mean), T(running_var), T(y), T(save_mean), T(save_rstd));
+static void pd_batchnorm_forward_eval(const Backend *be, const ActDesc *d, const void *x, const float *gamma, const float *beta, const float *running_mean, const float *running_var, float eps, void *y) {
+    PD_ENTRY("batchnorm_forward_eval");
+    pd.cpu->batchnorm_forward_eval(pd.cpu, d, T(x), T(gamma), T(beta), T(running_mean), T(running_var), eps, T(y));
 }
-static void pd_batchnorm_act_backward_train(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *save_mean, const float *save_rstd, const void *dy, void *dx, float *dgamma, float *dbeta) {
-    PD_ENTRY("batchnorm_act_backward_train");
-    pd.cpu->batchnorm_act_backward_train(f, N, C, HW, T(x), T(gamma), T(save_mean), T(save_rstd), T(dy), T(dx), T(dgamma), T(dbeta));
+static void pd_batchnorm_backward_eval(const Backend *be, const ActDesc *d, const void *x, const float *gamma, const float *running_mean, const float *running_var, float eps, const void *dy, void *dx, float *dgamma, float *dbeta) {
+    PD_ENTRY("batchnorm_backward_eval");
+    pd.cpu->batchnorm_backward_eval(pd.cpu, d, T(x), T(gamma), T(running_mean), T(running_var), eps, T(dy), T(dx), T(dgamma), T(dbeta));
 }
-static void pd_batchnorm_act_forward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *beta, const float *running_mean, const float *running_var, float eps, void *y) {
-    PD_ENTRY("batchnorm_act_forward_eval");
-    pd.cpu->batchnorm_act_forward_eval(f, N, C, HW, T(x), T(gamma), T(beta), T(running_mean), T(running_var), eps, T(y));
+static void pd_act_import(const Backend *be, const ActDesc *d, const float *x, void *y) {
+    PD_ENTRY("act_import");
+    pd.cpu->act_import(pd.cpu, d, T(x), T(y));
 }
-static void pd_batchnorm_act_backward_eval(const ActFmt *f, int N, int C, int HW, const void *x, const float *gamma, const float *running_mean, const float *running_var, float eps, const void *dy, void *dx, float *dgamma, float *dbeta) {
-    PD_ENTRY("batchnorm_act_backward_eval");
-    pd.cpu->batchnorm_act_backward_eval(f, N, C, HW, T(x), T(gamma), T(running_mean), T(running_var), eps, T(dy), T(dx), T(dgamma), T(dbeta));
+static void pd_act_import_add(const Backend *be, const ActDesc *d, const float *x, void *y) {
+    PD_ENTRY("act_import_add");
+    pd.cpu->act_import_add(pd.cpu, d, T(x), T(y));
 }
-static void pd_maxpool_act_forward(const PoolShape *s, const void *x, void *y, int32_t *argmax) {
-    PD_ENTRY("maxpool_act_forward");
-    pd.cpu->maxpool_act_forward(s, T(x), T(y), T(argmax));
+static void pd_act_export(const Backend *be, const ActDesc *d, const void *x, float *y) {
+    PD_ENTRY("act_export");
+    pd.cpu->act_export(pd.cpu, d, T(x), T(y));
 }
-static void pd_maxpool_act_backward(const PoolShape *s, const int32_t *argmax, const void *dy, void *dx) {
-    PD_ENTRY("maxpool_act_backward");
-    pd.cpu->maxpool_act_backward(s, T(argmax), T(dy), T(dx));
+static void pd_relu_forward(const Backend *be, DType dt, size_t n, const void *x, void *y) {
+    PD_ENTRY("relu_forward");
+    pd.cpu->relu_forward(pd.cpu, dt, n, T(x), T(y));
 }
-static void pd_avgpool_act_forward(const ActFmt *f, int N, int C, int HW, const void *x, float *y) {
-    PD_ENTRY("avgpool_act_forward");
-    pd.cpu->avgpool_act_forward(f, N, C, HW, T(x), T(y));
+static void pd_relu_backward(const Backend *be, DType dt, size_t n, const void *y, const void *dy, void *dx) {
+    PD_ENTRY("relu_backward");
+    pd.cpu->relu_backward(pd.cpu, dt, n, T(y), T(dy), T(dx));
 }
-static void pd_avgpool_act_backward(const ActFmt *f, int N, int C, int HW, const float *dy, void *dx) {
-    PD_ENTRY("avgpool_act_backward");
-    pd.cpu->avgpool_act_backward(f, N, C, HW, T(dy), T(dx));
+static void pd_add_forward(const Backend *be, DType dt, size_t n, const void *a, const void *b, void *y) {
+    PD_ENTRY("add_forward");
+    pd.cpu->add_forward(pd.cpu, dt, n, T(a), T(b), T(y));
+}
+static void pd_add_backward(const Backend *be, size_t n, const float *dy, float *da, float *db) {
+    PD_ENTRY("add_backward");
+    pd.cpu->add_backward(pd.cpu, n, T(dy), T(da), T(db));
+}
+static void pd_gelu_forward(const Backend *be, size_t n, const float *x, float *y) {
+    PD_ENTRY("gelu_forward");
+    pd.cpu->gelu_forward(pd.cpu, n, T(x), T(y));
+}
+static void pd_gelu_backward(const Backend *be, size_t n, const float *x, const float *dy, float *dx) {
+    PD_ENTRY("gelu_backward");
+    pd.cpu->gelu_backward(pd.cpu, n, T(x), T(dy), T(dx));
+}
+static void pd_tanh_forward(const Backend *be, size_t n, const float *x, float *y) {
+    PD_ENTRY("tanh_forward");
+    pd.cpu->tanh_forward(pd.cpu, n, T(x), T(y));
+}
+static void pd_tanh_backward(const Backend *be, size_t n, const float *y, const float *dy, float *dx) {
+    PD_ENTRY("tanh_backward");
+    pd.cpu->tanh_backward(pd.cpu, n, T(y), T(dy), T(dx));
+}
+static void pd_mul_forward(const Backend *be, size_t n, const float *a, const float *b, float *y) {
+    PD_ENTRY("mul_forward");
+    pd.cpu->mul_forward(pd.cpu, n, T(a), T(b), T(y));
+}
+static void pd_mul_backward(const Backend *be, size_t n, const float *a, const float *b, const float *dy, float *da, float *db) {
+    PD_ENTRY("mul_backward");
+    pd.cpu->mul_backward(pd.cpu, n, T(a), T(b), T(dy), T(da), T(db));
+}
+static void pd_concat_forward(const Backend *be, int N, int Da, int Db, const float *a, const float *b, float *y) {
+    PD_ENTRY("concat_forward");
+    pd.cpu->concat_forward(pd.cpu, N, Da, Db, T(a), T(b), T(y));
+}
+static void pd_concat_backward(const Backend *be, int N, int Da, int Db, const float *dy, float *da, float *db) {
+    PD_ENTRY("concat_backward");
+    pd.cpu->concat_backward(pd.cpu, N, Da, Db, T(dy), T(da), T(db));
+}
+static void pd_maxpool_forward(const Backend *be, const PoolShape *s, const void *x, void *y, int32_t *argmax) {
+    PD_ENTRY("maxpool_forward");
+    pd.cpu->maxpool_forward(pd.cpu, s, T(x), T(y), T(argmax));
+}
+static void pd_maxpool_backward(const Backend *be, const PoolShape *s, const int32_t *argmax, const void *dy, void *dx) {
+    PD_ENTRY("maxpool_backward");
+    pd.cpu->maxpool_backward(pd.cpu, s, T(argmax), T(dy), T(dx));
+}
+static void pd_avgpool_forward(const Backend *be, const ActDesc *d, const void *x, float *y) {
+    PD_ENTRY("avgpool_forward");
+    pd.cpu->avgpool_forward(pd.cpu, d, T(x), T(y));
+}
+static void pd_avgpool_backward(const Backend *be, const ActDesc *d, const float *dy, void *dx) {
+    PD_ENTRY("avgpool_backward");
+    pd.cpu->avgpool_backward(pd.cpu, d, T(dy), T(dx));
+}
+static void pd_linear_forward(const Backend *be, int N, int in, int out, const float *x, const float *w, const float *b, float *y) {
+    PD_ENTRY("linear_forward");
+    pd.cpu->linear_forward(pd.cpu, N, in, out, T(x), T(w), T(b), T(y));
+}
+static void pd_linear_backward(const Backend *be, int N, int in, int out, const float *x, const float *w, const float *dy, float *dx, float *dw, float *db) {
+    PD_ENTRY("linear_backward");
+    pd.cpu->linear_backward(pd.cpu, N, in, out, T(x), T(w), T(dy), T(dx), T(dw), T(db));
+}
+static void pd_embedding_forward(const Backend *be, int N, int V, int D, const int32_t *ids, const float *table, float *y) {
+    PD_ENTRY("embedding_forward");
+    pd.cpu->embedding_forward(pd.cpu, N, V, D, T(ids), T(table), T(y));
+}
+static void pd_embedding_backward(const Backend *be, int N, int V, int D, const int32_t *ids, int padding_idx, const float *dy, float *dtable) {
+    PD_ENTRY("embedding_backward");
+    pd.cpu->embedding_backward(pd.cpu, N, V, D, T(ids), padding_idx, T(dy), T(dtable));
+}
+static void pd_layernorm_forward(const Backend *be, int N, int D, const float *x, const float *w, const float *b, float eps, float *y, float *mean, float *rstd) {
+    PD_ENTRY("layernorm_forward");
+    pd.cpu->layernorm_forward(pd.cpu, N, D, T(x), T(w), T(b), eps, T(y), T(mean), T(rstd));
+}
+static void pd_layernorm_backward(const Backend *be, int N, int D, const float *x, const float *w, const float *mean, const float *rstd, const float *dy, float *dx, float *dw, float *db) {
+    PD_ENTRY("layernorm_backward");
+    pd.cpu->layernorm_backward(pd.cpu, N, D, T(x), T(w), T(mean), T(rstd), T(dy), T(dx), T(dw), T(db));
+}
+static void pd_softmax_forward(const Backend *be, int rows, int cols, const float *x, float *y) {
+    PD_ENTRY("softmax_forward");
+    pd.cpu->softmax_forward(pd.cpu, rows, cols, T(x), T(y));
+}
+static void pd_softmax_backward(const Backend *be, int rows, int cols, const float *y, const float *dy, float *dx) {
+    PD_ENTRY("softmax_backward");
+    pd.cpu->softmax_backward(pd.cpu, rows, cols, T(y), T(dy), T(dx));
+}
+static void pd_dropout_forward(const Backend *be, size_t n, float p, uint64_t seed, const float *x, float *y, uint8_t *mask) {
+    PD_ENTRY("dropout_forward");
+    pd.cpu->dropout_forward(pd.cpu, n, p, seed, T(x), T(y), T(mask));
+}
+static void pd_dropout_backward(const Backend *be, size_t n, float p, const uint8_t *mask, const float *dy, float *dx) {
+    PD_ENTRY("dropout_backward");
+    pd.cpu->dropout_backward(pd.cpu, n, p, T(mask), T(dy), T(dx));
+}
+static void pd_attention_forward(const Backend *be, int B, int L, int nh, int hd, const float *q, const float *k, const float *v, const float *key_mask, float p, uint64_t seed, float *probs, uint8_t *drop_mask, float *out, float *ws) {
+    PD_ENTRY("attention_forward");
+    pd.cpu->attention_forward(pd.cpu, B, L, nh, hd, T(q), T(k), T(v), T(key_mask), p, seed, T(probs), T(drop_mask), T(out), T(ws));
+}
+static void pd_attention_backward(const Backend *be, int B, int L, int nh, int hd, const float *q, const float *k, const float *v, const float *probs, const uint8_t *drop_mask, float p, const float *dout, float *dq, float *dk, float *dv, float *ws) {
+    PD_ENTRY("attention_backward");
+    pd.cpu->attention_backward(pd.cpu, B, L, nh, hd, T(q), T(k), T(v), T(probs), T(drop_mask), p, T(dout), T(dq), T(dk), T(dv), T(ws));
+}
+static double pd_bce_logits(const Backend *be, int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits) {
+    PD_ENTRY("bce_logits");
+    return pd.cpu->bce_logits(pd.cpu, N, A, T(logits), T(targets), grad_scale, T(dlogits));
+}
+static double pd_soft_xent(const Backend *be, int N, int A, const float *logits, const float *targets, float grad_scale, float *dlogits) {
+    PD_ENTRY("soft_xent");
+    return pd.cpu->soft_xent(pd.cpu, N, A, T(logits), T(targets), grad_scale, T(dlogits));
+}
+static void pd_adamw_update(const Backend *be, float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n_segs) {
+    PD_ENTRY("adamw_update");
+    pd.cpu->adamw_update(pd.cpu, T(params), T(grads), T(m), T(v), segs, n_segs);
+}
+static double pd_global_norm(const Backend *be, const float *g, size_t n) {
+    PD_ENTRY("global_norm");
+    return pd.cpu->global_norm(pd.cpu, T(g), n);
+}
+static int pd_has_nonfinite(const Backend *be, const float *g, size_t n) {
+    PD_ENTRY("has_nonfinite");
+    return pd.cpu->has_nonfinite(pd.cpu, T(g), n);
+}
+static void pd_scale(const Backend *be, float *x, size_t n, float s) {
+    PD_ENTRY("scale");
+    pd.cpu->scale(pd.cpu, T(x), n, s);
 }
 /* every compute entry, for the table */
 #define PD_COMPUTE_ENTRIES(X) \
-    X(gemm) X(conv2d_forward) X(conv2d_backward) X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) \
-    X(batchnorm_backward_eval) X(relu_forward) X(relu_backward) X(gelu_forward) X(gelu_backward) X(tanh_forward) \
-    X(tanh_backward) X(add_forward) X(add_backward) X(mul_forward) X(mul_backward) X(concat_forward) \
-    X(concat_backward) X(maxpool_forward) X(maxpool_backward) X(avgpool_global_forward) X(avgpool_global_backward) X(linear_forward) \
-    X(linear_backward) X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(softmax_forward) \
-    X(softmax_backward) X(dropout_forward) X(dropout_backward) X(attention_forward) X(attention_backward) X(bce_logits) \
-    X(soft_xent) X(adamw_update) X(global_norm) X(has_nonfinite) X(scale) \
-    X(act_import) X(act_import_add) X(act_export) X(act_relu_forward) X(act_relu_backward) \
-    X(act_add_forward) X(conv_weight_prep) X(conv_weight_grad_add) X(conv2d_act_forward) X(conv2d_act_backward) \
-    X(batchnorm_act_forward_train) X(batchnorm_act_backward_train) X(batchnorm_act_forward_eval) X(batchnorm_act_backward_eval) X(maxpool_act_forward) \
-    X(maxpool_act_backward) X(avgpool_act_forward) X(avgpool_act_backward)
+    X(gemm) X(conv2d_forward) X(conv2d_backward) X(conv_weight_prep) \
+    X(conv_weight_grad_add) X(batchnorm_forward_train) X(batchnorm_backward_train) X(batchnorm_forward_eval) \
+    X(batchnorm_backward_eval) X(act_import) X(act_import_add) X(act_export) X(relu_forward) X(relu_backward) \
+    X(add_forward) X(add_backward) X(gelu_forward) X(gelu_backward) X(tanh_forward) X(tanh_backward) \
+    X(mul_forward) X(mul_backward) X(concat_forward) X(concat_backward) X(maxpool_forward) \
+    X(maxpool_backward) X(avgpool_forward) X(avgpool_backward) X(linear_forward) X(linear_backward) \
+    X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(softmax_forward) \
+    X(softmax_backward) X(dropout_forward) X(dropout_backward) X(attention_forward) \
+    X(attention_backward) X(bce_logits) X(soft_xent) X(adamw_update) X(global_norm) X(has_nonfinite) X(scale)
 #undef T
 #undef PD_ENTRY
 
@@ -530,36 +475,43 @@ static void pd_segv(int sig, siginfo_t *si, void *ctx) {
     _exit(4);
 }
 
-/* The table (built once); installs the SIGSEGV reporter. */
-static const Backend *pd_backend(void) {
+/* The table in precision prec (DT_F32, DT_BF16 or DT_F16: what the trainer then stores the
+ * image encoder's activations in; the arithmetic is the CPU's either way). Built once per
+ * precision, all sharing the same memory; installs the SIGSEGV reporter. */
+static const Backend *pd_backend_prec(DType prec) {
+    Backend *t = &pd.table[prec == DT_BF16 ? 1 : prec == DT_F16 ? 2 : 0];
     if (!pd.cpu) {
         pd.cpu = backend_cpu();
-        pd.table = *pd.cpu;
-        pd.table.name = "pretend-device";
-        pd.table.device = DEV_CUDA;
-        pd.table.alloc = pd_alloc;
-        pd.table.free = pd_free;
-        pd.table.memset_zero = pd_memset_zero;
-        pd.table.copy_h2d = pd_copy_h2d;
-        pd.table.copy_h2d_async = pd_copy_h2d_async;
-        pd.table.copy_d2h = pd_copy_d2h;
-        pd.table.copy_d2d = pd_copy_d2d;
-        pd.table.upload_async = pd_upload_async;
-        pd.table.event_create = pd_event_create;
-        pd.table.event_destroy = pd_event_destroy;
-        pd.table.event_record = pd_event_record;
-        pd.table.event_wait = pd_event_wait;
-#define PD_SET(name) pd.table.name = pd_##name;
-        PD_COMPUTE_ENTRIES(PD_SET)
-#undef PD_SET
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = pd_segv;
         sa.sa_flags = SA_SIGINFO;
         sigaction(SIGSEGV, &sa, NULL);
     }
-    return &pd.table;
+    if (!t->name) {
+        *t = *pd.cpu;
+        t->name = "pretend-device";
+        t->device = DEV_CUDA;
+        t->precision = prec;
+        t->alloc = pd_alloc;
+        t->free = pd_free;
+        t->memset_zero = pd_memset_zero;
+        t->copy_h2d = pd_copy_h2d;
+        t->copy_h2d_async = pd_copy_h2d_async;
+        t->copy_d2h = pd_copy_d2h;
+        t->copy_d2d = pd_copy_d2d;
+        t->upload_async = pd_upload_async;
+        t->event_create = pd_event_create;
+        t->event_destroy = pd_event_destroy;
+        t->event_record = pd_event_record;
+        t->event_wait = pd_event_wait;
+#define PD_SET(name) t->name = pd_##name;
+        PD_COMPUTE_ENTRIES(PD_SET)
+#undef PD_SET
+    }
+    return t;
 }
+static const Backend *pd_backend(void) { return pd_backend_prec(DT_F32); }
 static long pd_violations(void) { return pd.violations; }
 static int pd_live_regions(void) { return pd.n; }
 

@@ -684,7 +684,7 @@ static void pretend_device_translates_every_act_entry(void) {
     pool_shape_init(&ps, 2, 4, 5, 5, 3, 2, 1); /* -> [2, 4, 3x3] */
     ps.f = f;
     const int HW = 81, PQ = 25, MQ = 9;
-    const size_t nx = 2 * 3 * HW, ny = 2 * 4 * PQ, nm = 2 * 4 * MQ, nw = 4 * 3 * 9, nws = cpu->conv2d_act_workspace(&cs);
+    const size_t nx = 2 * 3 * HW, ny = 2 * 4 * PQ, nm = 2 * 4 * MQ, nw = 4 * 3 * 9, nws = cpu->conv2d_workspace(cpu, &cs);
     TestRng r = {600};
     float *hx = frand(&r, nx, -1, 1), *hw = frand(&r, nw, -0.5f, 0.5f), *hgam = frand(&r, 4, 0.5f, 1.5f);
     float *hbet = frand(&r, 4, -0.5f, 0.5f), *hrv = frand(&r, 4, 0.5f, 2), *hdp = frand(&r, 8, -1, 1);
@@ -692,7 +692,7 @@ static void pretend_device_translates_every_act_entry(void) {
     memset(results, 0, sizeof results);
     for (int pass = 0; pass < 2; pass++) {
         const Backend *b = pass ? be : cpu;
-#define ALLOC(bytes) b->alloc(bytes)
+#define ALLOC(bytes) b->alloc(b, bytes)
         float *x = ALLOC(nx * 4), *w = ALLOC(nw * 4), *gam = ALLOC(16), *bet = ALLOC(16), *rm = ALLOC(16), *rv = ALLOC(16);
         float *ws = ALLOC(nws * 4), *mean = ALLOC(16), *rstd = ALLOC(16), *pooled = ALLOC(32), *dp = ALLOC(32);
         float *dw = ALLOC(nw * 4), *dg = ALLOC(16), *dbt = ALLOC(16), *xo = ALLOC(nx * 4);
@@ -701,38 +701,39 @@ static void pretend_device_translates_every_act_entry(void) {
         void *dwp = ALLOC(nw * 2), *sum = ALLOC(nm * 2);
         int32_t *arg = ALLOC(nm * 4);
 #undef ALLOC
-        b->copy_h2d(x, hx, nx * 4), b->copy_h2d(w, hw, nw * 4), b->copy_h2d(gam, hgam, 16);
-        b->copy_h2d(bet, hbet, 16), b->copy_h2d(rm, hbet, 16), b->copy_h2d(rv, hrv, 16), b->copy_h2d(dp, hdp, 32);
-        b->memset_zero(dam, nm * 2), b->memset_zero(dab, ny * 2), b->memset_zero(day, ny * 2);
-        b->memset_zero(dax, nx * 2), b->memset_zero(dwp, nw * 2), b->memset_zero(dw, nw * 4);
-        b->memset_zero(dg, 16), b->memset_zero(dbt, 16);
-        b->act_import(&f, 2, 3, HW, x, ax);
-        b->act_import_add(&f, 2, 3, HW, x, ax); /* 2x */
-        b->conv_weight_prep(&cs, w, wp);
-        b->conv2d_act_forward(&cs, ax, wp, ay, ws);
-        b->batchnorm_act_forward_train(&f, 2, 4, PQ, ay, gam, bet, 0.1f, 1e-5f, rm, rv, ab, mean, rstd);
-        b->batchnorm_act_forward_eval(&f, 2, 4, PQ, ay, gam, bet, rm, rv, 1e-5f, ae);
-        b->act_add_forward(f.dt, ny, ab, ae, ab);
-        b->act_relu_forward(f.dt, ny, ab, ab);
-        b->maxpool_act_forward(&ps, ab, am, arg);
-        b->act_add_forward(f.dt, nm, am, am, sum);
-        b->avgpool_act_forward(&f, 2, 4, MQ, sum, pooled);
-        b->avgpool_act_backward(&f, 2, 4, MQ, dp, dam);
-        b->maxpool_act_backward(&ps, arg, dam, dab);
-        b->act_relu_backward(f.dt, ny, ab, dab, day); /* day = relu'(dab) */
-        b->batchnorm_act_backward_eval(&f, 2, 4, PQ, ay, gam, rm, rv, 1e-5f, day, dab, dg, dbt);
-        b->batchnorm_act_backward_train(&f, 2, 4, PQ, ay, gam, mean, rstd, day, dab, dg, dbt);
-        b->conv2d_act_backward(&cs, ax, wp, dab, dax, dwp, ws);
-        b->conv_weight_grad_add(&cs, dwp, dw);
-        b->act_export(&f, 2, 3, HW, dax, xo);
+        b->copy_h2d(b, x, hx, nx * 4), b->copy_h2d(b, w, hw, nw * 4), b->copy_h2d(b, gam, hgam, 16);
+        b->copy_h2d(b, bet, hbet, 16), b->copy_h2d(b, rm, hbet, 16), b->copy_h2d(b, rv, hrv, 16), b->copy_h2d(b, dp, hdp, 32);
+        b->memset_zero(b, dam, nm * 2), b->memset_zero(b, dab, ny * 2), b->memset_zero(b, day, ny * 2);
+        b->memset_zero(b, dax, nx * 2), b->memset_zero(b, dwp, nw * 2), b->memset_zero(b, dw, nw * 4);
+        b->memset_zero(b, dg, 16), b->memset_zero(b, dbt, 16);
+        ActDesc dx3 = act_desc(2, 3, HW, f), dy4 = act_desc(2, 4, PQ, f), dm4 = act_desc(2, 4, MQ, f);
+        b->act_import(b, &dx3, x, ax);
+        b->act_import_add(b, &dx3, x, ax); /* 2x */
+        b->conv_weight_prep(b, &cs, w, wp);
+        b->conv2d_forward(b, &cs, ax, wp, NULL, ay, ws);
+        b->batchnorm_forward_train(b, &dy4, ay, gam, bet, 0.1f, 1e-5f, rm, rv, ab, mean, rstd);
+        b->batchnorm_forward_eval(b, &dy4, ay, gam, bet, rm, rv, 1e-5f, ae);
+        b->add_forward(b, f.dt, ny, ab, ae, ab);
+        b->relu_forward(b, f.dt, ny, ab, ab);
+        b->maxpool_forward(b, &ps, ab, am, arg);
+        b->add_forward(b, f.dt, nm, am, am, sum);
+        b->avgpool_forward(b, &dm4, sum, pooled);
+        b->avgpool_backward(b, &dm4, dp, dam);
+        b->maxpool_backward(b, &ps, arg, dam, dab);
+        b->relu_backward(b, f.dt, ny, ab, dab, day); /* day = relu'(dab) */
+        b->batchnorm_backward_eval(b, &dy4, ay, gam, rm, rv, 1e-5f, day, dab, dg, dbt);
+        b->batchnorm_backward_train(b, &dy4, ay, gam, mean, rstd, day, dab, dg, dbt);
+        b->conv2d_backward(b, &cs, ax, wp, dab, dax, dwp, NULL, ws);
+        b->conv_weight_grad_add(b, &cs, dwp, dw);
+        b->act_export(b, &dx3, dax, xo);
         float *out = results[pass];
-        b->copy_d2h(out, xo, nx * 4);
-        b->copy_d2h(out + nx, dw, nw * 4);
-        b->copy_d2h(out + nx + nw, pooled, 32);
-        b->copy_d2h(out + nx + nw + 8, dg, 16);
+        b->copy_d2h(b, out, xo, nx * 4);
+        b->copy_d2h(b, out + nx, dw, nw * 4);
+        b->copy_d2h(b, out + nx + nw, pooled, 32);
+        b->copy_d2h(b, out + nx + nw + 8, dg, 16);
         void *all[] = {x, w, gam, bet, rm, rv, ws, mean, rstd, pooled, dp, dw, dg, dbt, xo, ax, wp, ay, ab, am,
                        ae, dam, dab, day, dax, dwp, sum, arg};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->free(all[i]);
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->free(b, all[i]);
     }
     CHECK(pd_violations() == 0);
     CHECK(pd_live_regions() == 0); /* every device buffer freed */

@@ -159,24 +159,24 @@ static void rewind_across_blocks_reuses_later_blocks(void) {
 /* A fake "device" allocator: poisoned host blocks, counted, so the test sees that the
  * arena takes every block from the hooks, frees each one, and zeroes only through them. */
 static int fake_live, fake_allocs, fake_zeros;
-static void *fake_alloc(size_t n) {
+static void *fake_alloc(void *ctx, size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n) != 0) return NULL;
     memset(p, 0xA5, n);
     fake_live++, fake_allocs++;
     return p;
 }
-static void fake_free(void *p) {
+static void fake_free(void *ctx, void *p) {
     if (p) fake_live--;
     free(p);
 }
-static void fake_zero(void *p, size_t n) {
+static void fake_zero(void *ctx, void *p, size_t n) {
     fake_zeros++;
     memset(p, 0, n);
 }
 
 static void hooked_arena_takes_blocks_from_hooks_and_frees_them(void) {
-    ArenaMem mem = {fake_alloc, fake_free, fake_zero};
+    ArenaMem mem = {NULL, fake_alloc, fake_free, fake_zero};
     Arena a;
     fake_live = fake_allocs = fake_zeros = 0;
     arena_init_mem(&a, 1024, &mem);

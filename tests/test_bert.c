@@ -419,20 +419,20 @@ static void second_step_allocates_nothing(void) {
 /* A Backend that counts the backward ops that prove where backward stopped. Test-only
  * counters (the library has no global state; this program may). */
 static int g_ln_bwd, g_emb_bwd, g_attn_bwd;
-static void count_ln_bwd(int N, int D, const float *x, const float *w, const float *mean, const float *rstd,
+static void count_ln_bwd(const Backend *be, int N, int D, const float *x, const float *w, const float *mean, const float *rstd,
                          const float *dy, float *dx, float *dw, float *db) {
     g_ln_bwd++;
-    backend_cpu()->layernorm_backward(N, D, x, w, mean, rstd, dy, dx, dw, db);
+    backend_cpu()->layernorm_backward(backend_cpu(), N, D, x, w, mean, rstd, dy, dx, dw, db);
 }
-static void count_emb_bwd(int N, int V, int D, const int32_t *ids, int pad, const float *dy, float *dt) {
+static void count_emb_bwd(const Backend *be, int N, int V, int D, const int32_t *ids, int pad, const float *dy, float *dt) {
     g_emb_bwd++;
-    backend_cpu()->embedding_backward(N, V, D, ids, pad, dy, dt);
+    backend_cpu()->embedding_backward(backend_cpu(), N, V, D, ids, pad, dy, dt);
 }
-static void count_attn_bwd(int B, int L, int nh, int hd, const float *q, const float *k, const float *v,
+static void count_attn_bwd(const Backend *be, int B, int L, int nh, int hd, const float *q, const float *k, const float *v,
                            const float *probs, const uint8_t *dm, float p, const float *dout, float *dq, float *dk,
                            float *dv, float *ws) {
     g_attn_bwd++;
-    backend_cpu()->attention_backward(B, L, nh, hd, q, k, v, probs, dm, p, dout, dq, dk, dv, ws);
+    backend_cpu()->attention_backward(backend_cpu(), B, L, nh, hd, q, k, v, probs, dm, p, dout, dq, dk, dv, ws);
 }
 
 static Backend counting_backend(void) {

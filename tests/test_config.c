@@ -96,7 +96,7 @@ static void defaults_match_the_design_sketch(void) {
     CHECK_NEAR(c.train.weight_decay, 0.01, 0);
     CHECK(c.train.warmup_steps == 500 && c.train.schedule == CFG_SCHED_COSINE);
     CHECK_NEAR(c.train.clip_grad_norm, 1.0, 0);
-    CHECK(c.train.precision == CFG_PREC_BF16 && c.train.loss == CFG_LOSS_BCE);
+    CHECK(c.train.precision == DT_BF16 && c.train.loss == CFG_LOSS_BCE);
     CHECK_NEAR(c.train.loss_scale.init, 65536, 0);
     CHECK(c.train.loss_scale.growth_interval == 2000);
     CHECK(c.eval.every == 1000 && c.eval.split == CFG_SPLIT_VAL);
@@ -153,7 +153,7 @@ static void demo_config_round_trips_and_has_its_values(void) {
         CHECK_MSG(0, "%s", e.msg);
         return;
     }
-    CHECK(c.device == CFG_DEVICE_CPU && c.train.precision == CFG_PREC_FP32);
+    CHECK(c.device == CFG_DEVICE_CPU && c.train.precision == DT_F32);
     CHECK(c.data.image_size == 64 && c.train.batch_size == 64);
     CHECK_NEAR(c.train.lr, 1e-3, 0);
     CHECK(c.model.image_encoder.arch == CFG_ARCH_RESNET18 && c.model.image_encoder.freeze.mode == CFG_FREEZE_NONE);
@@ -190,7 +190,7 @@ static void vqav2_config_round_trips(void) {
     CHECK(c.model.image_encoder.freeze.mode == CFG_FREEZE_LIST && c.model.image_encoder.freeze.n == 1);
     CHECK(c.model.image_encoder.freeze.n == 1 && strcmp(c.model.image_encoder.freeze.trainable[0], "layer4") == 0);
     CHECK(c.data.test.annotations == NULL && c.data.test.questions != NULL);
-    CHECK(c.predict.split == CFG_SPLIT_TEST && c.train.precision == CFG_PREC_BF16);
+    CHECK(c.predict.split == CFG_SPLIT_TEST && c.train.precision == DT_BF16);
     cfg_free(&c);
 }
 

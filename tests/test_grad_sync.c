@@ -221,8 +221,8 @@ static void world_of_one_leaves_gradients_alone(void) {
 /* A "device" backend whose memory is host memory, counting the staging copies. */
 typedef struct CopyCount { int d2h, h2d; size_t bytes; } CopyCount;
 static CopyCount g_copies;
-static void fake_d2h(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); g_copies.d2h++; g_copies.bytes += bytes; }
-static void fake_h2d(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); g_copies.h2d++; g_copies.bytes += bytes; }
+static void fake_d2h(const Backend *be, void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); g_copies.d2h++; g_copies.bytes += bytes; }
+static void fake_h2d(const Backend *be, void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); g_copies.h2d++; g_copies.bytes += bytes; }
 
 static void device_buffers_are_staged_through_host(void) {
     Backend dev;

@@ -153,10 +153,10 @@ static void clip_scales_to_max_norm_only_when_above(void) {
  * number. Recorded through a copy of the CPU table with adamw_update replaced. */
 static AdamwSegment g_seen[4];
 static int g_seen_n;
-static void record_adamw(float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n) {
+static void record_adamw(const Backend *be, float *params, const float *grads, float *m, float *v, const AdamwSegment *segs, int n) {
     g_seen_n = n;
     memcpy(g_seen, segs, (size_t)n * sizeof *segs);
-    backend_cpu()->adamw_update(params, grads, m, v, segs, n);
+    backend_cpu()->adamw_update(backend_cpu(), params, grads, m, v, segs, n);
 }
 static void kernel_gets_per_segment_scalars_of_the_step(void) {
     Backend rec = *backend_cpu();
@@ -206,14 +206,14 @@ static void loss_scaler_skips_halves_and_grows(void) {
 static void cpu_nonfinite_norm_and_scale_kernels(void) {
     const Backend *be = backend_cpu();
     float g[3] = {1, 2, 3};
-    CHECK(!be->has_nonfinite(g, 3));
-    CHECK_NEAR(be->global_norm(g, 3), sqrt(14.0), 1e-12);
+    CHECK(!be->has_nonfinite(be, g, 3));
+    CHECK_NEAR(be->global_norm(be, g, 3), sqrt(14.0), 1e-12);
     g[1] = INFINITY;
-    CHECK(be->has_nonfinite(g, 3));
+    CHECK(be->has_nonfinite(be, g, 3));
     g[1] = NAN;
-    CHECK(be->has_nonfinite(g, 3));
+    CHECK(be->has_nonfinite(be, g, 3));
     float x[3] = {1.5f, -2.0f, 0.0f};
-    be->scale(x, 3, 0.5f);
+    be->scale(be, x, 3, 0.5f);
     CHECK(x[0] == 0.75f && x[1] == -1.0f && x[2] == 0.0f);
 }
 

@@ -29,6 +29,7 @@
 #include "pretend_device.h"
 #include "testlib.h"
 #include "train/predict.h"
+#include "train/train_device.h"
 #include "train/trainer.h"
 
 static char g_tmp[256];
@@ -317,7 +318,7 @@ static void image_encoder_layouts_train_like_nchw(void) {
     if (log) CHECK_STR_CONTAINS(log, "image encoder activations: NHWC fp32 (model.image_encoder.layout: nhwc");
     free(log);
 
-    CHECK(train_with(pdb, bf16_dir, 20, NULL, "device=cuda;train.precision=bf16", ck, sizeof ck) == 0);
+    CHECK(train_with(pd_backend_prec(DT_BF16), bf16_dir, 20, NULL, "device=cuda;train.precision=bf16", ck, sizeof ck) == 0);
     double lf[32], lb[32], lh[32];
     read_losses(nchw_dir, lf, 31);
     read_losses(nhwc_dir, lh, 31);
@@ -438,32 +439,32 @@ static void optim_step_on_device_memory_matches_cpu(void) {
     Err e;
     CHECK(optim_init(&oc, cpu, &oo, segs, 2, N, &e) == 0);
     CHECK(optim_init(&od, dev, &oo, segs, 2, N, &e) == 0);
-    float *dp = dev->alloc(sizeof p1), *dg = dev->alloc(sizeof g1);
-    dev->copy_h2d(dp, p1, sizeof p1);
+    float *dp = dev->alloc(dev, sizeof p1), *dg = dev->alloc(dev, sizeof g1);
+    dev->copy_h2d(dev, dp, p1, sizeof p1);
     for (int t = 1; t <= 4; t++) {
         for (int i = 0; i < N; i++) g1[i] = g2[i] = trng_uniform(&r, -0.1f, 0.1f) * (float)(t * t);
-        dev->copy_h2d(dg, g2, sizeof g2);
+        dev->copy_h2d(dev, dg, g2, sizeof g2);
         OptimStepInfo ic, id;
         optim_step(cpu, &oc, p1, g1, &ic);
         optim_step(dev, &od, dp, dg, &id);
         CHECK(ic.grad_norm == id.grad_norm && ic.lr == id.lr && ic.clip_coef == id.clip_coef);
         if (t == 4) CHECK(ic.clip_coef < 1.0f); /* the last steps' gradients are clipped */
     }
-    dev->copy_d2h(p2, dp, sizeof p2);
-    dev->copy_d2h(m2, od.m, sizeof m2);
-    dev->copy_d2h(v2, od.v, sizeof v2);
+    dev->copy_d2h(dev, p2, dp, sizeof p2);
+    dev->copy_d2h(dev, m2, od.m, sizeof m2);
+    dev->copy_d2h(dev, v2, od.v, sizeof v2);
     CHECK(memcmp(p1, p2, sizeof p1) == 0 && memcmp(oc.m, m2, sizeof m2) == 0 && memcmp(oc.v, v2, sizeof v2) == 0);
     CHECK(od.t == 4 && od.step == 4);
     /* the norm by hand, in double */
     double s = 0;
     for (int i = 0; i < N; i++) s += (double)g1[i] * g1[i];
-    CHECK_NEAR(cpu->global_norm(g1, N), sqrt(s), 1e-12 * sqrt(s));
-    CHECK(dev->has_nonfinite(dg, N) == 0);
+    CHECK_NEAR(cpu->global_norm(cpu, g1, N), sqrt(s), 1e-12 * sqrt(s));
+    CHECK(dev->has_nonfinite(dev, dg, N) == 0);
     float bad = INFINITY;
-    dev->copy_h2d(dg + 500, &bad, sizeof bad);
-    CHECK(dev->has_nonfinite(dg, N) == 1);
-    dev->free(dp);
-    dev->free(dg);
+    dev->copy_h2d(dev, dg + 500, &bad, sizeof bad);
+    CHECK(dev->has_nonfinite(dev, dg, N) == 1);
+    dev->free(dev, dp);
+    dev->free(dev, dg);
     optim_free(&oc);
     optim_free(&od);
     CHECK(pd_violations() == 0 && pd_live_regions() == 0);
@@ -493,7 +494,7 @@ static size_t resnet_forward_bytes(const char *trainable, int training) {
     Arena a;
     tdev_arena_init(be, &a, 1 << 16);
     float *dx = arena_floats(&a, sizeof x / sizeof *x);
-    be->copy_h2d(dx, x, sizeof x);
+    be->copy_h2d(be, dx, x, sizeof x);
     size_t before = a.used;
     if (resnet_forward(&r, be, dx, N, S, S, training, &a, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
@@ -540,6 +541,28 @@ static void remove_tree(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* The backend's precision is fixed when it is created; a given backend whose precision
+ * is not train.precision is refused (a bf16 config would otherwise run fp32 silently). */
+static void given_backend_must_have_the_configured_precision(void) {
+    Config cfg;
+    if (load_cfg(&cfg, g_tmp, 10, "device=cuda;train.precision=bf16") != 0) {
+        CHECK(0);
+        return;
+    }
+    TrainDevice d;
+    Err e = {{0}};
+    CHECK(tdev_open(&d, &cfg, CFG_DEVICE_CUDA, 1, NULL, pd_backend(), &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "pretend-device computes in fp32, but train.precision is bf16");
+    CHECK(tdev_open(&d, &cfg, CFG_DEVICE_CUDA, 1, NULL, pd_backend_prec(DT_BF16), &e) == 0);
+    CHECK(d.be->precision == DT_BF16);
+    ActFmt f;
+    char why[128];
+    tdev_image_format(&cfg, d.be, &f, why, sizeof why);
+    CHECK(f.dt == DT_BF16 && f.nhwc == 1);
+    tdev_close(&d);
+    cfg_free(&cfg);
+}
+
 int main(void) {
     const char *src = getenv("VQA_SRC");
     snprintf(g_cfg_path, sizeof g_cfg_path, "%s/configs/demo.yaml", src ? src : "..");
@@ -554,6 +577,7 @@ int main(void) {
     RUN(device_path_trains_like_the_cpu);
     RUN(resume_on_device_continues_like_the_cpu);
     RUN(image_encoder_layouts_train_like_nchw);
+    RUN(given_backend_must_have_the_configured_precision);
     RUN(checkpoint_with_a_prefetched_batch_resumes_the_same);
     RUN(predict_on_device_writes_the_cpu_predictions);
     remove_tree(g_tmp);

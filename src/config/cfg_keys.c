@@ -16,7 +16,9 @@ static const char *const text_arch_names[] = {"bert", NULL};
 static const char *const pool_names[] = {"cls", "mean", NULL};
 static const char *const fusion_names[] = {"concat", "mul", "attention", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
+/* train.precision is a DType: its names are indexed by the DType values */
 static const char *const precision_names[] = {"fp32", "bf16", "fp16", NULL};
+_Static_assert(DT_F32 == 0 && DT_BF16 == 1 && DT_F16 == 2, "precision_names follow DType");
 static const char *const auto_on_off_names[] = {"auto", "on", "off", NULL};
 static const char *const loss_names[] = {"bce", "softmax", NULL};
 static const char *const split_names[] = {"train", "val", "test", NULL};

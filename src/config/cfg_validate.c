@@ -194,7 +194,7 @@ int cfg_validate(const Config *c, Err *err) {
 int cfg_validate_device(const Config *c, CfgDevice resolved, Err *err) {
     if (resolved != CFG_DEVICE_CPU) return 0;
     const char *how = c->device == CFG_DEVICE_AUTO ? "device: auto chose cpu (no usable GPU)" : "device is cpu";
-    if (c->train.precision != CFG_PREC_FP32)
+    if (c->train.precision != DT_F32)
         return bad(c, err, "train.precision", "%s needs device cuda, but %s; the CPU backend computes in fp32 "
                    "(set train.precision: fp32)", cfg_enum_name(c, "train.precision"), how);
     if (c->dist.backend == CFG_DIST_NCCL)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ops/tensor.h" /* DType */
 #include "util/err.h"
 
 /* Enum orders match the other modules' enums where one exists (DatasetFormat in
@@ -33,7 +34,6 @@ typedef enum CfgTextArch { CFG_TEXT_BERT = 0 } CfgTextArch;
 typedef enum CfgTextPool { CFG_POOL_CLS = 0, CFG_POOL_MEAN = 1 } CfgTextPool;
 typedef enum CfgFusion { CFG_FUSION_CONCAT = 0, CFG_FUSION_MUL = 1, CFG_FUSION_ATTENTION = 2 } CfgFusion;
 typedef enum CfgSchedule { CFG_SCHED_COSINE = 0, CFG_SCHED_LINEAR = 1, CFG_SCHED_CONSTANT = 2 } CfgSchedule;
-typedef enum CfgPrecision { CFG_PREC_FP32 = 0, CFG_PREC_BF16 = 1, CFG_PREC_FP16 = 2 } CfgPrecision;
 typedef enum CfgLoss { CFG_LOSS_BCE = 0, CFG_LOSS_SOFTMAX = 1 } CfgLoss;
 typedef enum CfgSplit { CFG_SPLIT_TRAIN = 0, CFG_SPLIT_VAL = 1, CFG_SPLIT_TEST = 2 } CfgSplit;
 typedef enum CfgDistBackend {
@@ -121,7 +121,7 @@ typedef struct Config {
         int64_t warmup_steps;
         CfgSchedule schedule;
         double clip_grad_norm;     /* 0 = off */
-        CfgPrecision precision;
+        DType precision;           /* DT_F32, DT_BF16 or DT_F16: the backend's precision */
         CfgLoss loss;
         int threads;               /* 0 = OMP_NUM_THREADS / library default */
         struct { double init; int growth_interval; double growth_factor, backoff; } loss_scale;

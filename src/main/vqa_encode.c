@@ -285,8 +285,8 @@ static int encode_images(Enc *en, const Lines *im, float *pooled, float **grid_o
             err_prefix(e, "image rows %d..%d", i0, i0 + nb - 1);
             goto done;
         }
-        be->copy_d2h(pooled + (size_t)i0 * C, r->pooled, sizeof(float) * nb * C);
-        if (grid) be->copy_d2h(grid + (size_t)i0 * C * cells, r->grid, sizeof(float) * nb * C * cells);
+        be->copy_d2h(be, pooled + (size_t)i0 * C, r->pooled, sizeof(float) * nb * C);
+        if (grid) be->copy_d2h(be, grid + (size_t)i0 * C * cells, r->grid, sizeof(float) * nb * C * cells);
         progress(en, "images", i0 + nb, im->n, t0, &last);
     }
     rc = 0;
@@ -310,8 +310,8 @@ static int encode_questions(Enc *en, const Lines *q, float *pooled, float *seq, 
         arena_reset(&en->arena);
         if (bert_forward(t, be, tokens + (size_t)i0 * L, NULL, mask + (size_t)i0 * L, nb, L, 0, 0, &en->arena, e) != 0)
             return err_prefix(e, "%s: lines %d..%d", en->args->questions, i0 + 1, i0 + nb);
-        be->copy_d2h(pooled + (size_t)i0 * H, t->pooled, sizeof(float) * nb * H);
-        if (seq) be->copy_d2h(seq + (size_t)i0 * L * H, t->sequence, sizeof(float) * nb * L * H);
+        be->copy_d2h(be, pooled + (size_t)i0 * H, t->pooled, sizeof(float) * nb * H);
+        if (seq) be->copy_d2h(be, seq + (size_t)i0 * L * H, t->sequence, sizeof(float) * nb * L * H);
         progress(en, "questions", i0 + nb, q->n, t0, &last);
     }
     return 0;
@@ -496,7 +496,7 @@ int main(int argc, char **argv) {
         log_warn(&en.log, "device: cpu (fp32): vqa_encode runs on the CPU backend only; the config's device: %s is not used",
                  cfg_enum_name(&cfg, "device"));
     en.be = backend_cpu();
-    en.be->set_threads(cfg.train.threads);
+    en.be->set_threads(en.be, cfg.train.threads);
     en.batch = a.batch ? a.batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;
     arena_init(&en.arena, 1 << 20);
     int rc = run(&en, &err);

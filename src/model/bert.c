@@ -216,17 +216,17 @@ static int embed_forward(Bert *m, const Backend *be, int keep, float *out, Arena
     s->emean = arena_floats(a, (size_t)N);
     s->erstd = arena_floats(a, (size_t)N);
     if (!tmp || !s->esum || !s->emean || !s->erstd) return oom(e, "embeddings");
-    be->embedding_forward(N, m->cfg.vocab, H, s->tokens, ps_value(ps, s->word), s->esum);
-    be->embedding_forward(N, m->cfg.max_positions, H, s->pos_ids, ps_value(ps, s->pos), tmp);
-    be->add_forward(NH, s->esum, tmp, s->esum);
-    be->embedding_forward(N, m->cfg.type_vocab, H, s->type_ids, ps_value(ps, s->type), tmp);
-    be->add_forward(NH, s->esum, tmp, s->esum);
-    be->layernorm_forward(N, H, s->esum, ps_value(ps, s->eln_w), ps_value(ps, s->eln_b), m->cfg.eps, out,
+    be->embedding_forward(be, N, m->cfg.vocab, H, s->tokens, ps_value(ps, s->word), s->esum);
+    be->embedding_forward(be, N, m->cfg.max_positions, H, s->pos_ids, ps_value(ps, s->pos), tmp);
+    be->add_forward(be, DT_F32, NH, s->esum, tmp, s->esum);
+    be->embedding_forward(be, N, m->cfg.type_vocab, H, s->type_ids, ps_value(ps, s->type), tmp);
+    be->add_forward(be, DT_F32, NH, s->esum, tmp, s->esum);
+    be->layernorm_forward(be, N, H, s->esum, ps_value(ps, s->eln_w), ps_value(ps, s->eln_b), m->cfg.eps, out,
                           s->emean, s->erstd);
     s->edm = NULL;
     if (s->p > 0.f) {
         if (keep && !(s->edm = arena_alloc(a, NH))) return oom(e, "embedding dropout mask");
-        be->dropout_forward(NH, s->p, s->eseed, out, out, s->edm);
+        be->dropout_forward(be, NH, s->p, s->eseed, out, out, s->edm);
     }
     return 0;
 }
@@ -269,24 +269,24 @@ static int layer_forward(Bert *m, const Backend *be, int l, const float *x, cons
         if (!t->dm_att || !t->dm1 || !t->dm2) return oom(e, "dropout masks");
     }
     /* self-attention */
-    be->linear_forward(N, H, H, x, ps_value(ps, ix->q_w), ps_value(ps, ix->q_b), t->q);
-    be->linear_forward(N, H, H, x, ps_value(ps, ix->k_w), ps_value(ps, ix->k_b), t->k);
-    be->linear_forward(N, H, H, x, ps_value(ps, ix->v_w), ps_value(ps, ix->v_b), t->v);
-    be->attention_forward(B, L, nh, hd, t->q, t->k, t->v, mask, p, t->seed_att, t->probs, t->dm_att, t->ctx,
+    be->linear_forward(be, N, H, H, x, ps_value(ps, ix->q_w), ps_value(ps, ix->q_b), t->q);
+    be->linear_forward(be, N, H, H, x, ps_value(ps, ix->k_w), ps_value(ps, ix->k_b), t->k);
+    be->linear_forward(be, N, H, H, x, ps_value(ps, ix->v_w), ps_value(ps, ix->v_b), t->v);
+    be->attention_forward(be, B, L, nh, hd, t->q, t->k, t->v, mask, p, t->seed_att, t->probs, t->dm_att, t->ctx,
                           s->ws);
     /* r1 = x + dropout(ctx Wo^T + bo); x1 = LN(r1) */
-    be->linear_forward(N, H, H, t->ctx, ps_value(ps, ix->ao_w), ps_value(ps, ix->ao_b), t->r1);
-    if (p > 0.f) be->dropout_forward(NH, p, t->seed1, t->r1, t->r1, t->dm1);
-    be->add_forward(NH, t->r1, x, t->r1);
-    be->layernorm_forward(N, H, t->r1, ps_value(ps, ix->ln1_w), ps_value(ps, ix->ln1_b), eps, t->x1, t->mean1,
+    be->linear_forward(be, N, H, H, t->ctx, ps_value(ps, ix->ao_w), ps_value(ps, ix->ao_b), t->r1);
+    if (p > 0.f) be->dropout_forward(be, NH, p, t->seed1, t->r1, t->r1, t->dm1);
+    be->add_forward(be, DT_F32, NH, t->r1, x, t->r1);
+    be->layernorm_forward(be, N, H, t->r1, ps_value(ps, ix->ln1_w), ps_value(ps, ix->ln1_b), eps, t->x1, t->mean1,
                           t->rstd1);
     /* r2 = x1 + dropout(gelu(x1 W1^T + b1) W2^T + b2); out = LN(r2) */
-    be->linear_forward(N, H, F, t->x1, ps_value(ps, ix->i_w), ps_value(ps, ix->i_b), t->hpre);
-    be->gelu_forward(NF, t->hpre, t->hg);
-    be->linear_forward(N, F, H, t->hg, ps_value(ps, ix->o_w), ps_value(ps, ix->o_b), t->r2);
-    if (p > 0.f) be->dropout_forward(NH, p, t->seed2, t->r2, t->r2, t->dm2);
-    be->add_forward(NH, t->r2, t->x1, t->r2);
-    be->layernorm_forward(N, H, t->r2, ps_value(ps, ix->ln2_w), ps_value(ps, ix->ln2_b), eps, out, t->mean2,
+    be->linear_forward(be, N, H, F, t->x1, ps_value(ps, ix->i_w), ps_value(ps, ix->i_b), t->hpre);
+    be->gelu_forward(be, NF, t->hpre, t->hg);
+    be->linear_forward(be, N, F, H, t->hg, ps_value(ps, ix->o_w), ps_value(ps, ix->o_b), t->r2);
+    if (p > 0.f) be->dropout_forward(be, NH, p, t->seed2, t->r2, t->r2, t->dm2);
+    be->add_forward(be, DT_F32, NH, t->r2, t->x1, t->r2);
+    be->layernorm_forward(be, N, H, t->r2, ps_value(ps, ix->ln2_w), ps_value(ps, ix->ln2_b), eps, out, t->mean2,
                           t->rstd2);
     t->x2 = out;
     return 0;
@@ -345,7 +345,7 @@ int bert_forward(Bert *m, const Backend *be, const int32_t *tokens, const int32_
     const int on_host = be->device == DEV_CPU;
     s->pos_ids = arena_alloc(a, (size_t)N * sizeof(int32_t));
     s->type_ids = arena_alloc(a, (size_t)N * sizeof(int32_t));
-    s->ws = arena_floats(a, be->attention_workspace(B, L, m->cfg.heads, H / m->cfg.heads) + 1);
+    s->ws = arena_floats(a, be->attention_workspace(be, B, L, m->cfg.heads, H / m->cfg.heads) + 1);
     if (!s->pos_ids || !s->type_ids || !s->ws) return oom(e, "position ids");
     if (!on_host && s->host_cap < (size_t)3 * N) {
         int32_t *grown = realloc(s->host_ids, (size_t)3 * N * sizeof(int32_t));
@@ -364,10 +364,10 @@ int bert_forward(Bert *m, const Backend *be, const int32_t *tokens, const int32_
         int32_t *dtok = arena_alloc(a, (size_t)N * sizeof(int32_t));
         float *dmask = mask ? arena_floats(a, (size_t)N) : NULL;
         if (!dtok || (mask && !dmask)) return oom(e, "token ids");
-        be->copy_h2d(s->pos_ids, pos, (size_t)N * sizeof(int32_t));
-        be->copy_h2d(s->type_ids, typ, (size_t)N * sizeof(int32_t));
-        be->copy_h2d(dtok, tokens, (size_t)N * sizeof(int32_t));
-        if (mask) be->copy_h2d(dmask, mask, (size_t)N * sizeof(float));
+        be->copy_h2d(be, s->pos_ids, pos, (size_t)N * sizeof(int32_t));
+        be->copy_h2d(be, s->type_ids, typ, (size_t)N * sizeof(int32_t));
+        be->copy_h2d(be, dtok, tokens, (size_t)N * sizeof(int32_t));
+        if (mask) be->copy_h2d(be, dmask, mask, (size_t)N * sizeof(float));
         s->tokens = dtok;
         mask = dmask;
         m->mask = dmask;
@@ -404,9 +404,9 @@ int bert_forward(Bert *m, const Backend *be, const int32_t *tokens, const int32_
     s->first = arena_floats(a, (size_t)B * H);
     m->pooled = arena_floats(a, (size_t)B * H);
     if (!s->first || !m->pooled) return oom(e, "pooler");
-    for (int b = 0; b < B; b++) be->copy_d2d(s->first + (size_t)b * H, cur + (size_t)b * L * H, (size_t)H * sizeof(float));
-    be->linear_forward(B, H, H, s->first, ps_value(ps, s->pool_w), ps_value(ps, s->pool_b), m->pooled);
-    be->tanh_forward((size_t)B * H, m->pooled, m->pooled);
+    for (int b = 0; b < B; b++) be->copy_d2d(be, s->first + (size_t)b * H, cur + (size_t)b * L * H, (size_t)H * sizeof(float));
+    be->linear_forward(be, B, H, H, s->first, ps_value(ps, s->pool_w), ps_value(ps, s->pool_b), m->pooled);
+    be->tanh_forward(be, (size_t)B * H, m->pooled, m->pooled);
     return 0;
 }
 
@@ -433,26 +433,26 @@ static int layer_backward(Bert *m, const Backend *be, int l, const float *dout, 
     if (!dr2 || !dx1 || !do2 || !dhg || !dhpre || !dr1 || !dao || !dctx || !dq || !dk || !dv)
         return oom(e, "layer gradients");
     /* output block */
-    be->layernorm_backward(N, H, t->r2, ps_value(ps, ix->ln2_w), t->mean2, t->rstd2, dout, dr2,
+    be->layernorm_backward(be, N, H, t->r2, ps_value(ps, ix->ln2_w), t->mean2, t->rstd2, dout, dr2,
                            ps_grad(ps, ix->ln2_w), ps_grad(ps, ix->ln2_b));
-    be->add_backward(NH, dr2, dx1, NULL);
-    be->dropout_backward(NH, p, t->dm2, dr2, do2);
-    be->linear_backward(N, F, H, t->hg, ps_value(ps, ix->o_w), do2, dhg, ps_grad(ps, ix->o_w),
+    be->add_backward(be, NH, dr2, dx1, NULL);
+    be->dropout_backward(be, NH, p, t->dm2, dr2, do2);
+    be->linear_backward(be, N, F, H, t->hg, ps_value(ps, ix->o_w), do2, dhg, ps_grad(ps, ix->o_w),
                         ps_grad(ps, ix->o_b));
-    be->gelu_backward(NF, t->hpre, dhg, dhpre);
-    be->linear_backward(N, H, F, t->x1, ps_value(ps, ix->i_w), dhpre, dx1, ps_grad(ps, ix->i_w),
+    be->gelu_backward(be, NF, t->hpre, dhg, dhpre);
+    be->linear_backward(be, N, H, F, t->x1, ps_value(ps, ix->i_w), dhpre, dx1, ps_grad(ps, ix->i_w),
                         ps_grad(ps, ix->i_b));
     /* attention block */
-    be->layernorm_backward(N, H, t->r1, ps_value(ps, ix->ln1_w), t->mean1, t->rstd1, dx1, dr1,
+    be->layernorm_backward(be, N, H, t->r1, ps_value(ps, ix->ln1_w), t->mean1, t->rstd1, dx1, dr1,
                            ps_grad(ps, ix->ln1_w), ps_grad(ps, ix->ln1_b));
-    if (dx) be->add_backward(NH, dr1, dx, NULL);
-    be->dropout_backward(NH, p, t->dm1, dr1, dao);
-    be->linear_backward(N, H, H, t->ctx, ps_value(ps, ix->ao_w), dao, dctx, ps_grad(ps, ix->ao_w),
+    if (dx) be->add_backward(be, NH, dr1, dx, NULL);
+    be->dropout_backward(be, NH, p, t->dm1, dr1, dao);
+    be->linear_backward(be, N, H, H, t->ctx, ps_value(ps, ix->ao_w), dao, dctx, ps_grad(ps, ix->ao_w),
                         ps_grad(ps, ix->ao_b));
-    be->attention_backward(B, L, nh, hd, t->q, t->k, t->v, t->probs, t->dm_att, p, dctx, dq, dk, dv, s->ws);
-    be->linear_backward(N, H, H, t->x, ps_value(ps, ix->q_w), dq, dx, ps_grad(ps, ix->q_w), ps_grad(ps, ix->q_b));
-    be->linear_backward(N, H, H, t->x, ps_value(ps, ix->k_w), dk, dx, ps_grad(ps, ix->k_w), ps_grad(ps, ix->k_b));
-    be->linear_backward(N, H, H, t->x, ps_value(ps, ix->v_w), dv, dx, ps_grad(ps, ix->v_w), ps_grad(ps, ix->v_b));
+    be->attention_backward(be, B, L, nh, hd, t->q, t->k, t->v, t->probs, t->dm_att, p, dctx, dq, dk, dv, s->ws);
+    be->linear_backward(be, N, H, H, t->x, ps_value(ps, ix->q_w), dq, dx, ps_grad(ps, ix->q_w), ps_grad(ps, ix->q_b));
+    be->linear_backward(be, N, H, H, t->x, ps_value(ps, ix->k_w), dk, dx, ps_grad(ps, ix->k_w), ps_grad(ps, ix->k_b));
+    be->linear_backward(be, N, H, H, t->x, ps_value(ps, ix->v_w), dv, dx, ps_grad(ps, ix->v_w), ps_grad(ps, ix->v_b));
     arena_rewind(a, mark);
     return 0;
 }
@@ -467,13 +467,13 @@ static int embed_backward(Bert *m, const Backend *be, const float *dout, Arena *
     size_t mark = arena_mark(a);
     float *dln = arena_zeros(a, NH), *dsum = (dw || dp || dt) ? arena_zeros(a, NH) : NULL;
     if (!dln || ((dw || dp || dt) && !dsum)) return oom(e, "embedding gradients");
-    be->dropout_backward(NH, s->p, s->edm, dout, dln);
-    be->layernorm_backward(N, H, s->esum, ps_value(ps, s->eln_w), s->emean, s->erstd, dln, dsum,
+    be->dropout_backward(be, NH, s->p, s->edm, dout, dln);
+    be->layernorm_backward(be, N, H, s->esum, ps_value(ps, s->eln_w), s->emean, s->erstd, dln, dsum,
                            ps_grad(ps, s->eln_w), ps_grad(ps, s->eln_b));
     /* HF: only the word embedding has padding_idx (no gradient into the [PAD] row) */
-    if (dw) be->embedding_backward(N, m->cfg.vocab, H, s->tokens, m->cfg.pad_token_id, dsum, dw);
-    if (dp) be->embedding_backward(N, m->cfg.max_positions, H, s->pos_ids, -1, dsum, dp);
-    if (dt) be->embedding_backward(N, m->cfg.type_vocab, H, s->type_ids, -1, dsum, dt);
+    if (dw) be->embedding_backward(be, N, m->cfg.vocab, H, s->tokens, m->cfg.pad_token_id, dsum, dw);
+    if (dp) be->embedding_backward(be, N, m->cfg.max_positions, H, s->pos_ids, -1, dsum, dp);
+    if (dt) be->embedding_backward(be, N, m->cfg.type_vocab, H, s->type_ids, -1, dsum, dt);
     arena_rewind(a, mark);
     return 0;
 }
@@ -500,8 +500,8 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
         float *dpre = arena_zeros(a, (size_t)B * H);
         if (!dpre) return oom(e, "pooler gradient");
         if (into_seq && !(dfirst = arena_zeros(a, (size_t)B * H))) return oom(e, "pooler gradient");
-        be->tanh_backward((size_t)B * H, m->pooled, dpooled, dpre);
-        be->linear_backward(B, H, H, s->first, ps_value(ps, s->pool_w), dpre, dfirst, ps_grad(ps, s->pool_w),
+        be->tanh_backward(be, (size_t)B * H, m->pooled, dpooled, dpre);
+        be->linear_backward(be, B, H, H, s->first, ps_value(ps, s->pool_w), dpre, dfirst, ps_grad(ps, s->pool_w),
                             ps_grad(ps, s->pool_b));
         if (!dfirst) arena_rewind(a, mark);
         report_ready(m, s->pool_first);
@@ -515,11 +515,11 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
         if (!s->gbuf[0] || !s->gbuf[1]) return oom(e, "backward buffers");
     }
     float *dcur = s->gbuf[0];
-    be->memset_zero(dcur, NH * sizeof(float));
-    if (dsequence) be->add_forward(NH, dcur, dsequence, dcur);
+    be->memset_zero(be, dcur, NH * sizeof(float));
+    if (dsequence) be->add_forward(be, DT_F32, NH, dcur, dsequence, dcur);
     if (dfirst)
         for (int b = 0; b < B; b++)
-            be->add_forward((size_t)H, dcur + (size_t)b * L * H, dfirst + (size_t)b * H, dcur + (size_t)b * L * H);
+            be->add_forward(be, DT_F32, (size_t)H, dcur + (size_t)b * L * H, dfirst + (size_t)b * H, dcur + (size_t)b * L * H);
 
     int k = 1;
     for (int mod = nl; mod >= s->bwd_from; mod--) {
@@ -531,7 +531,7 @@ int bert_backward(Bert *m, const Backend *be, const float *dsequence, const floa
         float *dprev = NULL;
         if (mod > s->bwd_from) { /* a trainable module below needs this layer's input gradient */
             dprev = s->gbuf[k];
-            be->memset_zero(dprev, NH * sizeof(float));
+            be->memset_zero(be, dprev, NH * sizeof(float));
         }
         if (layer_backward(m, be, mod - 1, dcur, dprev, a, e) != 0) return -1;
         report_ready(m, s->li[mod - 1].first);

@@ -78,7 +78,7 @@ static const float k_ones[256] = {
 static float *ones_vec(const Backend *be, Arena *a, int n) {
     float *v = arena_floats(a, (size_t)n);
     if (!v) return NULL;
-    for (int i = 0; i < n; i += 256) be->copy_h2d(v + i, k_ones, (size_t)(n - i < 256 ? n - i : 256) * sizeof(float));
+    for (int i = 0; i < n; i += 256) be->copy_h2d(be, v + i, k_ones, (size_t)(n - i < 256 ? n - i : 256) * sizeof(float));
     return v;
 }
 
@@ -102,16 +102,16 @@ int fusion_forward(Fusion *m, const Backend *be, const float *img, int grid_cell
     m->txt = txt;
 
     if (!(m->vq = arena_floats(a, Bh))) return oom(e);
-    be->linear_forward(B, Ht, hid, txt, ps_value(ps, m->txt_w), ps_value(ps, m->txt_b), m->vq);
-    be->relu_forward(Bh, m->vq, m->vq);
+    be->linear_forward(be, B, Ht, hid, txt, ps_value(ps, m->txt_w), ps_value(ps, m->txt_b), m->vq);
+    be->relu_forward(be, DT_F32, Bh, m->vq, m->vq);
 
     if (!(m->f = arena_floats(a, (size_t)B * F))) return oom(e);
     if (c->type != FUSION_ATTENTION) {
         if (!(m->vi = arena_floats(a, Bh))) return oom(e);
-        be->linear_forward(B, Ci, hid, img, ps_value(ps, m->img_w), ps_value(ps, m->img_b), m->vi);
-        be->relu_forward(Bh, m->vi, m->vi);
-        if (c->type == FUSION_CONCAT) be->concat_forward(B, hid, hid, m->vi, m->vq, m->f);
-        else be->mul_forward(Bh, m->vi, m->vq, m->f);
+        be->linear_forward(be, B, Ci, hid, img, ps_value(ps, m->img_w), ps_value(ps, m->img_b), m->vi);
+        be->relu_forward(be, DT_F32, Bh, m->vi, m->vi);
+        if (c->type == FUSION_CONCAT) be->concat_forward(be, B, hid, hid, m->vi, m->vq, m->f);
+        else be->mul_forward(be, Bh, m->vi, m->vq, m->f);
     } else {
         int G = grid_cells;
         const float *Wi = ps_value(ps, m->img_w), *bi = ps_value(ps, m->img_b);
@@ -127,40 +127,40 @@ int fusion_forward(Fusion *m, const Backend *be, const float *img, int grid_cell
             const float *gb = img + (size_t)b * Ci * G;   /* [Ci, G] */
             float *Vb = m->vi + (size_t)b * G * hid;       /* [G, hid] */
             /* V_b = grid_b^T Wi^T + 1 bi^T */
-            be->gemm(1, 1, G, hid, Ci, 1.f, gb, G, Wi, Ci, 0.f, Vb, hid);
-            be->gemm(0, 0, G, hid, 1, 1.f, m->ones, 1, bi, hid, 1.f, Vb, hid);
+            be->gemm(be, 1, 1, G, hid, Ci, 1.f, gb, G, Wi, Ci, 0.f, Vb, hid);
+            be->gemm(be, 0, 0, G, hid, 1, 1.f, m->ones, 1, bi, hid, 1.f, Vb, hid);
         }
-        be->relu_forward((size_t)B * G * hid, m->vi, m->vi);
+        be->relu_forward(be, DT_F32, (size_t)B * G * hid, m->vi, m->vi);
         for (int b = 0; b < B; b++) {
             const float *Vb = m->vi + (size_t)b * G * hid;
             float *ub = m->u + (size_t)b * hid, *sb = s + (size_t)b * G;
             /* s_b = (V_b * vq_b) wa^T + ba = V_b (vq_b * wa) + ba */
-            be->mul_forward((size_t)hid, m->vq + (size_t)b * hid, wa, ub);
-            be->gemm(0, 0, G, 1, hid, 1.f, Vb, hid, ub, 1, 0.f, sb, 1);
-            be->gemm(0, 0, G, 1, 1, 1.f, m->ones, 1, ba, 1, 1.f, sb, 1);
+            be->mul_forward(be, (size_t)hid, m->vq + (size_t)b * hid, wa, ub);
+            be->gemm(be, 0, 0, G, 1, hid, 1.f, Vb, hid, ub, 1, 0.f, sb, 1);
+            be->gemm(be, 0, 0, G, 1, 1, 1.f, m->ones, 1, ba, 1, 1.f, sb, 1);
         }
         /* s = k (V u + ba): the score temperature (fusion.h) */
-        if (m->cfg.att_scale != 1.f) be->scale(s, (size_t)B * G, m->cfg.att_scale);
-        be->softmax_forward(B, G, s, m->alpha);
+        if (m->cfg.att_scale != 1.f) be->scale(be, s, (size_t)B * G, m->cfg.att_scale);
+        be->softmax_forward(be, B, G, s, m->alpha);
         for (int b = 0; b < B; b++) /* v_b = alpha_b V_b */
-            be->gemm(0, 0, 1, hid, G, 1.f, m->alpha + (size_t)b * G, G, m->vi + (size_t)b * G * hid, hid,
+            be->gemm(be, 0, 0, 1, hid, G, 1.f, m->alpha + (size_t)b * G, G, m->vi + (size_t)b * G * hid, hid,
                      0.f, m->v + (size_t)b * hid, hid);
-        be->mul_forward(Bh, m->v, m->vq, m->f);
+        be->mul_forward(be, Bh, m->v, m->vq, m->f);
     }
 
     if (!(m->h = arena_floats(a, Bh))) return oom(e);
-    be->linear_forward(B, F, hid, m->f, ps_value(ps, m->c0_w), ps_value(ps, m->c0_b), m->h);
-    be->relu_forward(Bh, m->h, m->h);
+    be->linear_forward(be, B, F, hid, m->f, ps_value(ps, m->c0_w), ps_value(ps, m->c0_b), m->h);
+    be->relu_forward(be, DT_F32, Bh, m->h, m->h);
     m->mask = NULL;
     m->hd = m->h;
     if (m->p > 0.f) {
         m->hd = arena_floats(a, Bh);
         m->mask = arena_alloc(a, Bh);
         if (!m->hd || !m->mask) return oom(e);
-        be->dropout_forward(Bh, m->p, dropout_seed, m->h, m->hd, m->mask);
+        be->dropout_forward(be, Bh, m->p, dropout_seed, m->h, m->hd, m->mask);
     }
     if (!(m->logits = arena_floats(a, (size_t)B * A))) return oom(e);
-    be->linear_forward(B, hid, A, m->hd, ps_value(ps, m->c3_w), ps_value(ps, m->c3_b), m->logits);
+    be->linear_forward(be, B, hid, A, m->hd, ps_value(ps, m->c3_w), ps_value(ps, m->c3_b), m->logits);
     return 0;
 }
 
@@ -176,24 +176,24 @@ int fusion_backward(Fusion *m, const Backend *be, const float *dlogits, float *d
     float *dhd = arena_zeros(a, Bh), *dh = dhd, *dhpre = arena_zeros(a, Bh);
     float *df = arena_zeros(a, (size_t)B * F), *dvq = arena_zeros(a, Bh);
     if (!dhd || !dhpre || !df || !dvq) return oom(e);
-    be->linear_backward(B, hid, A, m->hd, ps_value(ps, m->c3_w), dlogits, dhd, ps_grad(ps, m->c3_w),
+    be->linear_backward(be, B, hid, A, m->hd, ps_value(ps, m->c3_w), dlogits, dhd, ps_grad(ps, m->c3_w),
                         ps_grad(ps, m->c3_b));
     if (m->mask) {
         if (!(dh = arena_zeros(a, Bh))) return oom(e);
-        be->dropout_backward(Bh, m->p, m->mask, dhd, dh);
+        be->dropout_backward(be, Bh, m->p, m->mask, dhd, dh);
     }
-    be->relu_backward(Bh, m->h, dh, dhpre);
-    be->linear_backward(B, F, hid, m->f, ps_value(ps, m->c0_w), dhpre, df, ps_grad(ps, m->c0_w),
+    be->relu_backward(be, DT_F32, Bh, m->h, dh, dhpre);
+    be->linear_backward(be, B, F, hid, m->f, ps_value(ps, m->c0_w), dhpre, df, ps_grad(ps, m->c0_w),
                         ps_grad(ps, m->c0_b));
 
     float *dWi = ps_grad(ps, m->img_w), *dbi = ps_grad(ps, m->img_b);
     if (c->type != FUSION_ATTENTION) {
         float *dvi = arena_zeros(a, Bh), *dvpre = arena_zeros(a, Bh);
         if (!dvi || !dvpre) return oom(e);
-        if (c->type == FUSION_CONCAT) be->concat_backward(B, hid, hid, df, dvi, dvq);
-        else be->mul_backward(Bh, m->vi, m->vq, df, dvi, dvq);
-        be->relu_backward(Bh, m->vi, dvi, dvpre);
-        be->linear_backward(B, Ci, hid, m->img, ps_value(ps, m->img_w), dvpre, dimg, dWi, dbi);
+        if (c->type == FUSION_CONCAT) be->concat_backward(be, B, hid, hid, df, dvi, dvq);
+        else be->mul_backward(be, Bh, m->vi, m->vq, df, dvi, dvq);
+        be->relu_backward(be, DT_F32, Bh, m->vi, dvi, dvpre);
+        be->linear_backward(be, B, Ci, hid, m->img, ps_value(ps, m->img_w), dvpre, dimg, dWi, dbi);
     } else {
         size_t n = (size_t)B * G * hid;
         float *dv = arena_zeros(a, Bh), *dvi = arena_zeros(a, n), *dvpre = arena_zeros(a, n);
@@ -202,36 +202,36 @@ int fusion_backward(Fusion *m, const Backend *be, const float *dlogits, float *d
         if (!dv || !dvi || !dvpre || !dalpha || !ds || !du) return oom(e);
         const float *Wi = ps_value(ps, m->img_w), *wa = ps_value(ps, m->att_w);
         float *dwa = ps_grad(ps, m->att_w), *dba = ps_grad(ps, m->att_b);
-        be->mul_backward(Bh, m->v, m->vq, df, dv, dvq);
+        be->mul_backward(be, Bh, m->v, m->vq, df, dv, dvq);
         for (int b = 0; b < B; b++) { /* v_b = alpha_b V_b */
             const float *Vb = m->vi + (size_t)b * G * hid, *dvb = dv + (size_t)b * hid;
-            be->gemm(0, 1, 1, G, hid, 1.f, dvb, hid, Vb, hid, 0.f, dalpha + (size_t)b * G, G);
-            be->gemm(1, 0, G, hid, 1, 1.f, m->alpha + (size_t)b * G, G, dvb, hid, 1.f,
+            be->gemm(be, 0, 1, 1, G, hid, 1.f, dvb, hid, Vb, hid, 0.f, dalpha + (size_t)b * G, G);
+            be->gemm(be, 1, 0, G, hid, 1, 1.f, m->alpha + (size_t)b * G, G, dvb, hid, 1.f,
                      dvi + (size_t)b * G * hid, hid);
         }
-        be->softmax_backward(B, G, m->alpha, dalpha, ds);
+        be->softmax_backward(be, B, G, m->alpha, dalpha, ds);
         /* ds/d(V u + ba) = k */
-        if (m->cfg.att_scale != 1.f) be->scale(ds, (size_t)B * G, m->cfg.att_scale);
+        if (m->cfg.att_scale != 1.f) be->scale(be, ds, (size_t)B * G, m->cfg.att_scale);
         for (int b = 0; b < B; b++) { /* s_b = V_b u_b + ba, u_b = vq_b * wa */
             const float *Vb = m->vi + (size_t)b * G * hid, *dsb = ds + (size_t)b * G;
             float *dub = du + (size_t)b * hid;
-            if (dba) be->gemm(0, 0, 1, 1, G, 1.f, dsb, G, m->ones, 1, 1.f, dba, 1);
-            be->gemm(0, 0, G, hid, 1, 1.f, dsb, 1, m->u + (size_t)b * hid, hid, 1.f, dvi + (size_t)b * G * hid, hid);
-            be->gemm(1, 0, hid, 1, G, 1.f, Vb, hid, dsb, 1, 0.f, dub, 1);
-            be->mul_backward((size_t)hid, m->vq + (size_t)b * hid, wa, dub, dvq + (size_t)b * hid, dwa);
+            if (dba) be->gemm(be, 0, 0, 1, 1, G, 1.f, dsb, G, m->ones, 1, 1.f, dba, 1);
+            be->gemm(be, 0, 0, G, hid, 1, 1.f, dsb, 1, m->u + (size_t)b * hid, hid, 1.f, dvi + (size_t)b * G * hid, hid);
+            be->gemm(be, 1, 0, hid, 1, G, 1.f, Vb, hid, dsb, 1, 0.f, dub, 1);
+            be->mul_backward(be, (size_t)hid, m->vq + (size_t)b * hid, wa, dub, dvq + (size_t)b * hid, dwa);
         }
-        be->relu_backward(n, m->vi, dvi, dvpre);
+        be->relu_backward(be, DT_F32, n, m->vi, dvi, dvpre);
         for (int b = 0; b < B; b++) { /* V_b = grid_b^T Wi^T + 1 bi^T */
             const float *gb = m->img + (size_t)b * Ci * G, *dVb = dvpre + (size_t)b * G * hid;
-            if (dWi) be->gemm(1, 1, hid, Ci, G, 1.f, dVb, hid, gb, G, 1.f, dWi, Ci);
-            if (dbi) be->gemm(1, 0, 1, hid, G, 1.f, m->ones, 1, dVb, hid, 1.f, dbi, hid);
-            if (dimg) be->gemm(1, 1, Ci, G, hid, 1.f, Wi, Ci, dVb, hid, 1.f, dimg + (size_t)b * Ci * G, G);
+            if (dWi) be->gemm(be, 1, 1, hid, Ci, G, 1.f, dVb, hid, gb, G, 1.f, dWi, Ci);
+            if (dbi) be->gemm(be, 1, 0, 1, hid, G, 1.f, m->ones, 1, dVb, hid, 1.f, dbi, hid);
+            if (dimg) be->gemm(be, 1, 1, Ci, G, hid, 1.f, Wi, Ci, dVb, hid, 1.f, dimg + (size_t)b * Ci * G, G);
         }
     }
     float *dvqpre = arena_zeros(a, Bh);
     if (!dvqpre) return oom(e);
-    be->relu_backward(Bh, m->vq, dvq, dvqpre);
-    be->linear_backward(B, Ht, hid, m->txt, ps_value(ps, m->txt_w), dvqpre, dtxt, ps_grad(ps, m->txt_w),
+    be->relu_backward(be, DT_F32, Bh, m->vq, dvq, dvqpre);
+    be->linear_backward(be, B, Ht, hid, m->txt, ps_value(ps, m->txt_w), dvqpre, dtxt, ps_grad(ps, m->txt_w),
                         ps_grad(ps, m->txt_b));
     arena_rewind(a, mark);
     return 0;

@@ -14,9 +14,9 @@ void ps_init(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
 
 void ps_free(ParamStore *ps) {
     if (ps->be) {
-        ps->be->free(ps->values);
-        ps->be->free(ps->grads);
-        ps->be->free(ps->buffers);
+        ps->be->free(ps->be, ps->values);
+        ps->be->free(ps->be, ps->grads);
+        ps->be->free(ps->be, ps->buffers);
     }
     free(ps->items);
     memset(ps, 0, sizeof *ps);
@@ -104,15 +104,15 @@ int ps_finalize(ParamStore *ps, const Backend *be, Err *e) {
         }
     }
     ps->be = be;
-    ps->values = nv ? be->alloc(nv * sizeof(float)) : NULL;
-    ps->grads = ng ? be->alloc(ng * sizeof(float)) : NULL;
-    ps->buffers = nb ? be->alloc(nb * sizeof(float)) : NULL;
+    ps->values = nv ? be->alloc(be, nv * sizeof(float)) : NULL;
+    ps->grads = ng ? be->alloc(be, ng * sizeof(float)) : NULL;
+    ps->buffers = nb ? be->alloc(be, nb * sizeof(float)) : NULL;
     if ((nv && !ps->values) || (ng && !ps->grads) || (nb && !ps->buffers))
         return err_set(e, "out of memory allocating parameters (%zu values, %zu grads, %zu buffer floats)",
                        nv, ng, nb);
-    if (nv) be->memset_zero(ps->values, nv * sizeof(float));
-    if (ng) be->memset_zero(ps->grads, ng * sizeof(float));
-    if (nb) be->memset_zero(ps->buffers, nb * sizeof(float));
+    if (nv) be->memset_zero(be, ps->values, nv * sizeof(float));
+    if (ng) be->memset_zero(be, ps->grads, ng * sizeof(float));
+    if (nb) be->memset_zero(be, ps->buffers, nb * sizeof(float));
     ps->n_values = nv;
     ps->n_grads = ng;
     ps->n_buffers = nb;
@@ -167,7 +167,7 @@ int ps_init_values(ParamStore *ps, uint64_t seed, Err *e) {
     if (!tmp) return err_set(e, "out of memory (%zu floats) initializing parameters", maxn);
     for (int i = 0; i < ps->n; i++) {
         fill_init(&ps->items[i], seed, tmp);
-        ps->be->copy_h2d(ps_value(ps, i), tmp, ps->items[i].numel * sizeof *tmp);
+        ps->be->copy_h2d(ps->be, ps_value(ps, i), tmp, ps->items[i].numel * sizeof *tmp);
     }
     free(tmp);
     return 0;
@@ -211,7 +211,7 @@ size_t ps_grads_from(const ParamStore *ps, int first) {
 }
 
 void ps_zero_grads(ParamStore *ps) {
-    if (ps->finalized && ps->n_grads) ps->be->memset_zero(ps->grads, ps->n_grads * sizeof(float));
+    if (ps->finalized && ps->n_grads) ps->be->memset_zero(ps->be, ps->grads, ps->n_grads * sizeof(float));
 }
 
 size_t ps_numel(const ParamStore *ps, int group, int trainable_only) {

@@ -93,7 +93,7 @@ int ps_load_safetensors(ParamStore *ps, const char *path, const char *store_pref
             rc = err_prefix(e, "%s: tensor '%s'", path, fname);
             goto done;
         }
-        ps->be->copy_h2d(ps_value(ps, i), tmp, p->numel * sizeof *tmp);
+        ps->be->copy_h2d(ps->be, ps_value(ps, i), tmp, p->numel * sizeof *tmp);
         for (int j = 0; j < nf; j++)
             if (st_at(f, j) == t) used[j] = 1;
         rep->loaded++;
@@ -147,7 +147,7 @@ int ps_save_safetensors(const ParamStore *ps, const char *path, const char *stor
         const ParamInfo *p = &ps->items[i];
         if (!map_name(p->name, store_prefix, file_prefix, fname, sizeof fname)) continue;
         float *dst = (float *)(host + off);
-        ps->be->copy_d2h(dst, ps_value(ps, i), p->numel * sizeof(float));
+        ps->be->copy_d2h(ps->be, dst, ps_value(ps, i), p->numel * sizeof(float));
         if (p->file_dtype == DT_I64) {
             /* widen in place from the back so no element is overwritten before it is read */
             int64_t *d64 = (int64_t *)(host + off);

@@ -1,8 +1,8 @@
 /* resnet.c: torchvision ResNet v1.5 forward and backward over the Backend ops (see
  * resnet.h for the structure, the names, the freezing rules and the activation format).
  *
- * One code path for every format: every image op goes through the Backend's *_act entries
- * with r->fmt (in the plain format, fp32 NCHW, those entries are the plain ops, with
+ * One code path for every format: every image op goes through the Backend with r->fmt in
+ * its descriptor (in the plain format, fp32 NCHW, those entries are the plain ops, with
  * their numbers and speed), and every activation buffer is sized in
  * bytes of the format's type. What the plain format skips: the input import (the batch is
  * already fp32 NCHW), the conv weight preparation (the fp32 master is the prepared weight,
@@ -138,7 +138,7 @@ int resnet_build(Resnet *r, const ResnetConfig *c, ParamStore *ps, const char *p
 }
 
 void resnet_free(Resnet *r) {
-    if (r->one) r->one_be->free(r->one);
+    if (r->one) r->one_be->free(r->one_be, r->one);
     r->one = NULL;
     free(r->blocks);
     r->blocks = NULL;
@@ -163,36 +163,13 @@ int resnet_set_format(Resnet *r, const ActFmt *f, int need_grid, Err *e) {
     return 0;
 }
 
-/* The ResNet runs on the *_act entries: a backend without them (NULL) is refused with a
- * message instead of a crash. */
-static int check_act_entries(const Resnet *r, const Backend *be, Err *e) {
-    const void *need[] = {(const void *)be->act_import, (const void *)be->act_import_add,
-                          (const void *)be->act_export, (const void *)be->act_relu_forward,
-                          (const void *)be->act_relu_backward, (const void *)be->act_add_forward,
-                          (const void *)be->conv_weight_prep, (const void *)be->conv_weight_grad_add,
-                          (const void *)be->conv2d_act_workspace, (const void *)be->conv2d_act_forward,
-                          (const void *)be->conv2d_act_backward, (const void *)be->batchnorm_act_forward_train,
-                          (const void *)be->batchnorm_act_backward_train, (const void *)be->batchnorm_act_forward_eval,
-                          (const void *)be->batchnorm_act_backward_eval, (const void *)be->maxpool_act_forward,
-                          (const void *)be->maxpool_act_backward, (const void *)be->avgpool_act_forward,
-                          (const void *)be->avgpool_act_backward};
-    for (size_t i = 0; i < sizeof need / sizeof *need; i++)
-        if (!need[i]) {
-            char nm[32];
-            return err_set(e, "resnet: backend %s has no activation-format ops (entry %zu of the act section is "
-                           "NULL), which the image encoder runs on (%s activations)",
-                           be->name, i, resnet_format_name(&r->fmt, nm, sizeof nm));
-        }
-    return 0;
-}
-
 /* Arena buffers of n activation elements in the format's type (plain: arena_floats). */
 static void *act_buf(const Resnet *r, Arena *a, size_t n) { return arena_alloc(a, n * dtype_size(r->fmt.dt)); }
 static void *act_zeros(const Resnet *r, Arena *a, size_t n) {
     return arena_zeros(a, (n * dtype_size(r->fmt.dt) + sizeof(float) - 1) / sizeof(float));
 }
 
-static size_t conv_ws(const Backend *be, const ConvShape *cs) { return be->conv2d_act_workspace(cs); }
+static size_t conv_ws(const Backend *be, const ConvShape *cs) { return be->conv2d_workspace(be, cs); }
 
 /* ---- shape planning ---- */
 
@@ -265,7 +242,7 @@ static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const void *x, 
     ParamStore *ps = r->ps;
     const ActFmt *f = &r->fmt;
     size_t n = cs_out_numel(&c->cs);
-    int HW = c->cs.P * c->cs.Q;
+    ActDesc d = act_desc(c->cs.N, c->cout, c->cs.P * c->cs.Q, *f);
     c->x = x;
     c->y = act_buf(r, a, n);
     c->z = z_out ? z_out : act_buf(r, a, n);
@@ -276,26 +253,25 @@ static int cb_forward(Resnet *r, const Backend *be, RnConvBn *c, const void *x, 
          * master changes every step); kept with the activations for the backward */
         size_t nw = (size_t)c->cout * c->cin * c->k * c->k;
         if (!(c->wp = arena_alloc(a, nw * dtype_size(f->dt)))) return oom(e, "prepared conv weight");
-        be->conv_weight_prep(&c->cs, ps_value(ps, c->w), c->wp);
+        be->conv_weight_prep(be, &c->cs, ps_value(ps, c->w), c->wp);
     }
-    be->conv2d_act_forward(&c->cs, x, c->wp, c->y, r->ws);
+    be->conv2d_forward(be, &c->cs, x, c->wp, NULL, c->y, r->ws);
     c->bn_train = r->training && ps_trainable(ps, c->g);
     if (c->bn_train) {
         c->mean = arena_floats(a, (size_t)c->cout);
         c->rstd = arena_floats(a, (size_t)c->cout);
         if (!c->mean || !c->rstd) return oom(e, "BN statistics");
-        be->batchnorm_act_forward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                        BN_MOMENTUM, BN_EPS, ps_value(ps, c->rm), ps_value(ps, c->rv), c->z, c->mean,
-                                        c->rstd);
+        be->batchnorm_forward_train(be, &d, c->y, ps_value(ps, c->g), ps_value(ps, c->b), BN_MOMENTUM, BN_EPS,
+                                    ps_value(ps, c->rm), ps_value(ps, c->rv), c->z, c->mean, c->rstd);
         /* num_batches_tracked += 1: a scalar in backend memory, added on the backend (no
          * host round trip; exact in float up to 2^24 batches) */
-        be->add_forward(1, ps_value(ps, c->nbt), r->one, ps_value(ps, c->nbt));
+        be->add_forward(be, DT_F32, 1, ps_value(ps, c->nbt), r->one, ps_value(ps, c->nbt));
     } else {
         c->mean = c->rstd = NULL;
-        be->batchnorm_act_forward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->b),
-                                       ps_value(ps, c->rm), ps_value(ps, c->rv), BN_EPS, c->z);
+        be->batchnorm_forward_eval(be, &d, c->y, ps_value(ps, c->g), ps_value(ps, c->b), ps_value(ps, c->rm),
+                                   ps_value(ps, c->rv), BN_EPS, c->z);
     }
-    if (relu) be->act_relu_forward(f->dt, n, c->z, c->z);
+    if (relu) be->relu_forward(be, f->dt, n, c->z, c->z);
     return 0;
 }
 
@@ -306,7 +282,7 @@ static int stem_forward(Resnet *r, const Backend *be, const void *x, void *out, 
     r->pool_out = out ? out : act_buf(r, a, n);
     r->argmax = arena_alloc(a, n * sizeof(int32_t));
     if (!r->pool_out || !r->argmax) return oom(e, "maxpool output");
-    be->maxpool_act_forward(&r->pool, r->stem.z, r->pool_out, r->argmax);
+    be->maxpool_forward(be, &r->pool, r->stem.z, r->pool_out, r->argmax);
     return 0;
 }
 
@@ -326,8 +302,8 @@ static int block_forward(Resnet *r, const Backend *be, RnBlock *b, const void *x
         if (cb_forward(r, be, &b->ds, x, 0, NULL, a, e) != 0) return -1;
         idn = b->ds.z;
     }
-    be->act_add_forward(r->fmt.dt, b->out_numel, b->out, idn, b->out);
-    be->act_relu_forward(r->fmt.dt, b->out_numel, b->out, b->out);
+    be->add_forward(be, r->fmt.dt, b->out_numel, b->out, idn, b->out);
+    be->relu_forward(be, r->fmt.dt, b->out_numel, b->out, b->out);
     return 0;
 }
 
@@ -340,7 +316,6 @@ static int module_trainable(const Resnet *r, int m) {
 int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, int W,
                    int training, Arena *a, Err *e) {
     if (N < 1 || H < 1 || W < 1) return err_set(e, "resnet: bad input size [%d, 3, %d, %d]", N, H, W);
-    if (check_act_entries(r, be, e) != 0) return -1;
     size_t max_act, max_ws;
     plan(r, be, N, H, W, &max_act, &max_ws);
     if (r->gh < 1 || r->gw < 1)
@@ -356,9 +331,9 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     if (!r->ws) return oom(e, "conv workspace");
     if (training && !r->one) { /* once per model: the constant for num_batches_tracked */
         static const float k_one = 1.0f;
-        if (!(r->one = be->alloc(sizeof k_one))) return err_set(e, "resnet: out of memory (backend scalar)");
+        if (!(r->one = be->alloc(be, sizeof k_one))) return err_set(e, "resnet: out of memory (backend scalar)");
         r->one_be = be;
-        be->copy_h2d(r->one, &k_one, sizeof k_one);
+        be->copy_h2d(be, r->one, &k_one, sizeof k_one);
     }
 
     /* modules 0 (stem) .. n_blocks: keep activations from the lowest trainable one up */
@@ -380,7 +355,8 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     if (!fmt_plain(&r->fmt)) { /* the fp32 NCHW batch into the activation format */
         void *xin = act_buf(r, a, (size_t)N * 3 * H * W);
         if (!xin) return oom(e, "input in the activation format");
-        be->act_import(&r->fmt, N, 3, H * W, x, xin);
+        ActDesc din = act_desc(N, 3, H * W, r->fmt);
+        be->act_import(be, &din, x, xin);
         cur = xin;
     }
     for (int m = 0; m < nm; m++) {
@@ -407,21 +383,22 @@ int resnet_forward(Resnet *r, const Backend *be, const float *x, int N, int H, i
     r->pooled = arena_floats(a, (size_t)N * r->out_channels);
     if (!r->pooled) return oom(e, "pooled features");
     int C = r->out_channels, HW = r->gh * r->gw;
-    be->avgpool_act_forward(&r->fmt, N, C, HW, cur, r->pooled);
+    ActDesc dout = act_desc(N, C, HW, r->fmt);
+    be->avgpool_forward(be, &dout, cur, r->pooled);
     if (fmt_plain(&r->fmt)) {
         r->grid = (float *)cur;
     } else {
         r->grid = NULL;
         if (r->need_grid) { /* the fusion reads fp32 NCHW */
             if (!(r->grid = arena_floats(a, (size_t)N * C * HW))) return oom(e, "grid");
-            be->act_export(&r->fmt, N, C, HW, cur, r->grid);
+            be->act_export(be, &dout, cur, r->grid);
         }
     }
     r->logits = NULL;
     if (r->fc_w >= 0) {
         r->logits = arena_floats(a, (size_t)N * r->cfg.num_classes);
         if (!r->logits) return oom(e, "logits");
-        be->linear_forward(N, r->out_channels, r->cfg.num_classes, r->pooled, ps_value(r->ps, r->fc_w),
+        be->linear_forward(be, N, r->out_channels, r->cfg.num_classes, r->pooled, ps_value(r->ps, r->fc_w),
                            ps_value(r->ps, r->fc_b), r->logits);
     }
     return 0;
@@ -441,13 +418,12 @@ static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const void *dz
     size_t n = cs_out_numel(&c->cs);
     void *dy = NULL;
     if (need_dy && !(dy = act_zeros(r, a, n))) return oom(e, "BN gradient");
-    int HW = c->cs.P * c->cs.Q;
+    ActDesc d = act_desc(c->cs.N, c->cout, c->cs.P * c->cs.Q, *f);
     if (c->bn_train)
-        be->batchnorm_act_backward_train(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), c->mean, c->rstd,
-                                         dz, dy, dg, db);
+        be->batchnorm_backward_train(be, &d, c->y, ps_value(ps, c->g), c->mean, c->rstd, dz, dy, dg, db);
     else
-        be->batchnorm_act_backward_eval(f, c->cs.N, c->cout, HW, c->y, ps_value(ps, c->g), ps_value(ps, c->rm),
-                                        ps_value(ps, c->rv), BN_EPS, dz, dy, dg, db);
+        be->batchnorm_backward_eval(be, &d, c->y, ps_value(ps, c->g), ps_value(ps, c->rm), ps_value(ps, c->rv),
+                                    BN_EPS, dz, dy, dg, db);
     if (need_dy) {
         /* the weight gradient accumulates in the prepared layout and type (zeroed here),
          * then goes into the fp32 master gradient; in the plain format the master's
@@ -456,8 +432,8 @@ static int cb_backward(Resnet *r, const Backend *be, RnConvBn *c, const void *dz
         void *dwp = plain ? dw : NULL;
         if (dw && !plain && !(dwp = act_zeros(r, a, (size_t)c->cout * c->cin * c->k * c->k)))
             return oom(e, "prepared weight gradient");
-        be->conv2d_act_backward(&c->cs, c->x, c->wp, dy, dx, dwp, r->ws);
-        if (dw && !plain) be->conv_weight_grad_add(&c->cs, dwp, dw);
+        be->conv2d_backward(be, &c->cs, c->x, c->wp, dy, dx, dwp, NULL, r->ws);
+        if (dw && !plain) be->conv_weight_grad_add(be, &c->cs, dwp, dw);
     }
     arena_rewind(a, mark);
     return 0;
@@ -469,11 +445,11 @@ static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const void *
     size_t mark = arena_mark(a);
     void *dpre = act_zeros(r, a, b->out_numel);
     if (!dpre) return oom(e, "block gradient");
-    be->act_relu_backward(r->fmt.dt, b->out_numel, b->out, dout, dpre); /* d(main + identity) */
+    be->relu_backward(be, r->fmt.dt, b->out_numel, b->out, dout, dpre); /* d(main + identity) */
     if (b->has_ds) {
         if (cb_backward(r, be, &b->ds, dpre, dx, a, e) != 0) return -1;
     } else if (dx) {
-        be->act_add_forward(r->fmt.dt, b->in_numel, dx, dpre, dx);
+        be->add_forward(be, r->fmt.dt, b->in_numel, dx, dpre, dx);
     }
     const void *dz = dpre;
     for (int k = b->nconv - 1; k >= 0; k--) {
@@ -484,7 +460,7 @@ static int block_backward(Resnet *r, const Backend *be, RnBlock *b, const void *
         if (k > 0) { /* through the ReLU that produced this conv's input (in place on z) */
             void *dzp = act_zeros(r, a, cs_in_numel(&c->cs));
             if (!dzp) return oom(e, "block gradient");
-            be->act_relu_backward(r->fmt.dt, cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
+            be->relu_backward(be, r->fmt.dt, cs_in_numel(&c->cs), b->c[k - 1].z, din, dzp);
             dz = dzp;
         }
     }
@@ -508,10 +484,10 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     float *dp = NULL; /* gradient w.r.t. pooled */
     if (into_blocks && (dlogits || dpooled)) {
         if (!(dp = arena_zeros(a, (size_t)N * C))) return oom(e, "pooled gradient");
-        if (dpooled) be->add_forward((size_t)N * C, dp, dpooled, dp);
+        if (dpooled) be->add_forward(be, DT_F32, (size_t)N * C, dp, dpooled, dp);
     }
     if (dlogits && r->fc_w >= 0)
-        be->linear_backward(N, C, r->cfg.num_classes, r->pooled, ps_value(ps, r->fc_w), dlogits, dp,
+        be->linear_backward(be, N, C, r->cfg.num_classes, r->pooled, ps_value(ps, r->fc_w), dlogits, dp,
                             ps_grad(ps, r->fc_w), ps_grad(ps, r->fc_b));
     if (dlogits && r->fc_w >= 0) report_ready(r, r->fc_w);
     if (!into_blocks || (!dp && !dgrid)) return 0;
@@ -526,10 +502,11 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
     }
     size_t ng = (size_t)N * C * r->gh * r->gw;
     void *dcur = r->gbuf[0];
-    be->memset_zero(dcur, ng * es);
+    be->memset_zero(be, dcur, ng * es);
     /* fp32 NCHW gradients into the format */
-    if (dgrid) be->act_import_add(f, N, C, r->gh * r->gw, dgrid, dcur);
-    if (dp) be->avgpool_act_backward(f, N, C, r->gh * r->gw, dp, dcur);
+    ActDesc dgd = act_desc(N, C, r->gh * r->gw, *f);
+    if (dgrid) be->act_import_add(be, &dgd, dgrid, dcur);
+    if (dp) be->avgpool_backward(be, &dgd, dp, dcur);
 
     int k = 1;
     for (int m = nm - 1; m >= r->bwd_from; m--) {
@@ -537,15 +514,15 @@ int resnet_backward(Resnet *r, const Backend *be, const float *dlogits, const fl
         if (m > r->bwd_from) { /* something below needs this module's input gradient */
             dprev = r->gbuf[k];
             size_t n = m == 1 ? (size_t)r->pool.N * r->pool.C * r->pool.P * r->pool.Q : r->blocks[m - 2].out_numel;
-            be->memset_zero(dprev, n * es);
+            be->memset_zero(be, dprev, n * es);
         }
         if (m == 0) {
             size_t mark = arena_mark(a);
             size_t n = cs_out_numel(&r->stem.cs);
             void *dz = act_zeros(r, a, n), *dpre = act_zeros(r, a, n);
             if (!dz || !dpre) return oom(e, "stem gradient");
-            be->maxpool_act_backward(&r->pool, r->argmax, dcur, dz);
-            be->act_relu_backward(f->dt, n, r->stem.z, dz, dpre);
+            be->maxpool_backward(be, &r->pool, r->argmax, dcur, dz);
+            be->relu_backward(be, f->dt, n, r->stem.z, dz, dpre);
             if (cb_backward(r, be, &r->stem, dpre, NULL, a, e) != 0) return -1;
             arena_rewind(a, mark);
         } else if (block_backward(r, be, &r->blocks[m - 1], dcur, dprev, a, e) != 0) {

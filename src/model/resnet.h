@@ -17,11 +17,12 @@
  * and Cout = planes of layerS * expansion.
  * Layout: the input x, r->grid and r->pooled are fp32 NCHW at the boundary, always. Inside,
  * activations and their gradients are stored in the format set by resnet_set_format
- * (ops.h ActFmt). Every image op runs through the Backend's *_act entries; in the default,
- * plain {NCHW, fp32}, those are the plain ops, with their numbers. Any other format (channels-last NHWC and/or bf16 / fp16 storage, the GPU's fast
- * path) imports x into that format, runs every conv on a weight prepared for it
+ * (ops.h ActFmt), which every image entry of the Backend receives in its descriptor; in
+ * the default, plain {NCHW, fp32}, those entries are the plain ops, with their numbers. Any
+ * other format (channels-last NHWC and/or bf16 / fp16 storage, the GPU's fast path)
+ * imports x into that format, runs every conv on a weight prepared for it
  * (conv_weight_prep each forward: the fp32 master weights change every step), and leaves it only
- * at the edges: pooled comes out fp32 from avgpool_act_forward, the grid is exported to
+ * at the edges: pooled comes out fp32 from avgpool_forward, the grid is exported to
  * fp32 NCHW only when the owner asked for it (need_grid), and a grid gradient is imported
  * back (act_import_add). Conv weight gradients accumulate in the prepared layout and type
  * (a zeroed arena buffer per conv) and are added into the fp32 ParamStore gradient

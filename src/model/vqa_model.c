@@ -173,9 +173,9 @@ static int text_mean_pool_forward(VqaModel *m, const float *mask, int B, int L, 
     }
     if (!(m->pool_w = arena_floats(a, n)) || !(m->text_feat = arena_floats(a, (size_t)B * H)))
         return err_set(e, "model: out of memory (arena)");
-    be->copy_h2d(m->pool_w, m->pool_w_host, n * sizeof(float));
+    be->copy_h2d(be, m->pool_w, m->pool_w_host, n * sizeof(float));
     for (int b = 0; b < B; b++)
-        be->gemm(0, 0, 1, H, L, 1.0f, m->pool_w + (size_t)b * L, L, m->text.sequence + (size_t)b * L * H, H, 0.0f,
+        be->gemm(be, 0, 0, 1, H, L, 1.0f, m->pool_w + (size_t)b * L, L, m->text.sequence + (size_t)b * L * H, H, 0.0f,
                  m->text_feat + (size_t)b * H, H);
     return 0;
 }
@@ -186,7 +186,7 @@ static float *text_mean_pool_backward(VqaModel *m, const float *dfeat, Arena *a)
     float *dseq = arena_floats(a, (size_t)B * L * H);
     if (!dseq) return NULL;
     for (int b = 0; b < B; b++)
-        m->be->gemm(1, 0, L, H, 1, 1.0f, m->pool_w + (size_t)b * L, L, dfeat + (size_t)b * H, H, 0.0f,
+        m->be->gemm(m->be, 1, 0, L, H, 1, 1.0f, m->pool_w + (size_t)b * L, L, dfeat + (size_t)b * H, H, 0.0f,
                     dseq + (size_t)b * L * H, H);
     return dseq;
 }

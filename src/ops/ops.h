@@ -1,8 +1,8 @@
 /* ops.h: the CPU op interface: every op the fusion model needs, forward and backward.
  *
  * This is the contract between the engine (src/ops/, one op per file) and the models
- * (src/model/). The CUDA backend (cuda/) implements the same signatures on device
- * pointers; models call ops through the Backend table in ops/backend.h.
+ * (src/model/). Models call ops through the Backend table in ops/backend.h, whose CPU
+ * entries forward here and whose CUDA entries (cuda/) compute the same on device pointers.
  *
  * Conventions (all ops):
  *  - fp32, row-major, contiguous. Images are NCHW: [N, C, H, W]. Sequences are [B, L, D].
@@ -61,8 +61,8 @@ typedef struct ConvShape {
     int K, R, S;        /* weight [K, C, R, S] */
     int stride, pad;    /* same in both dimensions */
     int P, Q;           /* output [N, K, P, Q] */
-    ActFmt f;           /* x / y / dx / dy format for the *_act entries (conv_shape_init: plain);
-                         * the plain conv2d_* entries ignore it */
+    ActFmt f;           /* x / y / dx / dy format for op_conv2d_act_* and the Backend's conv
+                         * entries (conv_shape_init: plain); op_conv2d_* ignore it */
 } ConvShape;
 void conv_shape_init(ConvShape *s, int N, int C, int H, int W, int K, int R, int S, int stride, int pad);
 size_t op_conv2d_workspace(const ConvShape *s); /* floats */
@@ -108,7 +108,7 @@ void op_concat_backward(int N, int Da, int Db, const float *dy, float *da, float
 /* ---- pooling (pool.c) ---- */
 typedef struct PoolShape {
     int N, C, H, W, R, stride, pad, P, Q; /* R x R window */
-    ActFmt f; /* for maxpool_act_* (pool_shape_init: plain) */
+    ActFmt f; /* for op_maxpool_act_* and the Backend's maxpool (pool_shape_init: plain) */
 } PoolShape;
 void pool_shape_init(PoolShape *s, int N, int C, int H, int W, int R, int stride, int pad);
 /* max-pool (padding is -inf, as PyTorch); argmax [N, C, P, Q] = flat index into the H*W plane */

@@ -11,7 +11,7 @@ int optim_init(Optimizer *o, const Backend *be, const OptimOptions *opts, const 
     memset(o, 0, sizeof *o);
     o->opt = *opts;
     o->n = n_grads;
-    o->free_fn = be->free;
+    o->be = be;
     if (n_segs > 0) {
         o->segs = malloc((size_t)n_segs * sizeof *o->segs);
         o->args = malloc((size_t)n_segs * sizeof *o->args);
@@ -23,22 +23,22 @@ int optim_init(Optimizer *o, const Backend *be, const OptimOptions *opts, const 
         o->n_segs = n_segs;
     }
     const size_t bytes = (n_grads ? n_grads : 1) * sizeof(float);
-    o->m = be->alloc(bytes);
-    o->v = be->alloc(bytes);
+    o->m = be->alloc(be, bytes);
+    o->v = be->alloc(be, bytes);
     if (!o->m || !o->v) {
         optim_free(o);
         return err_set(e, "optimizer: out of %s memory for the AdamW moments (2 x %zu floats)",
                        be->device == DEV_CPU ? "host" : "device", n_grads);
     }
-    be->memset_zero(o->m, n_grads * sizeof(float));
-    be->memset_zero(o->v, n_grads * sizeof(float));
+    be->memset_zero(be, o->m, n_grads * sizeof(float));
+    be->memset_zero(be, o->v, n_grads * sizeof(float));
     return 0;
 }
 
 void optim_free(Optimizer *o) {
-    if (o->free_fn) {
-        if (o->m) o->free_fn(o->m);
-        if (o->v) o->free_fn(o->v);
+    if (o->be) {
+        if (o->m) o->be->free(o->be, o->m);
+        if (o->v) o->be->free(o->be, o->v);
     }
     free(o->segs);
     free(o->args);
@@ -92,12 +92,12 @@ static void fill_args(Optimizer *o, float lr) {
 void optim_step(const Backend *be, Optimizer *o, float *params, float *grads, OptimStepInfo *info) {
     const float lr = optim_lr(o);
     /* on the backend's buffers: only the norm comes back to the host */
-    const double norm = be->global_norm(grads, o->n);
+    const double norm = be->global_norm(be, grads, o->n);
     const float coef = optim_clip_coef(norm, o->opt.clip_norm);
-    if (coef < 1.0f) be->scale(grads, o->n, coef);
+    if (coef < 1.0f) be->scale(be, grads, o->n, coef);
     o->t += 1;
     fill_args(o, lr);
-    be->adamw_update(params, grads, o->m, o->v, o->args, o->n_segs);
+    be->adamw_update(be, params, grads, o->m, o->v, o->args, o->n_segs);
     o->step += 1;
     if (info) *info = (OptimStepInfo){lr, norm, coef};
 }

@@ -48,7 +48,7 @@ typedef struct Optimizer {
     int n_segs;
     size_t n;                 /* moment elements = gradient elements */
     float *m, *v;             /* backend memory, owned, zeroed by optim_init */
-    void (*free_fn)(void *p); /* the backend's free, for m and v */
+    const Backend *be;        /* where m and v live (freed by optim_free) */
     int64_t t;                /* AdamW updates applied (bias corrections); checkpoint adam_t */
     int64_t step;             /* schedule position: steps taken or skipped (= the trainer's step) */
 } Optimizer;

@@ -11,11 +11,11 @@
 double train_loss(const Backend *be, LossKind kind, int rows, int n_real, int A, const float *logits,
                   const float *targets, float weight, float grad_scale, float *dlogits) {
     if (dlogits && rows > n_real) /* backend memory: zeroed by the backend */
-        be->memset_zero(dlogits + (size_t)n_real * A, sizeof(float) * (size_t)(rows - n_real) * A);
+        be->memset_zero(be, dlogits + (size_t)n_real * A, sizeof(float) * (size_t)(rows - n_real) * A);
     if (n_real <= 0) return 0.0;
     /* the ops average over the rows they see: only the real ones */
-    double l = kind == LOSS_SOFTMAX ? be->soft_xent(n_real, A, logits, targets, weight * grad_scale, dlogits)
-                                    : be->bce_logits(n_real, A, logits, targets, weight * grad_scale, dlogits);
+    double l = kind == LOSS_SOFTMAX ? be->soft_xent(be, n_real, A, logits, targets, weight * grad_scale, dlogits)
+                                    : be->bce_logits(be, n_real, A, logits, targets, weight * grad_scale, dlogits);
     return l * weight; /* the ops scale only the gradient */
 }
 
@@ -83,7 +83,7 @@ int evaluate(VqaModel *m, Loader *l, TdevFeed *feed, const VqaDataset *ds, const
         float *logits;
         const float *hl;
         if (vqa_model_forward(m, &fs->view, 0, 0, a, &logits, e) != 0) {
-            m->be->synchronize();
+            m->be->synchronize(m->be);
             goto fail;
         }
         if (!(hl = tdev_host_floats(m->be, logits, (size_t)b->n_real * A, &hlog))) {

@@ -123,7 +123,7 @@ static int launch(GradSync *gs, int i, size_t at) {
         }
     }
     if (gs->host) {
-        gs->be->copy_d2h(gs->host + b->begin, buf, len * sizeof(float));
+        gs->be->copy_d2h(gs->be, gs->host + b->begin, buf, len * sizeof(float));
         buf = gs->host + b->begin;
     }
     int rc = comm_iallreduce(gs->comm, buf, len, COMM_AVG, &b->handle, &gs->err);
@@ -185,7 +185,7 @@ int gsync_finish(GradSync *gs, Err *e) {
         }
         b->handle = -1;
         if (gs->host && rc == 0)
-            gs->be->copy_h2d(gs->grads + b->begin, gs->host + b->begin, (b->end - b->begin) * sizeof(float));
+            gs->be->copy_h2d(gs->be, gs->grads + b->begin, gs->host + b->begin, (b->end - b->begin) * sizeof(float));
     }
     gs->t_wait += time_now() - t0;
     gs->steps++;
@@ -262,11 +262,11 @@ static int collective_in_place_or_staged(Comm *comm, const Backend *be, float *v
     float *buf = values;
     if (!direct) {
         if (!(buf = malloc(n * sizeof *buf))) return err_set(e, "grad_sync: out of memory (host copy of %zu %s)", n, what);
-        be->copy_d2h(buf, values, n * sizeof *buf);
+        be->copy_d2h(be, buf, values, n * sizeof *buf);
     }
     int rc = avg ? comm_allreduce(comm, buf, n, COMM_AVG, e) : comm_bcast(comm, buf, n, 0, e);
     if (!direct) {
-        if (rc == 0) be->copy_h2d(values, buf, n * sizeof *buf);
+        if (rc == 0) be->copy_h2d(be, values, buf, n * sizeof *buf);
         free(buf);
     }
     if (rc != 0) return err_prefix(e, avg ? "averaging the %s" : "broadcasting the %s from rank 0", what);
@@ -299,7 +299,7 @@ int gsync_check_same(Comm *comm, const Backend *be, const float *values, size_t 
     } else {
         float *tmp = malloc((n ? n : 1) * sizeof *tmp);
         if (!tmp) return err_set(e, "grad_sync: out of memory (host copy of %zu values)", n);
-        be->copy_d2h(tmp, values, n * sizeof *tmp);
+        be->copy_d2h(be, tmp, values, n * sizeof *tmp);
         h = gsync_hash(tmp, n);
         free(tmp);
     }

@@ -141,7 +141,7 @@ static int predict_impl(const Config *cfg, const CliArgs *cli, Log *log, Comm *c
     if (tdev_open(&p.dev, cfg, cli->device, cli->n_gpus, comm, given, e) != 0) return -1;
     p.be = p.dev.be;
     log_info(log, "predict on %s", p.dev.desc);
-    p.be->set_threads(cfg->train.threads);
+    p.be->set_threads(p.be, cfg->train.threads);
     tdev_arena_init(p.be, &p.arena, 1 << 20);
     int rc = -1;
     if (predict_load_data(&p, cfg, cli, log, comm, rank, e) != 0 || predict_load_model(&p, cfg, cli, log, e) != 0 ||

@@ -9,15 +9,16 @@
 #include "cuda/backend_cuda.h"
 #include "cuda/gpu.h"
 
-static const char *prec_name(CfgPrecision p) {
-    return p == CFG_PREC_BF16 ? "bf16" : p == CFG_PREC_FP16 ? "fp16" : "fp32";
-}
+static const char *prec_name(DType p) { return p == DT_BF16 ? "bf16" : p == DT_F16 ? "fp16" : "fp32"; }
 
 int tdev_open(TrainDevice *d, const Config *cfg, CfgDevice device, int n_gpus, const Comm *comm,
               const Backend *given, Err *e) {
     memset(d, 0, sizeof *d);
     d->cuda_device = -1;
     if (given) {
+        if (given->precision != cfg->train.precision)
+            return err_set(e, "backend %s computes in %s, but train.precision is %s", given->name,
+                           prec_name(given->precision), prec_name(cfg->train.precision));
         d->be = given;
         snprintf(d->desc, sizeof d->desc, "%s (given backend)", given->name);
         return 0;
@@ -32,51 +33,48 @@ int tdev_open(TrainDevice *d, const Config *cfg, CfgDevice device, int n_gpus, c
     GpuOptions o;
     gpu_options_default(&o);
     o.device = dev;
-    o.precision = cfg->train.precision == CFG_PREC_BF16   ? GPU_PREC_BF16
-                  : cfg->train.precision == CFG_PREC_FP16 ? GPU_PREC_FP16
-                                                          : GPU_PREC_FP32;
+    o.precision = cfg->train.precision;
     /* fp32 stays fp32 (no TF32): a fp32 GPU run is the one that tracks the CPU reference */
     o.allow_tf32 = 0;
-    if (backend_cuda_init(&o, e) != 0) return err_prefix(e, "device cuda");
-    d->be = backend_cuda();
+    if (!(d->be = backend_cuda_create(&o, e))) return err_prefix(e, "device cuda");
     d->cuda_started = 1;
     d->cuda_device = dev;
     char g[200];
-    gpu_describe(g, sizeof g);
+    gpu_describe(d->be, g, sizeof g);
     snprintf(d->desc, sizeof d->desc, "cuda device %d (%s), precision %s", dev, g, prec_name(cfg->train.precision));
     return 0;
 }
 
 void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *why, size_t n) {
     int dev = be->device != DEV_CPU;
-    CfgPrecision p = cfg->train.precision;
     CfgLayout l = cfg->model.image_encoder.layout;
-    /* the host computes in fp32 (cfg_validate_device keeps precision fp32 on the CPU) */
-    f->dt = !dev ? DT_F32 : p == CFG_PREC_BF16 ? DT_BF16 : p == CFG_PREC_FP16 ? DT_F16 : DT_F32;
+    /* activations are stored in the backend's precision (fp32 on the host) */
+    f->dt = be->precision;
+    const char *prec = prec_name(f->dt);
     if (l == CFG_LAYOUT_AUTO) {
         f->nhwc = dev && f->dt != DT_F32;
-        snprintf(why, n, "auto: %s, precision %s", be->name, prec_name(dev ? p : CFG_PREC_FP32));
+        snprintf(why, n, "auto: %s, precision %s", be->name, prec);
     } else {
         f->nhwc = l == CFG_LAYOUT_NHWC;
         snprintf(why, n, "model.image_encoder.layout: %s; %s, precision %s", l == CFG_LAYOUT_NHWC ? "nhwc" : "nchw",
-                 be->name, prec_name(dev ? p : CFG_PREC_FP32));
+                 be->name, prec);
     }
 }
 
 void tdev_close(TrainDevice *d) {
-    if (d->cuda_started) backend_cuda_shutdown();
+    if (d->cuda_started) backend_cuda_destroy(d->be);
     memset(d, 0, sizeof *d);
     d->cuda_device = -1;
 }
 
-int tdev_check(const TrainDevice *d, Err *e) { return d->cuda_started ? gpu_error(e) : 0; }
+int tdev_check(const TrainDevice *d, Err *e) { return d->be ? d->be->error(d->be, e) : 0; }
 
 void tdev_arena_init(const Backend *be, Arena *a, size_t initial_bytes) {
     if (tdev_on_host(be)) {
         arena_init(a, initial_bytes);
         return;
     }
-    ArenaMem m = {be->alloc, be->free, be->memset_zero};
+    ArenaMem m = backend_arena_mem(be);
     arena_init_mem(a, initial_bytes, &m);
 }
 
@@ -111,12 +109,12 @@ int tdev_feed_init(TdevFeed *f, const Backend *be, Loader *l, int batch_size, in
     f->n_targets = (size_t)batch_size * (size_t)n_answers;
     for (int i = 0; i < 2; i++) {
         TdevFeedSlot *s = &f->slot[i];
-        if (!(s->dev = be->alloc((f->n_images + f->n_targets) * sizeof(float)))) {
+        if (!(s->dev = be->alloc(be, (f->n_images + f->n_targets) * sizeof(float)))) {
             tdev_feed_free(f);
             return err_set(e, "batch prefetch: out of device memory for batch buffer %d (%zu floats)", i,
                            f->n_images + f->n_targets);
         }
-        if (!(s->uploaded = be->event_create()) || !(s->consumed = be->event_create())) {
+        if (!(s->uploaded = be->event_create(be)) || !(s->consumed = be->event_create(be))) {
             tdev_feed_free(f);
             return err_set(e, "batch prefetch: cannot create the events of batch buffer %d", i);
         }
@@ -147,14 +145,14 @@ static int feed_take(TdevFeed *f, int i, Err *e) {
     }
     const Backend *be = f->be;
     /* the step that used this buffer last may still be reading it on the compute queue */
-    be->event_wait(s->consumed, BE_COPY);
-    be->upload_async(s->dev, b->images, ni * sizeof(float));
+    be->event_wait(be, s->consumed, BE_COPY);
+    be->upload_async(be, s->dev, b->images, ni * sizeof(float));
     s->view.images = s->dev;
     if (b->targets) {
-        be->upload_async(s->dev + f->n_images, b->targets, nt * sizeof(float));
+        be->upload_async(be, s->dev + f->n_images, b->targets, nt * sizeof(float));
         s->view.targets = s->dev + f->n_images;
     }
-    be->event_record(s->uploaded, BE_COPY);
+    be->event_record(be, s->uploaded, BE_COPY);
     return 1;
 }
 
@@ -170,7 +168,7 @@ int tdev_feed_next(TdevFeed *f, int prefetch_next, const TdevFeedSlot **out, Err
     f->ahead = -1;
     f->cur = i;
     /* this batch's ops wait for its upload, and for nothing queued on the copy queue later */
-    if (f->device) f->be->event_wait(f->slot[i].uploaded, BE_COMPUTE);
+    if (f->device) f->be->event_wait(f->be, f->slot[i].uploaded, BE_COMPUTE);
     *out = &f->slot[i];
     if (f->device && prefetch_next) {
         int k = feed_take(f, 1 - i, e);
@@ -187,14 +185,14 @@ int tdev_feed_next(TdevFeed *f, int prefetch_next, const TdevFeedSlot **out, Err
 static void feed_return(TdevFeed *f, int i) {
     TdevFeedSlot *s = &f->slot[i];
     if (!s->host) return;
-    if (f->device) f->be->event_wait(s->uploaded, BE_HOST);
+    if (f->device) f->be->event_wait(f->be, s->uploaded, BE_HOST);
     loader_release(f->loader, s->host);
     s->host = NULL;
 }
 
 void tdev_feed_done(TdevFeed *f) {
     if (f->cur < 0) return;
-    if (f->device) f->be->event_record(f->slot[f->cur].consumed, BE_COMPUTE);
+    if (f->device) f->be->event_record(f->be, f->slot[f->cur].consumed, BE_COMPUTE);
     feed_return(f, f->cur);
     f->cur = -1;
 }
@@ -211,10 +209,10 @@ void tdev_feed_free(TdevFeed *f) {
     for (int i = 0; i < 2; i++) {
         TdevFeedSlot *s = &f->slot[i];
         if (f->device) {
-            f->be->event_wait(s->consumed, BE_HOST); /* no op may still read the buffer */
-            f->be->event_destroy(s->uploaded);
-            f->be->event_destroy(s->consumed);
-            f->be->free(s->dev);
+            f->be->event_wait(f->be, s->consumed, BE_HOST); /* no op may still read the buffer */
+            f->be->event_destroy(f->be, s->uploaded);
+            f->be->event_destroy(f->be, s->consumed);
+            f->be->free(f->be, s->dev);
         }
     }
     memset(f, 0, sizeof *f);
@@ -229,7 +227,7 @@ const float *tdev_host_floats(const Backend *be, const float *src, size_t n, Hos
         hb->p = p;
         hb->cap = n;
     }
-    be->copy_d2h(hb->p, src, n * sizeof(float));
+    be->copy_d2h(be, hb->p, src, n * sizeof(float));
     return hb->p;
 }
 

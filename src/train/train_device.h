@@ -28,7 +28,7 @@
 
 typedef struct TrainDevice {
     const Backend *be;
-    int cuda_started;  /* backend_cuda_init ran here: tdev_close shuts it down */
+    int cuda_started;  /* backend_cuda_create ran here: tdev_close destroys the backend */
     int cuda_device;   /* the GPU ordinal this process drives; -1: host memory */
     char desc[256];    /* "cpu" / "cuda: NVIDIA H100 ..., precision bf16" / the test backend's name */
 } TrainDevice;

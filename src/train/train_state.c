@@ -45,7 +45,7 @@ static const float *host_view(const ParamStore *ps, const float *src, size_t n, 
     if (!ps->be || ps->be->device == DEV_CPU || n == 0) return src;
     float *h = malloc(n * sizeof *h);
     if (!h) return NULL;
-    ps->be->copy_d2h(h, src, n * sizeof *h);
+    ps->be->copy_d2h(ps->be, h, src, n * sizeof *h);
     *owned = h;
     return h;
 }
@@ -192,7 +192,7 @@ int tstate_load(const char *path, ParamStore *ps, Optimizer *opt, TrainState *st
         if (on_host)
             memcpy(dst, tmp, p->numel * sizeof *tmp);
         else
-            ps->be->copy_h2d(dst, tmp, p->numel * sizeof *tmp);
+            ps->be->copy_h2d(ps->be, dst, tmp, p->numel * sizeof *tmp);
     }
     if (opt) {
         /* backend memory: read into a host buffer, then copy_h2d */
@@ -212,7 +212,7 @@ int tstate_load(const char *path, ParamStore *ps, Optimizer *opt, TrainState *st
                 err_prefix(e, "optimizer state (were different parameters frozen?)");
                 goto done;
             }
-            if (!on_host) ps->be->copy_h2d(mv[k], tmp, opt->n * sizeof *tmp);
+            if (!on_host) ps->be->copy_h2d(ps->be, mv[k], tmp, opt->n * sizeof *tmp);
         }
         if (ckpt_meta_i64(f, KEY_ADAM_T, &opt->t, e) != 0 || ckpt_meta_i64(f, CKPT_KEY_STEP, &opt->step, e) != 0) {
             err_prefix(e, "optimizer state");

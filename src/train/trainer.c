@@ -33,9 +33,9 @@ uint64_t trainer_step_seed(uint64_t seed, int64_t step, int micro) {
 
 int trainer_unscale_be(const Backend *be, LossScaler *s, float *g, size_t n) {
     float scale = s->scale;
-    int found_inf = be->has_nonfinite(g, n);
+    int found_inf = be->has_nonfinite(be, g, n);
     if (loss_scaler_update(s, found_inf)) return 1;
-    be->scale(g, n, 1.0f / scale);
+    be->scale(be, g, n, 1.0f / scale);
     return 0;
 }
 
@@ -172,7 +172,7 @@ static void log_startup(Trainer *t) {
              t->world * cfg->train.batch_size * cfg->train.grad_accum, (long long)t->batches_per_epoch,
              (long long)t->steps_per_epoch, (long long)t->total_steps, cfg_enum_name(cfg, "train.loss"), cfg->train.lr,
              cfg->train.encoder_lr_mult, cfg_enum_name(cfg, "train.schedule"), (long long)cfg->train.warmup_steps,
-             t->be->get_threads());
+             t->be->get_threads(t->be));
 }
 
 int trainer_init(Trainer *t, const Config *cfg, const CliArgs *cli, Log *log, Comm *comm, Err *e) {
@@ -202,8 +202,8 @@ static int init_device(Trainer *t, const Backend *be, Err *e) {
     /* dist.backend (CommBackend has CfgDistBackend's values): auto picks NCCL for GPU
      * buffers when built with it; NCCL runs on the compute stream */
     if (t->comm && comm_setup(t->comm, (CommBackend)cfg->dist.backend, t->dev.cuda_device, e) != 0) return -1;
-    if (t->comm && t->dev.cuda_started) comm_set_stream(t->comm, gpu_compute_stream());
-    t->be->set_threads(cfg->train.threads);
+    if (t->comm && t->dev.cuda_started) comm_set_stream(t->comm, gpu_compute_stream(t->be));
+    t->be->set_threads(t->be, cfg->train.threads);
     return 0;
 }
 
@@ -286,7 +286,7 @@ static int init_model(Trainer *t, Err *e) {
     if (vqa_model_init(&t->model, &mc, t->be, e) != 0) return -1;
     t->model_ready = 1;
     if (t->model.ps.n_grads == 0) return err_set(e, "model: every parameter is frozen: nothing to train");
-    loss_scaler_init(&t->st.scaler, cfg->train.precision == CFG_PREC_FP16 ? (float)cfg->train.loss_scale.init : 1.0f,
+    loss_scaler_init(&t->st.scaler, cfg->train.precision == DT_F16 ? (float)cfg->train.loss_scale.init : 1.0f,
                      (float)cfg->train.loss_scale.growth_factor, (float)cfg->train.loss_scale.backoff,
                      cfg->train.loss_scale.growth_interval);
     t->st.seed = (uint64_t)cfg->run.seed;
@@ -342,7 +342,7 @@ static int init_grad_sync(Trainer *t, Err *e) {
     if (comm && gsync_init_params(&t->gsync, comm, &t->model.ps, t->cfg->dist.bucket_mb, e) != 0) return -1;
     if (comm && comm_world(comm) > 1) {
         char why[400];
-        int op_threads = tdev_on_host(t->be) ? t->be->get_threads() : 1; /* a GPU rank's host thread mostly waits */
+        int op_threads = tdev_on_host(t->be) ? t->be->get_threads(t->be) : 1; /* a GPU rank's host thread mostly waits */
         if (gsync_setup_comm_thread(comm, (int)t->cfg->dist.comm_thread, op_threads, why, sizeof why, e) != 0) return -1;
         log_info(t->log, "all-reduce thread: %s", why);
     }
@@ -714,7 +714,7 @@ int trainer_run(Trainer *t, Err *e) {
     const Config *cfg = t->cfg;
     RunLoop lp = {0};
     lp.A = ans_vocab_size(t->vocab);
-    lp.use_scaler = cfg->train.precision == CFG_PREC_FP16;
+    lp.use_scaler = cfg->train.precision == DT_F16;
     lp.per_global_batch = (int64_t)t->world * cfg->train.batch_size;
     if (!(lp.am = malloc(sizeof(int32_t) * (size_t)cfg->train.batch_size))) return err_set(e, "out of memory");
     lp.need_start = 1;

@@ -126,7 +126,7 @@ if [ "${R[build]}" = ok ]; then
     # the parity programs (test_gpu_parity, test_gpu_parity_act) each end with "N cases, M failed"
     R[parity]=$(grep -hE "^([0-9]+: )?[0-9]+ cases, [0-9]+ failed" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //' |
         awk '{ c += $1; f += $3; n++ } END { if (n) printf "%d cases, %d failed (%d programs)", c, f, n }')
-    # the act entries' cases (NHWC / bf16 / fp16 activation storage) and every failed case, by name
+    # the act formats' cases (NHWC / bf16 / fp16 activation storage) and every failed case, by name
     names() { grep -hoE "^([0-9]+: )?$1 [a-z_0-9]+" "$OUT/ctest_gpu.log" | sed -E 's/^[0-9]+: //; s/^(ok  |FAIL) //'; }
     act_ok=$(names "ok  " | grep -cE "(^|_)act_|plain_format")
     act_fail=$(names FAIL | grep -cE "(^|_)act_|plain_format")

@@ -261,9 +261,9 @@ static void plain_format_weight_is_the_master_and_only_it_takes_a_bias(void) {
     release();
 }
 
-/* After a first call sized the context scratch, a step of act entries calls cudaMalloc no
- * more (the arena rule: no allocation in the steady state). */
-static void act_entries_allocate_nothing_after_the_first_call(void) {
+/* After a first call sized the context scratch, a step of image entries in act formats
+ * calls cudaMalloc no more (the arena rule: no allocation in the steady state). */
+static void act_format_step_allocates_nothing_after_the_first_call(void) {
     const ActFmt f = {1, DT_BF16}, g = {0, DT_F16};
     const ActDesc in = act_desc(4, 32, 196, f), mid = act_desc(4, 64, 196, f), mid16 = act_desc(4, 64, 196, g);
     ConvShape s;
@@ -311,14 +311,14 @@ static void act_entries_allocate_nothing_after_the_first_call(void) {
 
 int main(void) {
     gpu_parity_start(NULL);
-    fprintf(stderr, "-- act entries (NHWC bf16, NHWC fp32, NCHW bf16, NHWC fp16) --\n");
+    fprintf(stderr, "-- image entries in the act formats (NHWC bf16, NHWC fp32, NCHW bf16, NHWC fp16) --\n");
     RUN(act_import_export_relu_add_match_cpu_bitwise);
     RUN(conv_act_matches_cpu_with_prepared_weights);
     RUN(batchnorm_act_train_matches_cpu);
     RUN(batchnorm_act_eval_matches_cpu);
     RUN(pooling_act_matches_cpu_with_exact_argmax);
     RUN(plain_format_weight_is_the_master_and_only_it_takes_a_bias);
-    RUN(act_entries_allocate_nothing_after_the_first_call);
+    RUN(act_format_step_allocates_nothing_after_the_first_call);
 
     gpu_parity_stop();
     return test_summary();

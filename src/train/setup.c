@@ -56,6 +56,27 @@ int setup_load_split(const Config *cfg, CfgSplit split, VqaDataset *ds, Err *e) 
     return 0;
 }
 
+void setup_loader_opts(LoaderOpts *o, const Config *cfg, int train, int rank, int world) {
+    loader_opts_default(o);
+    o->batch_size = train || cfg->eval.batch_size <= 0 ? cfg->train.batch_size : cfg->eval.batch_size;
+    o->rank = rank;
+    o->world = world;
+    o->seed = (uint64_t)cfg->run.seed;
+    o->shuffle = train;
+    o->drop_last = train ? cfg->data.drop_last : 0;
+    o->image_size = cfg->data.image_size;
+    o->max_len = cfg->data.max_question_len;
+    o->resize = cfg->data.resize == CFG_RESIZE_DIRECT ? IMG_RESIZE_DIRECT : IMG_RESIZE_SHORTER_CROP;
+    if (train) {
+        o->augment.random_crop = cfg->data.augment.random_crop;
+        o->augment.hflip = cfg->data.augment.hflip;
+        o->augment.color_jitter = (float)cfg->data.augment.color_jitter;
+    }
+    o->workers = cfg->data.workers;
+    o->prefetch = cfg->data.prefetch;
+    o->max_bad_fraction = cfg->data.max_bad_fraction;
+}
+
 int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e) {
     if (cfg->model.num_answers > 0 && cfg->model.num_answers != n_answers)
         return err_set(e, "model.num_answers: %d, but the answer vocabulary has %d answers (set 0 to follow it)",

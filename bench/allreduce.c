@@ -175,7 +175,7 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     vqa_model_config_default(&mc, SA);
     mc.image_depth = 18;
     mc.image_width = 0.25f;
-    snprintf(mc.image_freeze, sizeof mc.image_freeze, "none");
+    mc.image_freeze.mode = FREEZE_NONE;
     int heads = o->text_hidden % 64 == 0 ? o->text_hidden / 64 : 1;
     mc.text = (BertConfig){o->text_layers, o->text_hidden, heads, 4 * o->text_hidden, o->vocab, 32, 2, 0, 0.0f, 1e-12f};
     mc.fusion_type = FUSION_MUL;

@@ -28,7 +28,9 @@ const char *setup_split_name(CfgSplit s);
 void setup_loader_opts(LoaderOpts *o, const Config *cfg, int train, int rank, int world);
 
 /* The model config (model.*) for a vocabulary of n_answers classes and a tokenizer of
- * tok_vocab entries with [PAD] = pad_id. Error when model.num_answers contradicts it. */
+ * tok_vocab entries with [PAD] = pad_id. Error when model.num_answers contradicts it, or
+ * when a freeze list does not fit the model's FreezeSpec (FREEZE_MAX_STAGES names of at
+ * most FREEZE_NAME_MAX - 1 characters). */
 int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e);
 
 /* The optimizer's options from train.* (lr, schedule, warmup_steps, adam_*, weight_decay,

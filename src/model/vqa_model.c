@@ -3,7 +3,6 @@
  * start-up summary. */
 #include "model/vqa_model.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

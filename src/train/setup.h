@@ -1,6 +1,6 @@
 /* setup.h: what training and prediction both build from the config before the first
- * step: the synthetic dataset on first use, the splits, the tokenizer, the loader options,
- * the model config and the optimizer's options. */
+ * step: the synthetic dataset on first use, the splits, the loader options, the model
+ * config (from the tokenizer's vocabulary size) and the optimizer's options. */
 #ifndef VQA_TRAIN_SETUP_H
 #define VQA_TRAIN_SETUP_H
 

@@ -168,20 +168,86 @@ static double median(double *v, int n) {
  *   T_ovl   backward with the grad_ready hook (buckets launched and progressed during
  *           backward) + gsync_finish
  * hidden = (T_bwd + T_ar - T_ovl) / T_ar  (and the same with T_arb). */
+/* step_breakdown's timed regions (the rows of its table) */
+enum { NT = 11 };
+
+/* The benchmark's model: resnet18 x0.25, a BERT of o's size, mul fusion, all trainable. */
+static void breakdown_model_config(VqaModelConfig *mc, const StepOpts *o) {
+    vqa_model_config_default(mc, SA);
+    mc->image_depth = 18;
+    mc->image_width = 0.25f;
+    mc->image_freeze.mode = FREEZE_NONE;
+    int heads = o->text_hidden % 64 == 0 ? o->text_hidden / 64 : 1;
+    mc->text = (BertConfig){o->text_layers, o->text_hidden, heads, 4 * o->text_hidden, o->vocab, 32, 2, 0, 0.0f, 1e-12f};
+    mc->fusion_type = FUSION_MUL;
+    mc->fusion_hidden = 256;
+    mc->fusion_dropout = 0.0f;
+    mc->seed = 1;
+}
+
+/* Deterministic per-rank inputs: images in [-1, 1), token ids in 1..vocab-1 (no padding),
+ * every 17th answer a target. */
+static void fill_inputs(float *img, size_t nimg, int32_t *tok, float *mask, float *tgt, int B, int R, int vocab) {
+    for (size_t i = 0; i < nimg; i++) img[i] = (float)((i * 2654435761u + (unsigned)R) % 1000) / 500.f - 1.f;
+    for (int i = 0; i < B * SL; i++) {
+        tok[i] = 1 + (int32_t)(((unsigned)i * 7919u + (unsigned)R) % (unsigned)(vocab - 1));
+        mask[i] = 1.f;
+    }
+    for (int i = 0; i < B * SA; i++) tgt[i] = (i % 17 == 0) ? 1.f : 0.f;
+}
+
+/* The breakdown table (rank 0): the medians med[NT] of step_breakdown's regions. */
+static void print_breakdown(Comm *c, const StepOpts *o, const VqaModel *m, const GradSync *gs, const double *med,
+                            int have_thread, const Err *te, long early, long done_early) {
+    int W = comm_world(c), B = o->batch, n = o->steps;
+    char pins[160] = "threads not pinned";
+    if (o->pin)
+        snprintf(pins, sizeof pins, "--pin: rank r computes on CPU 2r, its all-reduce thread runs on CPU 2r+1");
+    char mstr[512];
+    machine(mstr, sizeof mstr);
+    printf("step-time breakdown: %d ranks (backend %s), batch %d per rank, resnet18 x0.25 %dpx + bert %dL-%dH vocab %d, "
+           "%zu gradients (%.1f MB), %d buckets of <= %g MB, median of %d repeats (each the slower rank's time, "
+           "after a barrier); machine: %s; OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s; %s\n",
+           W, comm_backend_name(c), B, SS, o->text_layers, o->text_hidden, o->vocab, m->ps.n_grads,
+           m->ps.n_grads * 4.0 / 1048576.0, gs->nb, o->bucket_mb, n, mstr,
+           getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)",
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", pins);
+    printf("| %-58s | %10s |\n", "region", "median");
+    printf("|---|---:|\n");
+    const char *names[NT] = {"T_bwd: backward alone (world-of-one equivalent)",
+                             "T_ar: blocking all-reduce of all gradients, after backward",
+                             "T_arb: grad_sync buckets, all launched after backward",
+                             "T_ovl: backward + buckets overlapped (grad_ready) + wait",
+                             "  T_ar's process CPU time (copies + sums on this core)",
+                             "  T_arb's process CPU time",
+                             "  T_ovl: inside comm_progress during backward",
+                             "  T_ovl: waiting in gsync_finish after backward",
+                             "T_thr: backward + buckets on the all-reduce thread + wait",
+                             "  T_thr: waiting in gsync_finish after backward",
+                             "T_arbt: the buckets on the thread, launched after backward"};
+    for (int k = 0; k < NT; k++) {
+        if (k >= 8 && !have_thread) continue;
+        printf("| %-58s | %7.2f ms |\n", names[k], 1e3 * med[k]);
+    }
+    printf("buckets per step (rank 0): %d; launched during backward %.1f; complete when backward ended %.1f\n", gs->nb,
+           (double)early / n, (double)done_early / n);
+    printf("hidden (vs blocking) = (T_bwd + T_ar - T_ovl) / T_ar = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n", 1e3 * med[0],
+           1e3 * med[1], 1e3 * med[3], 1e3 * med[1], 100 * (med[0] + med[1] - med[3]) / med[1]);
+    printf("hidden (vs same buckets) = (T_bwd + T_arb - T_ovl) / T_arb = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n",
+           1e3 * med[0], 1e3 * med[2], 1e3 * med[3], 1e3 * med[2], 100 * (med[0] + med[2] - med[3]) / med[2]);
+    if (have_thread)
+        printf("hidden by the all-reduce thread (vs blocking) = (T_bwd + T_ar - T_thr) / T_ar = (%.2f + %.2f - %.2f) / "
+               "%.2f = %.0f%%\n",
+               1e3 * med[0], 1e3 * med[1], 1e3 * med[8], 1e3 * med[1], 100 * (med[0] + med[1] - med[8]) / med[1]);
+    else
+        printf("all-reduce thread: not measured (%s)\n", te->msg);
+}
+
 static int step_breakdown(Comm *c, const StepOpts *o) {
-    int W = comm_world(c), R = comm_rank(c), B = o->batch, n = o->steps;
+    int R = comm_rank(c), B = o->batch, n = o->steps;
     Err e = {{0}};
     VqaModelConfig mc;
-    vqa_model_config_default(&mc, SA);
-    mc.image_depth = 18;
-    mc.image_width = 0.25f;
-    snprintf(mc.image_freeze, sizeof mc.image_freeze, "none");
-    int heads = o->text_hidden % 64 == 0 ? o->text_hidden / 64 : 1;
-    mc.text = (BertConfig){o->text_layers, o->text_hidden, heads, 4 * o->text_hidden, o->vocab, 32, 2, 0, 0.0f, 1e-12f};
-    mc.fusion_type = FUSION_MUL;
-    mc.fusion_hidden = 256;
-    mc.fusion_dropout = 0.0f;
-    mc.seed = 1;
+    breakdown_model_config(&mc, o);
     VqaModel m;
     const Backend *be = backend_cpu();
     if (vqa_model_init(&m, &mc, be, &e) != 0) return die(c, &e);
@@ -192,18 +258,12 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     /* [NT][n]: bwd, ar, arb, ovl wall; ar, arb process CPU time; ovl: inside progress
      * calls during backward, waiting in gsync_finish; the same with the all-reduce thread:
      * ovl wall, waiting, buckets launched after backward */
-    enum { NT = 11 };
     double *tm = calloc((size_t)NT * n, sizeof *tm);
     if (!img || !mask || !tgt || !dl || !tok || !tt || !tm) {
         err_set(&e, "out of memory");
         return die(c, &e);
     }
-    for (size_t i = 0; i < nimg; i++) img[i] = (float)((i * 2654435761u + (unsigned)R) % 1000) / 500.f - 1.f;
-    for (int i = 0; i < B * SL; i++) {
-        tok[i] = 1 + (int32_t)(((unsigned)i * 7919u + (unsigned)R) % (unsigned)(o->vocab - 1));
-        mask[i] = 1.f;
-    }
-    for (int i = 0; i < B * SA; i++) tgt[i] = (i % 17 == 0) ? 1.f : 0.f;
+    fill_inputs(img, nimg, tok, mask, tgt, B, R, o->vocab);
     Batch b = {.size = B, .n_real = B, .image_size = SS, .max_len = SL, .n_answers = SA, .images = img,
                .tokens = tok, .attn_mask = mask, .token_types = tt, .targets = tgt};
     GradSync gs;
@@ -286,49 +346,7 @@ static int step_breakdown(Comm *c, const StepOpts *o) {
     if (comm_allreduce_f64(c, tm, NT * n, COMM_MAX, &e) != 0) return die(c, &e);
     double med[NT];
     for (int k = 0; k < NT; k++) med[k] = median(tm + (size_t)k * n, n);
-    if (R == 0) {
-        char pins[160] = "threads not pinned";
-        if (o->pin)
-            snprintf(pins, sizeof pins, "--pin: rank r computes on CPU 2r, its all-reduce thread runs on CPU 2r+1");
-        char mstr[512];
-        machine(mstr, sizeof mstr);
-        printf("step-time breakdown: %d ranks (backend %s), batch %d per rank, resnet18 x0.25 %dpx + bert %dL-%dH vocab %d, "
-               "%zu gradients (%.1f MB), %d buckets of <= %g MB, median of %d repeats (each the slower rank's time, "
-               "after a barrier); machine: %s; OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s; %s\n",
-               W, comm_backend_name(c), B, SS, o->text_layers, o->text_hidden, o->vocab, m.ps.n_grads,
-               m.ps.n_grads * 4.0 / 1048576.0, gs.nb, o->bucket_mb, n, mstr,
-               getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)",
-               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", pins);
-        printf("| %-58s | %10s |\n", "region", "median");
-        printf("|---|---:|\n");
-        const char *names[NT] = {"T_bwd: backward alone (world-of-one equivalent)",
-                                 "T_ar: blocking all-reduce of all gradients, after backward",
-                                 "T_arb: grad_sync buckets, all launched after backward",
-                                 "T_ovl: backward + buckets overlapped (grad_ready) + wait",
-                                 "  T_ar's process CPU time (copies + sums on this core)",
-                                 "  T_arb's process CPU time",
-                                 "  T_ovl: inside comm_progress during backward",
-                                 "  T_ovl: waiting in gsync_finish after backward",
-                                 "T_thr: backward + buckets on the all-reduce thread + wait",
-                                 "  T_thr: waiting in gsync_finish after backward",
-                                 "T_arbt: the buckets on the thread, launched after backward"};
-        for (int k = 0; k < NT; k++) {
-            if (k >= 8 && !have_thread) continue;
-            printf("| %-58s | %7.2f ms |\n", names[k], 1e3 * med[k]);
-        }
-        printf("buckets per step (rank 0): %d; launched during backward %.1f; complete when backward ended %.1f\n", gs.nb,
-               (double)early / n, (double)done_early / n);
-        printf("hidden (vs blocking) = (T_bwd + T_ar - T_ovl) / T_ar = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n", 1e3 * med[0],
-               1e3 * med[1], 1e3 * med[3], 1e3 * med[1], 100 * (med[0] + med[1] - med[3]) / med[1]);
-        printf("hidden (vs same buckets) = (T_bwd + T_arb - T_ovl) / T_arb = (%.2f + %.2f - %.2f) / %.2f = %.0f%%\n",
-               1e3 * med[0], 1e3 * med[2], 1e3 * med[3], 1e3 * med[2], 100 * (med[0] + med[2] - med[3]) / med[2]);
-        if (have_thread)
-            printf("hidden by the all-reduce thread (vs blocking) = (T_bwd + T_ar - T_thr) / T_ar = (%.2f + %.2f - %.2f) / "
-                   "%.2f = %.0f%%\n",
-                   1e3 * med[0], 1e3 * med[1], 1e3 * med[8], 1e3 * med[1], 100 * (med[0] + med[1] - med[8]) / med[1]);
-        else
-            printf("all-reduce thread: not measured (%s)\n", te.msg);
-    }
+    if (R == 0) print_breakdown(c, o, &m, &gs, med, have_thread, &te, early, done_early);
     arena_free(&a);
     gsync_free(&gs);
     vqa_model_free(&m);

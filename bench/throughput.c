@@ -45,8 +45,8 @@ static int run_mode(const Backend *be, const char *mode, int nhwc, int B, int S,
     VqaModelConfig c;
     vqa_model_config_default(&c, A);
     if (nhwc) c.image_fmt = (ActFmt){1, !strcmp(prec, "bf16") ? DT_BF16 : !strcmp(prec, "fp16") ? DT_F16 : DT_F32};
-    snprintf(c.image_freeze, sizeof c.image_freeze, "%s", strcmp(mode, "frozen") == 0 ? "all" : "none");
-    snprintf(c.text_freeze, sizeof c.text_freeze, "none");
+    c.image_freeze = (FreezeSpec){.mode = strcmp(mode, "frozen") == 0 ? FREEZE_ALL : FREEZE_NONE};
+    c.text_freeze = (FreezeSpec){.mode = FREEZE_NONE};
     VqaModel m;
     gpu_mem_peak_reset(be); /* the previous configuration's buffers are freed */
     if (vqa_model_init(&m, &c, be, e) != 0) return -1;

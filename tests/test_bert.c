@@ -518,7 +518,7 @@ static void freeze_all_keeps_nothing_and_backward_is_a_noop(void) {
     net_free(&n);
 }
 
-/* the VQA config's `freeze: [encoder.layer.2, encoder.layer.3, pooler]` (models' parser) */
+/* the VQA model's freeze list [encoder.layer.2, encoder.layer.3, pooler] (vqa_apply_freeze) */
 static void freeze_list_trains_only_the_named_layers(void) {
     BertConfig c = tiny_config(4);
     Net n;
@@ -526,7 +526,8 @@ static void freeze_list_trains_only_the_named_layers(void) {
     ps_init(&n.ps);
     arena_init(&n.a, 0);
     CHECK(bert_build(&n.m, &c, &n.ps, "text_encoder.", PG_TEXT, &e) == 0);
-    CHECK(vqa_apply_freeze(&n.ps, "text_encoder.", "[encoder.layer.2, encoder.layer.3, pooler]", 1, 4, &e) == 0);
+    const FreezeSpec f = {.mode = FREEZE_LIST, .n = 3, .stage = {"encoder.layer.2", "encoder.layer.3", "pooler"}};
+    CHECK(vqa_apply_freeze(&n.ps, "text_encoder.", &f, 1, 4, &e) == 0);
     CHECK(ps_finalize(&n.ps, backend_cpu(), &e) == 0 && ps_init_values(&n.ps, 12, &e) == 0);
     randomize(&n.ps, 12);
     for (int i = 0; i < ps_count(&n.ps); i++) {

@@ -281,13 +281,13 @@ static int reported_at(const HookLog *h, const ParamStore *ps, const char *name)
  * compare every snapshot's tail with the final gradients. Reports shrink to 0. The
  * reports are fine-grained: one at the start of every trainable ResNet block (ResNet-18:
  * layerS.B, S = 1..4, B = 0..1) and BERT layer, of the pooler and of the embeddings. */
-static void check_hook_promises(const char *image_freeze, const char *text_freeze, int want_reports) {
+static void check_hook_promises(const FreezeSpec *image_freeze, const FreezeSpec *text_freeze, int want_reports) {
     VqaModelConfig c;
     vqa_model_config_default(&c, HA);
     c.image_depth = 18;
     c.image_width = 0.0625f;
-    snprintf(c.image_freeze, sizeof c.image_freeze, "%s", image_freeze);
-    snprintf(c.text_freeze, sizeof c.text_freeze, "%s", text_freeze);
+    c.image_freeze = *image_freeze;
+    c.text_freeze = *text_freeze;
     c.text = (BertConfig){2, 16, 2, 24, 50, 16, 2, 0, 0.0f, 1e-12f};
     c.fusion_type = FUSION_MUL;
     c.fusion_hidden = 12;
@@ -360,11 +360,13 @@ static void check_hook_promises(const char *image_freeze, const char *text_freez
 
 /* reports: head, after the text encoder, the final 0 (3) + BERT pooler, 2 layers,
  * embeddings (4) + ResNet-18 blocks from the lowest trainable one up, and the stem */
-static void model_hook_reports_only_final_gradients(void) { check_hook_promises("none", "none", 3 + 4 + 8 + 1); }
-static void model_hook_with_frozen_image_encoder(void) { check_hook_promises("all", "none", 3 + 4); }
+static const FreezeSpec freeze_none = {.mode = FREEZE_NONE}, freeze_all = {.mode = FREEZE_ALL};
+static void model_hook_reports_only_final_gradients(void) { check_hook_promises(&freeze_none, &freeze_none, 3 + 4 + 8 + 1); }
+static void model_hook_with_frozen_image_encoder(void) { check_hook_promises(&freeze_all, &freeze_none, 3 + 4); }
 /* layer4 = 2 blocks; BERT: pooler + layer 1 only (backward stops above layer 0) */
 static void model_hook_with_partly_frozen_encoders(void) {
-    check_hook_promises("[layer4]", "layer1, pooler", 3 + 2 + 2);
+    check_hook_promises(&(FreezeSpec){.mode = FREEZE_LIST, .n = 1, .stage = {"layer4"}},
+                        &(FreezeSpec){.mode = FREEZE_LIST, .n = 2, .stage = {"layer1", "pooler"}}, 3 + 2 + 2);
 }
 
 /* ---- multi-rank (under mpirun) ---- */

@@ -1,7 +1,8 @@
 /* test_trainer.c: the trainer's pieces that need no dataset on disk: the .npy writer
  * (against bytes numpy wrote), the answer prior (hand-made splits), schedule and step
- * wiring, optimizer segments from a ParamStore, the loss over padded batches, the fp16
- * unscale decision, and the checkpoint content round trip. */
+ * wiring, freeze lists into the model config, optimizer segments from a ParamStore, the
+ * loss over padded batches, the fp16 unscale decision, and the checkpoint content round
+ * trip. */
 // TEST_LIBS: vqa_core
 // TEST_LABELS: unit
 #include <unistd.h>
@@ -152,6 +153,39 @@ static void build_store(ParamStore *ps, int freeze_txt) {
     CHECK(ps_init_values(ps, 7, &e) == 0);
 }
 
+/* The config's freeze lists reach the model as FreezeSpecs; a list or a name too long for
+ * one is an error naming the key (not a shorter list). */
+static void freeze_lists_reach_the_model_config(void) {
+    Config c;
+    Err e = {{0}};
+    VqaModelConfig mc;
+    cfg_defaults(&c);
+    CHECK(cfg_apply_set(&c, "model.image_encoder.freeze=[layer3, layer4]", &e) == 0);
+    CHECK_MSG(setup_model_config(&c, 10, 100, 0, &mc, &e) == 0, "%s", e.msg);
+    CHECK(mc.image_freeze.mode == FREEZE_LIST && mc.image_freeze.n == 2);
+    CHECK(!strcmp(mc.image_freeze.stage[0], "layer3") && !strcmp(mc.image_freeze.stage[1], "layer4"));
+    CHECK(mc.text_freeze.mode == FREEZE_NONE);
+    char set[1024];
+    size_t n = (size_t)snprintf(set, sizeof set, "model.text_encoder.freeze=[");
+    for (int i = 0; i <= FREEZE_MAX_STAGES; i++) n += (size_t)snprintf(set + n, sizeof set - n, "%slayer%d", i ? ", " : "", i);
+    snprintf(set + n, sizeof set - n, "]");
+    CHECK_MSG(cfg_apply_set(&c, set, &e) == 0, "%s", e.msg);
+    CHECK(setup_model_config(&c, 10, 100, 0, &mc, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "model.text_encoder.freeze");
+    CHECK_STR_CONTAINS(e.msg, "at most");
+    CHECK(cfg_apply_set(&c, "model.text_encoder.freeze=all", &e) == 0);
+    CHECK(setup_model_config(&c, 10, 100, 0, &mc, &e) == 0 && mc.text_freeze.mode == FREEZE_ALL);
+    char name[FREEZE_NAME_MAX + 1];
+    memset(name, 'x', FREEZE_NAME_MAX);
+    name[FREEZE_NAME_MAX] = '\0';
+    snprintf(set, sizeof set, "model.image_encoder.freeze=[layer4, %s]", name);
+    CHECK_MSG(cfg_apply_set(&c, set, &e) == 0, "%s", e.msg);
+    CHECK(setup_model_config(&c, 10, 100, 0, &mc, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "model.image_encoder.freeze");
+    CHECK_STR_CONTAINS(e.msg, "longer than");
+    cfg_free(&c);
+}
+
 static void segments_split_decay_and_encoder_lr(void) {
     ParamStore ps;
     build_store(&ps, 1);
@@ -270,6 +304,7 @@ int main(void) {
     RUN(npy_header_is_aligned_and_names_dtype_and_shape);
     RUN(prior_picks_most_frequent_answer_per_question_type);
     RUN(schedule_wiring_follows_config);
+    RUN(freeze_lists_reach_the_model_config);
     RUN(segments_split_decay_and_encoder_lr);
     RUN(loss_ignores_padding_rows);
     RUN(unscale_skips_on_inf_and_divides_otherwise);

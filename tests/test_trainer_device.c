@@ -472,7 +472,7 @@ static void optim_step_on_device_memory_matches_cpu(void) {
 
 /* Arena bytes a ResNet-18/0.25 forward of a 4x3x64x64 batch takes on the pretend device
  * (input uploaded like a batch), training or not, with `trainable` stages trainable. */
-static size_t resnet_forward_bytes(const char *trainable, int training) {
+static size_t resnet_forward_bytes(const FreezeSpec *trainable, int training) {
     const Backend *be = pd_backend();
     ParamStore ps;
     Resnet r;
@@ -511,8 +511,9 @@ static size_t resnet_forward_bytes(const char *trainable, int training) {
  * training forward takes the arena bytes of an inference forward (and a trainable layer4
  * takes more, so the measure can tell). */
 static void frozen_encoder_keeps_no_activations_on_device(void) {
-    size_t eval = resnet_forward_bytes("all", 0), frozen = resnet_forward_bytes("all", 1);
-    size_t top = resnet_forward_bytes("[layer4]", 1);
+    const FreezeSpec all = {.mode = FREEZE_ALL}, layer4 = {.mode = FREEZE_LIST, .n = 1, .stage = {"layer4"}};
+    size_t eval = resnet_forward_bytes(&all, 0), frozen = resnet_forward_bytes(&all, 1);
+    size_t top = resnet_forward_bytes(&layer4, 1);
     fprintf(stderr, "  arena bytes: inference %zu, frozen training %zu, layer4 trainable %zu\n", eval, frozen, top);
     CHECK(eval > 0);
     CHECK_MSG(frozen == eval, "frozen training forward %zu bytes vs inference %zu", frozen, eval);

@@ -14,7 +14,7 @@ static void small_config(VqaModelConfig *c, FusionType t) {
     vqa_model_config_default(c, 6);
     c->image_depth = 18;
     c->image_width = 0.0625f;
-    snprintf(c->image_freeze, sizeof c->image_freeze, "none");
+    c->image_freeze = (FreezeSpec){.mode = FREEZE_NONE};
     c->image_grid = t == FUSION_ATTENTION;
     c->text = (BertConfig){2, 16, 2, 24, 50, 16, 2, 0, 0.0f, 1e-12f};
     c->fusion_type = t;
@@ -57,8 +57,8 @@ static void freeze_lists_name_the_trainable_stages(void) {
     VqaModel m;
     Err e;
     small_config(&c, FUSION_MUL);
-    snprintf(c.image_freeze, sizeof c.image_freeze, "[layer4]");
-    snprintf(c.text_freeze, sizeof c.text_freeze, "layer1, pooler");
+    c.image_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 1, .stage = {"layer4"}};
+    c.text_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 2, .stage = {"layer1", "pooler"}};
     CHECK(vqa_model_init(&m, &c, backend_cpu(), &e) == 0);
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "image_encoder.conv1.weight")) == NULL);
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "image_encoder.layer3.1.conv2.weight")) == NULL);
@@ -68,18 +68,33 @@ static void freeze_lists_name_the_trainable_stages(void) {
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "text_encoder.encoder.layer.1.output.dense.weight")) != NULL);
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "text_encoder.pooler.dense.bias")) != NULL);
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "classifier.0.weight")) != NULL);
+    char buf[4096];
+    vqa_model_summary(&m, buf, sizeof buf);
+    CHECK_STR_CONTAINS(buf, "freeze: image_encoder layer4, text_encoder layer1, pooler;");
     vqa_model_free(&m);
 
     small_config(&c, FUSION_MUL);
-    snprintf(c.image_freeze, sizeof c.image_freeze, "[layer5]");
+    c.image_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 1, .stage = {"layer5"}};
     CHECK(vqa_model_init(&m, &c, backend_cpu(), &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "model.image_encoder.freeze");
     CHECK_STR_CONTAINS(e.msg, "layer5");
     vqa_model_free(&m);
     small_config(&c, FUSION_MUL);
-    snprintf(c.text_freeze, sizeof c.text_freeze, "layer7");
+    c.text_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 1, .stage = {"layer7"}};
     CHECK(vqa_model_init(&m, &c, backend_cpu(), &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "layers 0..1");
+    vqa_model_free(&m);
+    vqa_freeze_format(&(FreezeSpec){.mode = FREEZE_ALL}, buf, sizeof buf);
+    CHECK(!strcmp(buf, "all"));
+    vqa_freeze_format(&(FreezeSpec){.mode = FREEZE_NONE}, buf, sizeof buf);
+    CHECK(!strcmp(buf, "none"));
+    vqa_freeze_format(&(FreezeSpec){.mode = FREEZE_LIST}, buf, sizeof buf); /* nothing trainable */
+    CHECK(!strcmp(buf, "all"));
+    small_config(&c, FUSION_MUL); /* all / none are modes, not stages */
+    c.text_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 2, .stage = {"pooler", "all"}};
+    CHECK(vqa_model_init(&m, &c, backend_cpu(), &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "model.text_encoder.freeze");
+    CHECK_STR_CONTAINS(e.msg, "'all'");
     vqa_model_free(&m);
     small_config(&c, FUSION_ATTENTION);
     c.image_grid = 0;
@@ -177,7 +192,7 @@ static void whole_model_gradients_match_finite_differences(FusionType t) {
     Err e;
     small_config(&cfg, t);
     /* image trained from layer3 up (BN in train mode there), text fully trainable */
-    snprintf(cfg.image_freeze, sizeof cfg.image_freeze, "layer3 layer4");
+    cfg.image_freeze = (FreezeSpec){.mode = FREEZE_LIST, .n = 2, .stage = {"layer3", "layer4"}};
     if (vqa_model_init(&m, &cfg, backend_cpu(), &e) != 0) { fprintf(stderr, "%s\n", e.msg); CHECK(0); return; }
     static float img[NB * 3 * S * S], mask[NB * L];
     static int32_t tok[NB * L], tt[NB * L];
@@ -226,7 +241,7 @@ static void mean_pooled_question_feature(void) {
     VqaModel m;
     Err e;
     small_config(&cfg, FUSION_MUL);
-    snprintf(cfg.image_freeze, sizeof cfg.image_freeze, "all");
+    cfg.image_freeze = (FreezeSpec){.mode = FREEZE_ALL};
     cfg.text_mean_pool = 1;
     if (vqa_model_init(&m, &cfg, backend_cpu(), &e) != 0) { fprintf(stderr, "%s\n", e.msg); CHECK(0); return; }
     CHECK(ps_grad(&m.ps, ps_find(&m.ps, "text_encoder.pooler.dense.weight")) == NULL);

@@ -188,7 +188,7 @@ int cfg_set_freeze_list(Config *c, const CfgKey *k, const char *const *items, in
     return 0;
 }
 
-/* "layer3, layer4" or "[layer4]" written as one string (model/vqa_model.h's form). */
+/* "layer3, layer4" or "[layer4]" written as one string (a YAML scalar or a --set value). */
 static int set_freeze_text(Config *c, const CfgKey *k, const char *s, char *why, size_t cap) {
     CfgFreeze *f = cfg_field(c, k);
     if (strcmp(s, "all") == 0 || strcmp(s, "none") == 0) {

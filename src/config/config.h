@@ -183,7 +183,7 @@ void cfg_print_keys(FILE *f);
 /* Helpers for the modules that consume the config. */
 int cfg_arch_depth(CfgArch a);                      /* 18, 34, 50, 101 */
 const char *cfg_enum_name(const Config *cfg, const char *key_path); /* e.g. "bf16" */
-/* "all" | "none" | "layer3, layer4" (the string form of model/vqa_model.h). */
+/* "all" | "none" | "layer3, layer4": the names joined by ", ", without brackets. */
 void cfg_freeze_string(const CfgFreeze *f, char *buf, size_t cap);
 /* Where key_path was set: "FILE:LINE:COL", "--set", or "FILE" when it has its default. */
 void cfg_where(const Config *cfg, const char *key_path, char *buf, size_t cap);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "data/prep.h"
 #include "data/sampler.h"
 #include "util/idmap.h"
@@ -128,27 +127,6 @@ void loader_opts_default(LoaderOpts *o) {
     o->workers = 4;
     o->prefetch = 2;
     o->max_bad_fraction = 0.001;
-}
-
-void loader_opts_from_config(LoaderOpts *o, const Config *cfg, int train, int rank, int world) {
-    loader_opts_default(o);
-    o->batch_size = train || cfg->eval.batch_size <= 0 ? cfg->train.batch_size : cfg->eval.batch_size;
-    o->rank = rank;
-    o->world = world;
-    o->seed = (uint64_t)cfg->run.seed;
-    o->shuffle = train;
-    o->drop_last = train ? cfg->data.drop_last : 0;
-    o->image_size = cfg->data.image_size;
-    o->max_len = cfg->data.max_question_len;
-    o->resize = cfg->data.resize == CFG_RESIZE_DIRECT ? IMG_RESIZE_DIRECT : IMG_RESIZE_SHORTER_CROP;
-    if (train) {
-        o->augment.random_crop = cfg->data.augment.random_crop;
-        o->augment.hflip = cfg->data.augment.hflip;
-        o->augment.color_jitter = (float)cfg->data.augment.color_jitter;
-    }
-    o->workers = cfg->data.workers;
-    o->prefetch = cfg->data.prefetch;
-    o->max_bad_fraction = cfg->data.max_bad_fraction;
 }
 
 void loader_swap_left_right_ids(const Tokenizer *tok, int32_t *ids, int n) {

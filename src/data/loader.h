@@ -58,13 +58,6 @@ typedef struct LoaderOpts {
  * no augmentation, 4 workers, prefetch 2, max_bad_fraction 0.001. */
 void loader_opts_default(LoaderOpts *o);
 
-struct Config;
-/* The options of a run's split from its config (config/config.h): train = 1 for the
- * training split (shuffle, data.drop_last, data.augment.*), 0 for evaluation (in order,
- * padded, no augmentation; eval.batch_size or else train.batch_size). `prepared` is left
- * NULL: set it to prep_split_path(data.prepared, split) when data.prepared is set. */
-void loader_opts_from_config(LoaderOpts *o, const struct Config *cfg, int train, int rank, int world);
-
 typedef struct LoaderStats {
     double data_wait_s;     /* time loader_next spent waiting for a batch */
     int64_t images_decoded; /* images produced (decoded or read from the prepared file) */

@@ -3,7 +3,6 @@
  * start-up summary. */
 #include "model/vqa_model.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +13,9 @@ void vqa_model_config_default(VqaModelConfig *c, int num_answers) {
     memset(c, 0, sizeof *c);
     c->image_depth = 50;
     c->image_width = 1.0f;
-    snprintf(c->image_freeze, sizeof c->image_freeze, "all");
+    c->image_freeze.mode = FREEZE_ALL;
     bert_config_tinybert(&c->text);
-    snprintf(c->text_freeze, sizeof c->text_freeze, "none");
+    c->text_freeze.mode = FREEZE_NONE;
     c->fusion_type = FUSION_MUL;
     c->fusion_hidden = 1024;
     c->fusion_dropout = 0.3f;
@@ -36,28 +35,27 @@ static int set_prefix(ParamStore *ps, const char *prefix, const char *stage, Err
     return 0;
 }
 
-int vqa_apply_freeze(ParamStore *ps, const char *prefix, const char *spec, int kind, int bert_layers,
+int vqa_apply_freeze(ParamStore *ps, const char *prefix, const FreezeSpec *f, int kind, int bert_layers,
                      Err *e) {
     const char *valid = kind == 0 ? "all, none, or a list of stem, conv1, bn1, layer1..layer4"
                                   : "all, none, or a list of embeddings, layer0..layerN-1, pooler";
-    char s[256];
-    snprintf(s, sizeof s, "%s", spec ? spec : "none");
-    /* normalize: brackets, quotes and commas are separators */
-    for (char *q = s; *q; q++)
-        if (*q == '[' || *q == ']' || *q == ',' || *q == '"' || *q == '\'') *q = ' ';
-    char *tok = strtok(s, " \t");
-    if (!tok || strcmp(tok, "none") == 0) {
+    FreezeMode mode = f ? f->mode : FREEZE_NONE;
+    if (mode == FREEZE_NONE) {
         ps_set_trainable_prefix(ps, prefix, 1);
         return 0;
     }
+    if (mode != FREEZE_ALL && mode != FREEZE_LIST)
+        return err_set(e, "freeze: mode %d is not all, none or a list", (int)mode);
     ps_set_trainable_prefix(ps, prefix, 0);
-    if (strcmp(tok, "all") == 0) {
-        if (strtok(NULL, " \t")) return err_set(e, "freeze: 'all' cannot be combined with stage names");
-        return 0;
-    }
-    for (; tok; tok = strtok(NULL, " \t")) {
+    if (mode == FREEZE_ALL) return 0;
+    if (f->n < 0 || f->n > FREEZE_MAX_STAGES)
+        return err_set(e, "freeze: %d stages listed (0..%d fit)", f->n, FREEZE_MAX_STAGES);
+    for (int i = 0; i < f->n; i++) {
+        const char *tok = f->stage[i];
+        if (!memchr(tok, '\0', FREEZE_NAME_MAX))
+            return err_set(e, "freeze: stage %d: the name is longer than %d characters", i, FREEZE_NAME_MAX - 1);
         if (strcmp(tok, "all") == 0 || strcmp(tok, "none") == 0)
-            return err_set(e, "freeze: '%s' cannot be combined with stage names", tok);
+            return err_set(e, "freeze: '%s' cannot be combined with stage names (all and none stand alone)", tok);
         if (kind == 0) {
             if (strcmp(tok, "stem") == 0) {
                 if (set_prefix(ps, prefix, "conv1", e, valid) || set_prefix(ps, prefix, "bn1", e, valid)) return -1;
@@ -79,6 +77,20 @@ int vqa_apply_freeze(ParamStore *ps, const char *prefix, const char *spec, int k
         }
     }
     return 0;
+}
+
+void vqa_freeze_format(const FreezeSpec *f, char *buf, size_t cap) {
+    if (!cap) return;
+    FreezeMode mode = f ? f->mode : FREEZE_NONE;
+    if (mode == FREEZE_LIST && f->n <= 0) mode = FREEZE_ALL; /* nothing left trainable */
+    if (mode != FREEZE_LIST) {
+        snprintf(buf, cap, "%s", mode == FREEZE_ALL ? "all" : mode == FREEZE_NONE ? "none" : "?");
+        return;
+    }
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < f->n && i < FREEZE_MAX_STAGES && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%.*s", i ? ", " : "", FREEZE_NAME_MAX - 1, f->stage[i]);
 }
 
 /* ---- init ---- */
@@ -116,9 +128,9 @@ int vqa_model_init(VqaModel *m, const VqaModelConfig *c, const Backend *be, Err 
         return err_set(e, "model.fusion.type %s needs model.image_encoder.output: pooled", fusion_type_name(c->fusion_type));
     if (fusion_build(&m->fusion, &fc, &m->ps, e) != 0) return err_prefix(e, "model.fusion");
 
-    if (vqa_apply_freeze(&m->ps, "image_encoder.", c->image_freeze, 0, 0, e) != 0)
+    if (vqa_apply_freeze(&m->ps, "image_encoder.", &c->image_freeze, 0, 0, e) != 0)
         return err_prefix(e, "model.image_encoder.freeze");
-    if (vqa_apply_freeze(&m->ps, "text_encoder.", c->text_freeze, 1, c->text.layers, e) != 0)
+    if (vqa_apply_freeze(&m->ps, "text_encoder.", &c->text_freeze, 1, c->text.layers, e) != 0)
         return err_prefix(e, "model.text_encoder.freeze");
     /* mean pooling bypasses BERT's pooler: frozen, so it keeps no gradient or AdamW state
      * (and weight decay does not shrink weights nothing uses) */
@@ -295,7 +307,10 @@ void vqa_model_summary(const VqaModel *m, char *buf, size_t n) {
     fmt_count(tr, b, sizeof b);
     fmt_count(all - tr, t, sizeof t);
     OUT("  %-14s %14s %14s %14s\n", "total", a, b, t);
-    OUT("  freeze: image_encoder %s, text_encoder %s; question feature: %s\n", c->image_freeze, c->text_freeze,
+    char fi[FREEZE_TEXT_MAX], ft[FREEZE_TEXT_MAX];
+    vqa_freeze_format(&c->image_freeze, fi, sizeof fi);
+    vqa_freeze_format(&c->text_freeze, ft, sizeof ft);
+    OUT("  freeze: image_encoder %s, text_encoder %s; question feature: %s\n", fi, ft,
         c->text_mean_pool ? "mean of the tokens (pooler frozen)" : "BERT pooler over [CLS]");
     OUT("  memory (fp32): parameters %.1f MiB, buffers %.2f MiB, gradients %.1f MiB, AdamW state %.1f MiB\n",
         mib(ps->n_values), mib(ps->n_buffers), mib(ps->n_grads), mib(2 * ps->n_grads));

@@ -7,10 +7,10 @@
  *   text_encoder.<HF BertModel name>   e.g. text_encoder.encoder.layer.3.output.dense.bias (PG_TEXT)
  *   fusion.{img_proj,txt_proj,att}.*   (PG_FUSION);  classifier.{0,3}.*   (PG_CLASSIFIER)
  *
- * Freezing (per encoder, a string): "all" | "none" | a list of the stages that stay
- * TRAINABLE, separated by commas/spaces (brackets allowed), everything else frozen:
- *   ResNet: stem (= conv1 + bn1), conv1, bn1, layer1 .. layer4, e.g. "[layer4]"
- *   BERT:   embeddings, layerN (= encoder.layer.N), pooler, e.g. "layer2, layer3, pooler"
+ * Freezing (per encoder, a FreezeSpec): all | none | a list of the stages that stay
+ * TRAINABLE, everything else frozen:
+ *   ResNet: stem (= conv1 + bn1), conv1, bn1, layer1 .. layer4, e.g. [layer4]
+ *   BERT:   embeddings, layerN (= encoder.layer.N), pooler, e.g. [layer2, layer3, pooler]
  * Frozen parameters have no gradient slot and no optimizer state; a frozen ResNet stage runs
  * its BN in eval mode; backward stops below the lowest trainable stage.
  *
@@ -32,13 +32,25 @@
 
 #define VQA_PATH_MAX 1024
 
+/* What of an encoder is frozen. Zeroed = FREEZE_ALL. */
+#define FREEZE_MAX_STAGES 32 /* a ResNet has 7 stage names, BERT-large 24 layers + 2 */
+#define FREEZE_NAME_MAX 32   /* bytes of a stage name, with its NUL */
+typedef enum FreezeMode { FREEZE_ALL = 0, FREEZE_NONE = 1, FREEZE_LIST = 2 } FreezeMode;
+typedef struct FreezeSpec {
+    FreezeMode mode;
+    int n;                                          /* FREEZE_LIST: names in stage */
+    char stage[FREEZE_MAX_STAGES][FREEZE_NAME_MAX]; /* FREEZE_LIST: the stages left trainable */
+} FreezeSpec;
+/* Room for vqa_freeze_format's text of any FreezeSpec: names joined by ", ", and the NUL. */
+#define FREEZE_TEXT_MAX (FREEZE_MAX_STAGES * (FREEZE_NAME_MAX + 2))
+
 typedef struct VqaModelConfig {
     /* model.image_encoder */
     int image_depth;                     /* arch resnet18/34/50/101 -> 18/34/50/101 */
     float image_width;                   /* 1.0 */
     char image_weights[VQA_PATH_MAX];    /* "" = none (random init) */
     char image_weights_prefix[64];       /* prefix of the names in the file, e.g. "" or "backbone." */
-    char image_freeze[256];              /* "all" | "none" | trainable stage list */
+    FreezeSpec image_freeze;
     int image_grid;                      /* output: 1 = grid [B, C, h, w], 0 = pooled [B, C] */
     int image_stages;                    /* ResNet stages built, 1..4 (0 = 4) */
     ActFmt image_fmt;                    /* ResNet activation storage (resnet_set_format);
@@ -47,7 +59,7 @@ typedef struct VqaModelConfig {
     BertConfig text;
     char text_weights[VQA_PATH_MAX];
     char text_weights_prefix[64];        /* e.g. "bert." for original TinyBERT checkpoints */
-    char text_freeze[256];
+    FreezeSpec text_freeze;
     int text_mean_pool;                  /* question feature: 0 = BERT pooler over [CLS] (HF),
                                           * 1 = mask-weighted mean of the last layer's tokens */
     /* model.fusion */
@@ -111,9 +123,15 @@ int vqa_model_backward(VqaModel *m, const float *dlogits, Arena *a, Err *e);
  * AdamW state. Multi-line, written into buf. */
 void vqa_model_summary(const VqaModel *m, char *buf, size_t n);
 
-/* Applies a freeze spec to the tensors under prefix (exposed for tests and tools).
- * kind: 0 = ResNet stage names, 1 = BERT stage names. */
-int vqa_apply_freeze(ParamStore *ps, const char *prefix, const char *spec, int kind, int bert_layers,
+/* Applies a freeze spec to the tensors under prefix (exposed for tests and tools); f NULL =
+ * none. kind: 0 = ResNet stage names, 1 = BERT stage names (layerN for N in 0..bert_layers-1,
+ * or the name under prefix, e.g. encoder.layer.2). Errors: a stage that names no tensor, a
+ * BERT layer out of range, all / none as a name in a list, an unknown mode. A list of no
+ * names leaves nothing trainable (= all). */
+int vqa_apply_freeze(ParamStore *ps, const char *prefix, const FreezeSpec *f, int kind, int bert_layers,
                      Err *e);
+/* "all" | "none" | the list's names joined by ", " (e.g. "layer3, layer4"), as the summary
+ * prints it; a list of no names is "all", f NULL "none". cap >= FREEZE_TEXT_MAX holds any. */
+void vqa_freeze_format(const FreezeSpec *f, char *buf, size_t cap);
 
 #endif

@@ -95,7 +95,7 @@ static int predict_load_model(Predictor *p, const Config *cfg, const CliArgs *cl
 /* This rank's shard of the split in order, and its feed to the backend. */
 static int predict_open_loader(Predictor *p, const Config *cfg, int rank, int world, Err *e) {
     LoaderOpts o;
-    loader_opts_from_config(&o, cfg, 0, rank, world);
+    setup_loader_opts(&o, cfg, 0, rank, world);
     o.alloc = tdev_loader_alloc(p->be);
     if (!tdev_on_host(p->be)) o.prefetch += 1; /* the feed holds two slots: one uploading ahead */
     /* targets only when the split has answers (for the loss) */

@@ -56,6 +56,45 @@ int setup_load_split(const Config *cfg, CfgSplit split, VqaDataset *ds, Err *e) 
     return 0;
 }
 
+void setup_loader_opts(LoaderOpts *o, const Config *cfg, int train, int rank, int world) {
+    loader_opts_default(o);
+    o->batch_size = train || cfg->eval.batch_size <= 0 ? cfg->train.batch_size : cfg->eval.batch_size;
+    o->rank = rank;
+    o->world = world;
+    o->seed = (uint64_t)cfg->run.seed;
+    o->shuffle = train;
+    o->drop_last = train ? cfg->data.drop_last : 0;
+    o->image_size = cfg->data.image_size;
+    o->max_len = cfg->data.max_question_len;
+    o->resize = cfg->data.resize == CFG_RESIZE_DIRECT ? IMG_RESIZE_DIRECT : IMG_RESIZE_SHORTER_CROP;
+    if (train) {
+        o->augment.random_crop = cfg->data.augment.random_crop;
+        o->augment.hflip = cfg->data.augment.hflip;
+        o->augment.color_jitter = (float)cfg->data.augment.color_jitter;
+    }
+    o->workers = cfg->data.workers;
+    o->prefetch = cfg->data.prefetch;
+    o->max_bad_fraction = cfg->data.max_bad_fraction;
+}
+
+/* The model's FreezeSpec of the config's freeze key `key`: error, naming the key, for a list
+ * longer than FREEZE_MAX_STAGES or a name longer than FREEZE_NAME_MAX - 1 characters. */
+static int freeze_spec(const CfgFreeze *f, const char *key, FreezeSpec *out, Err *e) {
+    memset(out, 0, sizeof *out);
+    out->mode = f->mode == CFG_FREEZE_ALL ? FREEZE_ALL : f->mode == CFG_FREEZE_NONE ? FREEZE_NONE : FREEZE_LIST;
+    if (out->mode != FREEZE_LIST) return 0;
+    if (f->n > FREEZE_MAX_STAGES)
+        return err_set(e, "%s: %d stages listed, at most %d fit", key, f->n, FREEZE_MAX_STAGES);
+    for (int i = 0; i < f->n; i++) {
+        size_t len = strlen(f->trainable[i]);
+        if (len >= sizeof out->stage[i])
+            return err_set(e, "%s: \"%s\" is longer than %d characters", key, f->trainable[i], FREEZE_NAME_MAX - 1);
+        memcpy(out->stage[i], f->trainable[i], len + 1);
+    }
+    out->n = f->n;
+    return 0;
+}
+
 int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_id, VqaModelConfig *mc, Err *e) {
     if (cfg->model.num_answers > 0 && cfg->model.num_answers != n_answers)
         return err_set(e, "model.num_answers: %d, but the answer vocabulary has %d answers (set 0 to follow it)",
@@ -67,7 +106,7 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
     mc->image_width = (float)ie->width;
     snprintf(mc->image_weights, sizeof mc->image_weights, "%s", ie->weights ? ie->weights : "");
     snprintf(mc->image_weights_prefix, sizeof mc->image_weights_prefix, "%s", ie->weights_prefix ? ie->weights_prefix : "");
-    cfg_freeze_string(&ie->freeze, mc->image_freeze, sizeof mc->image_freeze);
+    if (freeze_spec(&ie->freeze, "model.image_encoder.freeze", &mc->image_freeze, e) != 0) return -1;
     mc->image_grid = ie->output == CFG_OUTPUT_GRID;
     mc->image_stages = ie->stages;
     mc->text.layers = te->layers;
@@ -81,7 +120,7 @@ int setup_model_config(const Config *cfg, int n_answers, int tok_vocab, int pad_
     mc->text.dropout = (float)te->dropout;
     snprintf(mc->text_weights, sizeof mc->text_weights, "%s", te->weights ? te->weights : "");
     snprintf(mc->text_weights_prefix, sizeof mc->text_weights_prefix, "%s", te->weights_prefix ? te->weights_prefix : "");
-    cfg_freeze_string(&te->freeze, mc->text_freeze, sizeof mc->text_freeze);
+    if (freeze_spec(&te->freeze, "model.text_encoder.freeze", &mc->text_freeze, e) != 0) return -1;
     mc->text_mean_pool = te->pool == CFG_POOL_MEAN;
     mc->fusion_type = (FusionType)cfg->model.fusion.type;
     mc->fusion_hidden = cfg->model.fusion.hidden;

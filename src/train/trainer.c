@@ -114,7 +114,7 @@ static int open_loaders(Trainer *t, Err *e) {
     const Config *cfg = t->cfg;
     LoaderOpts o;
     char prep[4200];
-    loader_opts_from_config(&o, cfg, 1, t->rank, t->world);
+    setup_loader_opts(&o, cfg, 1, t->rank, t->world);
     o.alloc = tdev_loader_alloc(t->be); /* pinned slots for a device: async uploads */
     /* a device holds two slots during a step (the batch in use, the next one uploading):
      * one more slot keeps the workers as far ahead as on the CPU */
@@ -127,7 +127,7 @@ static int open_loaders(Trainer *t, Err *e) {
     if (t->have_eval) {
         /* every rank evaluates its shard (in order, padded, no augmentation); evaluate()
          * reduces the per-question results */
-        loader_opts_from_config(&o, cfg, 0, t->rank, t->world);
+        setup_loader_opts(&o, cfg, 0, t->rank, t->world);
         o.alloc = tdev_loader_alloc(t->be);
         if (!tdev_on_host(t->be)) o.prefetch += 1; /* the evaluation prefetches too */
         o.prepared = NULL;

@@ -99,8 +99,9 @@ struct Backend {
     /* ---- conv2d in s->f (x, y, dx, dy) ----
      * w / dw are the weight in the format's prepared layout and type (conv_weight_prep):
      * for the plain format that is the fp32 master [K, C, R, S] itself. b / db: fp32 bias
-     * [K] and its gradient, only with the plain format (NULL otherwise; the encoder's
-     * convolutions have none). ws: conv2d_workspace floats. */
+     * [K] and its gradient, only with the plain format (the encoder's convolutions have
+     * none; with another format a bias is a programming error: CUDA records it as the
+     * backend's error, the CPU ignores it). ws: conv2d_workspace floats. */
     size_t (*conv2d_workspace)(const Backend *be, const ConvShape *s);
     void (*conv2d_forward)(const Backend *be, const ConvShape *s, const void *x, const void *w,
                            const float *b, void *y, float *ws);

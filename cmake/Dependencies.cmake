@@ -20,6 +20,22 @@ vqa_require_pkg(STB      stb      libstb-dev)
 find_package(OpenMP REQUIRED COMPONENTS C)
 message(STATUS "OpenMP: yes (${OpenMP_C_VERSION})")
 
+# ---- oneDNN: the CPU backend's fast image-encoder ops (src/ops/dnnl_*.c) ----
+set(VQA_HAVE_ONEDNN OFF)
+if(NOT VQA_ONEDNN STREQUAL "OFF")
+  find_package(dnnl CONFIG QUIET)
+  if(dnnl_FOUND AND TARGET DNNL::dnnl)
+    set(VQA_HAVE_ONEDNN ON)
+    message(STATUS "oneDNN: yes (${dnnl_VERSION}) -> CPU image-encoder ops through oneDNN (train.cpu_kernels)")
+  elseif(VQA_ONEDNN STREQUAL "ON")
+    message(FATAL_ERROR "VQA_ONEDNN=ON but oneDNN was not found: install the Debian package 'libdnnl-dev'")
+  else()
+    message(STATUS "oneDNN: no -> CPU ops use the reference only (install libdnnl-dev)")
+  endif()
+else()
+  message(STATUS "oneDNN: off (VQA_ONEDNN=OFF) -> CPU ops use the reference only")
+endif()
+
 # ---- MPI ----
 set(VQA_HAVE_MPI OFF)
 if(NOT VQA_MPI STREQUAL "OFF")

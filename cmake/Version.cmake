@@ -6,7 +6,7 @@ execute_process(COMMAND git rev-parse --short=12 HEAD
 if(NOT _git_rc EQUAL 0 OR VQA_GIT_HASH STREQUAL "")
   set(VQA_GIT_HASH "unknown")
 endif()
-foreach(_f CUDA MPI NCCL)
+foreach(_f CUDA MPI NCCL ONEDNN)
   if(VQA_HAVE_${_f})
     set(VQA_HAVE_${_f}_INT 1)
   else()

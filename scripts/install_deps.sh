@@ -12,6 +12,7 @@ PACKAGES=(
     libjansson-dev                          # JSON datasets, results, safetensors headers
     libstb-dev                              # stb_image: JPEG/PNG decode
     libopenblas-dev                         # CPU matrix products
+    libdnnl-dev                             # oneDNN: CPU convolutions, BN, pooling, ReLU (optional)
     libopenmpi-dev openmpi-bin              # multi-rank on CPU, NCCL bootstrap
     slurm-wlm munge                         # the one-node Slurm test
     python3                                 # test scripts compare JSON / metrics (stdlib only)

@@ -12,6 +12,7 @@
 #include "config/cfg_table.h"
 #include "config/config.h"
 #include "testlib.h"
+#include "vqa_version.h"
 
 static char tmpdir[256];
 
@@ -417,6 +418,30 @@ static void every_key_is_documented_in_configs_readme(void) {
     }
 }
 
+/* train.cpu_kernels: onednn loads when the build has oneDNN, else the error names the key;
+ * auto and reference load either way */
+static void cpu_kernels_onednn_needs_a_build_with_onednn(void) {
+    char path[512];
+    path_in_src(path, sizeof path, "configs/demo.yaml");
+    const char *vals[] = {"train.cpu_kernels=auto", "train.cpu_kernels=reference", "train.cpu_kernels=onednn"};
+    const CfgCpuKernels want[] = {CFG_CPUK_AUTO, CFG_CPUK_REFERENCE, CFG_CPUK_ONEDNN};
+    for (int i = 0; i < 3; i++) {
+        Config c;
+        Err e;
+        char *set = (char *)vals[i];
+        int rc = cfg_load(&c, path, &set, 1, &e);
+        if (i < 2 || VQA_HAVE_ONEDNN) {
+            CHECK_MSG(rc == 0, "%s: %s", vals[i], e.msg);
+            if (rc == 0) CHECK(c.train.cpu_kernels == want[i]);
+        } else {
+            CHECK(rc == -1);
+            CHECK_STR_CONTAINS(e.msg, "train.cpu_kernels");
+            CHECK_STR_CONTAINS(e.msg, "no oneDNN");
+        }
+        if (rc == 0) cfg_free(&c);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_config.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -433,6 +458,7 @@ int main(void) {
     RUN(dump_writes_shortest_floats_and_escaped_strings);
     RUN(freeze_accepts_all_none_lists_and_strings);
     RUN(device_checks_wait_for_auto_to_resolve);
+    RUN(cpu_kernels_onednn_needs_a_build_with_onednn);
     RUN(check_files_lists_missing_and_skips_generated);
     RUN(warnings_flag_frozen_random_encoders);
     RUN(every_key_is_documented_in_configs_readme);

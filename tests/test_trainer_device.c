@@ -56,6 +56,9 @@ static int load_cfg(Config *cfg, const char *out_dir, int max_steps, const char 
     static char *fixed[] = {"data.synth.train_questions=256", "data.synth.val_questions=72", "data.synth.seed=5",
                             "log.every=1", "log.tensorboard=false", "eval.every=0", "checkpoint.every=0", "train.warmup_steps=5", "train.epochs=100",
                             "predict.split=val",
+                            /* the pretend device computes with the reference kernels: so must
+                             * the CPU runs it is compared with bit for bit (not oneDNN) */
+                            "train.cpu_kernels=reference",
                             /* dropout on (the demo trains without it) so the device path's
                              * dropout masks are compared too */
                             "model.text_encoder.dropout=0.1", "model.fusion.dropout=0.1"};

@@ -23,6 +23,7 @@ static const char *const auto_on_off_names[] = {"auto", "on", "off", NULL};
 static const char *const loss_names[] = {"bce", "softmax", NULL};
 static const char *const split_names[] = {"train", "val", "test", NULL};
 static const char *const dist_names[] = {"auto", "nccl", "mpi", "none", NULL};
+static const char *const cpu_kernels_names[] = {"auto", "onednn", "reference", NULL}; /* CfgCpuKernels */
 
 #define OFF(field) offsetof(Config, field)
 #define BIG 1e12      /* "no practical upper bound" for step counts */
@@ -197,6 +198,9 @@ const CfgKey cfg_keys[] = {
        "bce: sigmoid BCE over soft targets (VQA standard); softmax: soft cross-entropy"),
     K("train.threads", CT_INT, train.threads, "0", 0, 4096, 0, NULL,
       "CPU threads for ops (0 = OMP_NUM_THREADS or the library default)"),
+    KE("train.cpu_kernels", train.cpu_kernels, "auto", cpu_kernels_names,
+       "device cpu: the image encoder's convolutions, batch-norm, max-pool and ReLU on oneDNN or on the "
+       "reference im2col kernels (auto: onednn when the build has it)"),
     K("train.loss_scale.init", CT_FLOAT, train.loss_scale.init, "65536", 1, 1e30, 0, NULL,
       "fp16: initial loss scale"),
     K("train.loss_scale.growth_interval", CT_INT, train.loss_scale.growth_interval, "2000", 1, I32, 0,

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "config/cfg_table.h"
+#include "vqa_version.h" /* VQA_HAVE_ONEDNN */
 
 /* "WHERE(at): key: message"; at is the key whose position the message points to (for a
  * required key that was never written, the key next to which it belongs). */
@@ -185,6 +186,10 @@ int cfg_validate(const Config *c, Err *err) {
     if (c->train.max_steps > 0 && c->train.warmup_steps >= c->train.max_steps)
         return bad(c, err, "train.warmup_steps", "%lld is not below train.max_steps = %lld: the learning rate "
                    "would never leave warm-up", (long long)c->train.warmup_steps, (long long)c->train.max_steps);
+
+    if (c->train.cpu_kernels == CFG_CPUK_ONEDNN && !VQA_HAVE_ONEDNN)
+        return bad(c, err, "train.cpu_kernels", "onednn, but this build has no oneDNN (install libdnnl-dev and "
+                   "rebuild; or set auto or reference)");
 
     /* an explicit device: the rest is checked once auto is resolved */
     if (c->device != CFG_DEVICE_AUTO && cfg_validate_device(c, c->device, err) != 0) return -1;

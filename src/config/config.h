@@ -43,6 +43,8 @@ typedef enum CfgDistBackend {
 /* freeze: all | none | [stage, ...] (the stages LEFT TRAINABLE, everything else frozen).
  * ResNet stages: stem, conv1, bn1, layer1..layer4; BERT: embeddings, layer0..layerN-1, pooler. */
 typedef enum CfgAutoOnOff { CFG_AOO_AUTO = 0, CFG_AOO_ON = 1, CFG_AOO_OFF = 2 } CfgAutoOnOff;
+/* train.cpu_kernels: the image encoder's ops on the CPU (auto: onednn when built in) */
+typedef enum CfgCpuKernels { CFG_CPUK_AUTO = 0, CFG_CPUK_ONEDNN = 1, CFG_CPUK_REFERENCE = 2 } CfgCpuKernels;
 typedef enum CfgFreezeMode { CFG_FREEZE_ALL = 0, CFG_FREEZE_NONE = 1, CFG_FREEZE_LIST = 2 } CfgFreezeMode;
 typedef struct CfgFreeze {
     CfgFreezeMode mode;
@@ -124,6 +126,7 @@ typedef struct Config {
         DType precision;           /* DT_F32, DT_BF16 or DT_F16: the backend's precision */
         CfgLoss loss;
         int threads;               /* 0 = OMP_NUM_THREADS / library default */
+        CfgCpuKernels cpu_kernels; /* device cpu: oneDNN or the reference for the image encoder */
         struct { double init; int growth_interval; double growth_factor, backoff; } loss_scale;
     } train;
     struct { int64_t every; CfgSplit split; int batch_size; int at_end; } eval;

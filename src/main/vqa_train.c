@@ -21,6 +21,7 @@
 #include "util/cli.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "ops/backend_dnnl.h"
 #include "vqa_version.h"
 
 #define MAX_SETS 256
@@ -48,7 +49,9 @@ static void usage(FILE *f) {
 
 static void version(void) {
     printf("vqa_train %s (git %s)\n", VQA_VERSION_STRING, VQA_GIT_HASH);
-    printf("backends: cpu (OpenBLAS + OpenMP)");
+    char dv[64];
+    printf("backends: cpu (OpenBLAS + OpenMP; image encoder: %s)", VQA_HAVE_ONEDNN ? backend_cpu_dnnl_version(dv, sizeof dv)
+                                                                                  : "reference, oneDNN not compiled in");
     if (gpu_compiled())
         printf(", cuda (cuBLAS, cuDNN; sm %s)\n", VQA_CUDA_ARCHS);
     else

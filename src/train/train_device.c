@@ -8,6 +8,7 @@
 
 #include "cuda/backend_cuda.h"
 #include "cuda/gpu.h"
+#include "ops/backend_dnnl.h"
 
 static const char *prec_name(DType p) { return p == DT_BF16 ? "bf16" : p == DT_F16 ? "fp16" : "fp32"; }
 
@@ -24,8 +25,20 @@ int tdev_open(TrainDevice *d, const Config *cfg, CfgDevice device, int n_gpus, c
         return 0;
     }
     if (device != CFG_DEVICE_CUDA) {
-        d->be = backend_cpu();
-        snprintf(d->desc, sizeof d->desc, "cpu, fp32");
+        CfgCpuKernels k = cfg->train.cpu_kernels;
+        const char *how = k == CFG_CPUK_AUTO ? "auto" : "train.cpu_kernels";
+        if (k == CFG_CPUK_AUTO) k = backend_cpu_dnnl_built() ? CFG_CPUK_ONEDNN : CFG_CPUK_REFERENCE;
+        if (k == CFG_CPUK_ONEDNN) {
+            if (!(d->be = backend_cpu_dnnl_create(e))) return err_prefix(e, "train.cpu_kernels: onednn");
+            d->dnnl_started = 1;
+            char v[64];
+            snprintf(d->desc, sizeof d->desc, "cpu, fp32, image-encoder kernels: %s (%s)",
+                     backend_cpu_dnnl_version(v, sizeof v), how);
+        } else {
+            snprintf(d->desc, sizeof d->desc, "cpu, fp32, image-encoder kernels: reference im2col + OpenBLAS (%s%s)",
+                     how, backend_cpu_dnnl_built() ? "" : "; oneDNN not built");
+            d->be = backend_cpu();
+        }
         return 0;
     }
     int dev = 0;
@@ -63,6 +76,7 @@ void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *wh
 
 void tdev_close(TrainDevice *d) {
     if (d->cuda_started) backend_cuda_destroy(d->be);
+    if (d->dnnl_started) backend_cpu_dnnl_destroy(d->be);
     memset(d, 0, sizeof *d);
     d->cuda_device = -1;
 }

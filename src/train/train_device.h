@@ -29,11 +29,13 @@
 typedef struct TrainDevice {
     const Backend *be;
     int cuda_started;  /* backend_cuda_create ran here: tdev_close destroys the backend */
+    int dnnl_started;  /* backend_cpu_dnnl_create ran here (train.cpu_kernels): tdev_close destroys it */
     int cuda_device;   /* the GPU ordinal this process drives; -1: host memory */
     char desc[256];    /* "cpu" / "cuda: NVIDIA H100 ..., precision bf16" / the test backend's name */
 } TrainDevice;
 
-/* device: the resolved run device (CFG_DEVICE_CPU or CFG_DEVICE_CUDA). cuda: the GPU of
+/* device: the resolved run device (CFG_DEVICE_CPU or CFG_DEVICE_CUDA). cpu: the oneDNN
+ * backend or the reference (train.cpu_kernels; auto: oneDNN when built in). cuda: the GPU of
  * this rank (comm_gpu_for_rank over n_gpus; comm may be NULL = device 0), precision from
  * train.precision. `given` non-NULL: use that backend as it is (tests: a CPU backend that
  * behaves like a device). */

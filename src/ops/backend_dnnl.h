@@ -1,0 +1,41 @@
+/* backend_dnnl.h: the CPU backend with the image encoder's ops on oneDNN (libdnnl).
+ *
+ * Its table is the CPU reference table (backend_cpu.c) with these entries replaced, for
+ * the plain format (fp32 NCHW, what the CPU trainer uses):
+ *   conv2d_workspace / conv2d_forward / conv2d_backward   (dnnl_conv.c)
+ *   batchnorm_forward_train / _backward_train / _forward_eval / _backward_eval (dnnl_bn.c)
+ *   maxpool_forward / maxpool_backward                     (dnnl_pool.c)
+ *   relu_forward / relu_backward                           (dnnl_relu.c)
+ * Other formats (NHWC, bf16, fp16) and whatever oneDNN cannot build go to the reference
+ * entries, decided once per shape. The op contract is the reference's (ops.h): gradients
+ * ACCUMULATE, a NULL gradient skips its work, in-place forward as the reference allows.
+ * oneDNN's max-pool workspace travels in the argmax buffer between maxpool_forward and
+ * maxpool_backward of this backend: its argmax is not the reference's flat index.
+ *
+ * The context (dnnl_context.c) holds the oneDNN engine and stream, primitives and memory
+ * objects created once per shape (cached; nothing is created per call after the first
+ * step), a scratch buffer for entries that have no workspace argument, and the first
+ * failure (be->error). One host thread drives a backend; two backends never share state. */
+#ifndef VQA_BACKEND_DNNL_H
+#define VQA_BACKEND_DNNL_H
+
+#include "ops/backend.h"
+#include "util/err.h"
+
+/* 1 when this build has oneDNN (VQA_ONEDNN found libdnnl), else 0. */
+int backend_cpu_dnnl_built(void);
+/* A new oneDNN CPU backend, or NULL with the reason in e (no oneDNN in this build, the
+ * engine or stream cannot be created, out of memory). backend_cpu_dnnl_destroy frees it. */
+const Backend *backend_cpu_dnnl_create(Err *e);
+void backend_cpu_dnnl_destroy(const Backend *be); /* NULL allowed */
+/* "oneDNN 2.6.3 (OpenMP)" or "not built"; for the start-up line and benchmarks. */
+const char *backend_cpu_dnnl_version(char *buf, size_t n);
+/* Convolutions in oneDNN's own (blocked) formats with reorders from and to NCHW around
+ * each primitive (1, the default) or on plain NCHW memory (0: oneDNN's gemm kernels).
+ * For benchmarks; affects shapes first seen after the call. */
+void backend_cpu_dnnl_set_conv_blocked(const Backend *be, int blocked);
+/* How many entry calls ran on the reference since create (other formats, shapes or
+ * arguments oneDNN is not used for). For tests; 0 in a build without oneDNN. */
+long backend_cpu_dnnl_fallbacks(const Backend *be);
+
+#endif

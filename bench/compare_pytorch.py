@@ -29,7 +29,7 @@ bench/compare_cpu.sh, layer for layer and parameter for parameter:
   timing), any data loading, metrics or logging (ours times its data step: see
   bench/compare_cpu.sh).
 Prints the machine, then one line per (model, mode, threads):
-  pytorch-cpu <model> <mode> threads <N> batch <B> <samples/s> samples/s <step ms> ms
+  pytorch-cpu <model> <mode> threads <N> batch <B> <samples/s> samples/s <step ms> ms (load, trainable)
 Usage: python3 compare_pytorch.py --device cpu [--models demo,r50] [--mode both]
        [--threads 1,2] [--steps 10] [--warmup 3] [--expect-params N] [--expect-params-r50 N]
        [--vocab 43] [--demo-answers 15] [--r50-answers 17]
@@ -261,7 +261,7 @@ def cpu_run(name, m, mode, threads, steps, warmup):
             times.append(time.perf_counter() - t0)
     step = sum(times) / len(times)
     print(f"pytorch-cpu {name} {mode} threads {threads} batch {B} {B / step:.2f} samples/s {step * 1000:.1f} ms "
-          f"(load {os.getloadavg()[0]:.2f})", flush=True)
+          f"(load {os.getloadavg()[0]:.2f}; {sum(p.numel() for p in params)} trainable parameters)", flush=True)
 
 
 def cpu_model_name():

@@ -194,7 +194,8 @@ int main(int argc, char **argv) {
            sysconf(_SC_NPROCESSORS_ONLN), op_get_threads(), backend_cpu_dnnl_version(v, sizeof v), loadavg());
     printf("demo image encoder (ResNet-18 x0.5, layers up to layer2), batch 64, 64x64, fp32; ms per call "
            "(min of %d x %d); ref = the reference backend (im2col + OpenBLAS; NHWC: through NCHW for conv); "
-           "dnn = oneDNN (NCHW: blocked formats + reorders; NHWC: on the NHWC memory)\n\n",
+           "dnn = the oneDNN backend (NCHW: blocked formats + reorders; NHWC: on the NHWC memory; it runs NCHW "
+           "batch-norm and ReLU on the reference)\n\n",
            ROUNDS, REPS);
     printf("| op             | size                   | dir | x  | ref nchw | dnn nchw | ref nhwc | dnn nhwc | "
            "ref/dnn nchw | ref/dnn nhwc | ref nchw / dnn nhwc |\n");

@@ -279,27 +279,11 @@ static void maxpool_matches_reference(void) {
 
 /* ---- ReLU ---- */
 
-static void relu_matches_reference(void) {
-    const size_t sizes[] = {1, 1000, 100003};
-    long fb0 = backend_cpu_dnnl_fallbacks(g_dnn);
-    for (size_t i = 0; i < 3; i++) {
-        size_t n = sizes[i];
-        float *x = rnd(n, -1, 1), *yr = calloc(n, 4), *yd = calloc(n, 4);
-        g_ref->relu_forward(g_ref, DT_F32, n, x, yr);
-        g_dnn->relu_forward(g_dnn, DT_F32, n, x, yd);
-        CHECK(!memcmp(yr, yd, 4 * n));
-        float *xi = fdup(x, n);
-        g_dnn->relu_forward(g_dnn, DT_F32, n, xi, xi); /* in place */
-        CHECK(!memcmp(yr, xi, 4 * n));
-        float *dy = rnd(n, -1, 1), *dx0 = rnd(n, -1, 1), *dxr = fdup(dx0, n), *dxd = fdup(dx0, n);
-        g_ref->relu_backward(g_ref, DT_F32, n, yr, dy, dxr);
-        g_dnn->relu_backward(g_dnn, DT_F32, n, yr, dy, dxd);
-        CHECK_REL("dx", dxd, dxr, n);
-        g_dnn->relu_backward(g_dnn, DT_F32, n, yr, dy, NULL); /* skipped, no crash */
-        CHECK(be_ok(g_dnn));
-        free(x), free(yr), free(yd), free(xi), free(dy), free(dx0), free(dxr), free(dxd);
-    }
-    CHECK(backend_cpu_dnnl_fallbacks(g_dnn) == fb0);
+/* ReLU is the reference's entry itself (backend_dnnl.h: oneDNN's eltwise measured no
+ * faster), so its NaN handling and bits are the reference's */
+static void relu_is_the_reference(void) {
+    CHECK(g_dnn->relu_forward == g_ref->relu_forward);
+    CHECK(g_dnn->relu_backward == g_ref->relu_backward);
 }
 
 /* ---- training: the demo's model and batch on a small synthetic split ---- */
@@ -410,7 +394,7 @@ int main(void) {
     RUN(bn_nhwc_matches_reference);
     RUN(bn_nchw_runs_on_the_reference);
     RUN(maxpool_matches_reference);
-    RUN(relu_matches_reference);
+    RUN(relu_is_the_reference);
     const char *src = getenv("VQA_SRC");
     snprintf(g_cfg_path, sizeof g_cfg_path, "%s/configs/demo.yaml", src ? src : "..");
     snprintf(g_tmp, sizeof g_tmp, "/tmp/test_dnnl.XXXXXX");

@@ -1,7 +1,7 @@
 /* dnnl_context.c: the oneDNN CPU backend's context (backend_dnnl.h): engine, stream,
  * per-shape cache, scratch, first failure; DnnlOp (a primitive bound to the caller's
  * memory through reorders); and the table: the reference table with the image entries of
- * dnnl_conv.c, dnnl_bn.c, dnnl_pool.c and dnnl_relu.c installed over it. A build without
+ * dnnl_conv.c, dnnl_bn.c and dnnl_pool.c installed over it. A build without
  * oneDNN keeps only a create that says so. */
 #include "ops/backend_dnnl.h"
 
@@ -257,7 +257,6 @@ const Backend *backend_cpu_dnnl_create(Err *e) {
     dnnl_conv_install(&c->table);
     dnnl_bn_install(&c->table);
     dnnl_pool_install(&c->table);
-    dnnl_relu_install(&c->table);
     return &c->table;
 }
 

@@ -66,8 +66,8 @@ void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *wh
     const char *prec = prec_name(f->dt);
     if (l == CFG_LAYOUT_AUTO) {
         /* channels-last: a GPU in half precision, and the oneDNN CPU backend, whose NHWC
-         * kernels run the demo's training step ~1.25x its NCHW (blocked + reorders) at 1
-         * thread (512 vs 410 samples/s, 2-core Xeon, 2026-12-07) */
+         * kernels run the demo's training step ~1.2x its NCHW (blocked + reorders): 544-556
+         * vs 452-470 samples/s at 1 thread, 890-909 vs 765-766 at 2 (bench/RESULTS.md) */
         int dnnl = backend_is_cpu_dnnl(be);
         f->nhwc = (dev && f->dt != DT_F32) || dnnl;
         snprintf(why, n, "auto: %s, precision %s%s", be->name, prec,

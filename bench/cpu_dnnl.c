@@ -1,11 +1,12 @@
 /* cpu_dnnl.c: the demo model's image-encoder ops (configs/demo.yaml: ResNet-18 x0.5 cut
- * after layer2, 64x64 images, batch 64, fp32 NCHW) through the reference backend and the
- * oneDNN backend (blocked formats with reorders, and plain NCHW), in the same run.
+ * after layer2, 64x64 images, batch 64, fp32) through the reference backend and the
+ * oneDNN backend, with the activations in NCHW (oneDNN: blocked formats with reorders, its
+ * default for NCHW) and in NHWC (oneDNN on the NHWC memory itself), in the same run.
  *
  *   bench_cpu_dnnl [threads]
  *
- * Per layer shape: forward, and backward (conv: dx + dw; BN train: dx + dgamma + dbeta;
- * max-pool, ReLU: dx), each the minimum over several calls, alternating backends in
+ * Per layer shape: forward, and backward (conv: dx + dw, the stem dw only as in the
+ * model; BN train: dx + dgamma + dbeta; max-pool, ReLU: dx), each the minimum over several calls, alternating backends in
  * rounds so that a burst of load from another process does not hit one side only; a
  * "model" line sums the shapes times how often the model runs them. The machine and the
  * load average (before and after) are printed with the table. */
@@ -24,6 +25,7 @@ typedef struct Job {
     const Backend *be;
     int kind; /* 0 conv, 1 bn, 2 pool, 3 relu */
     int bwd;
+    int no_dx; /* conv backward without dx (the stem: its input is the image) */
     ConvShape cs;
     PoolShape ps;
     ActDesc ad;
@@ -44,7 +46,7 @@ static void run(Job *j) {
     switch (j->kind) {
     case 0:
         if (!j->bwd) be->conv2d_forward(be, &j->cs, j->x, j->w, NULL, j->y, j->ws);
-        else be->conv2d_backward(be, &j->cs, j->x, j->w, j->dy, j->dx, j->dw, NULL, j->ws);
+        else be->conv2d_backward(be, &j->cs, j->x, j->w, j->dy, j->no_dx ? NULL : j->dx, j->dw, NULL, j->ws);
         break;
     case 1:
         if (!j->bwd)
@@ -108,7 +110,8 @@ static double loadavg(void) {
     return l;
 }
 
-#define NB 3 /* reference, oneDNN blocked, oneDNN plain NCHW */
+#define NB 4 /* reference NCHW, oneDNN NCHW (blocked), reference NHWC, oneDNN NHWC */
+static const int k_nhwc[NB] = {0, 0, 1, 1};
 
 /* Times one shape in both directions on every backend; adds count x the times to tot. */
 static void bench(const char *what, const char *size, Job *proto, int count, const Backend *const *bes,
@@ -119,8 +122,9 @@ static void bench(const char *what, const char *size, Job *proto, int count, con
     for (int k = 0; k < NB; k++) {
         jobs[k] = *proto;
         jobs[k].be = bes[k];
+        jobs[k].cs.f.nhwc = jobs[k].ps.f.nhwc = jobs[k].ad.f.nhwc = k_nhwc[k];
         jobs[k].am = calloc(proto->kind == 2 ? (size_t)proto->ps.N * proto->ps.C * proto->ps.P * proto->ps.Q : 1, 4);
-        if (proto->kind == 0) wss[k] = buf(bes[k]->conv2d_workspace(bes[k], &proto->cs) + 16);
+        if (proto->kind == 0) wss[k] = buf(bes[k]->conv2d_workspace(bes[k], &jobs[k].cs) + 16);
         jobs[k].ws = wss[k];
     }
     for (int bwd = 0; bwd < 2; bwd++) {
@@ -137,8 +141,9 @@ static void bench(const char *what, const char *size, Job *proto, int count, con
                 if (tk < t[k]) t[k] = tk;
             }
         }
-        printf("| %-14s | %-24s | %s | %2d | %8.3f | %8.3f | %8.3f | %5.2f | %5.2f |\n", what, size, bwd ? "bwd" : "fwd",
-               count, t[0] * 1e3, t[1] * 1e3, t[2] * 1e3, t[0] / t[1], t[0] / t[2]);
+        printf("| %-14s | %-22s | %s | %2d | %7.3f | %7.3f | %7.3f | %7.3f | %5.2f | %5.2f | %5.2f |\n", what, size,
+               bwd ? "bwd" : "fwd", count, t[0] * 1e3, t[1] * 1e3, t[2] * 1e3, t[3] * 1e3, t[0] / t[1], t[2] / t[3],
+               t[0] / t[3]);
         for (int k = 0; k < NB; k++) tot[bwd][k] += count * t[k];
     }
     for (int k = 0; k < NB; k++) free(jobs[k].am), free(wss[k]);
@@ -149,6 +154,7 @@ static void conv(const char *what, int count, int N, int C, int H, int K, int R,
                  const Backend *const *bes, double tot[2][NB]) {
     Job j = {0};
     j.kind = 0;
+    j.no_dx = C == 3;
     conv_shape_init(&j.cs, N, C, H, H, K, R, R, st, pad);
     char size[64];
     snprintf(size, sizeof size, "%dx%dx%d->%d %dx%d/%d", C, H, H, K, R, R, st);
@@ -168,13 +174,12 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     op_set_threads(threads);
     Err e;
-    const Backend *dn = backend_cpu_dnnl_create(&e), *dp = backend_cpu_dnnl_create(&e);
-    if (!dn || !dp) {
+    const Backend *dn = backend_cpu_dnnl_create(&e);
+    if (!dn) {
         fprintf(stderr, "bench_cpu_dnnl: %s\n", e.msg);
         return 1;
     }
-    backend_cpu_dnnl_set_conv_blocked(dp, 0);
-    const Backend *bes[NB] = {backend_cpu(), dn, dp};
+    const Backend *bes[NB] = {backend_cpu(), dn, backend_cpu(), dn};
     char model[256] = "unknown", line[512], v[64];
     FILE *f = fopen("/proc/cpuinfo", "r");
     while (f && fgets(line, sizeof line, f)) {
@@ -187,11 +192,14 @@ int main(int argc, char **argv) {
     if (f) fclose(f);
     printf("machine: %s, %ld cores; op threads: %d; %s; load average at start: %.2f\n", model,
            sysconf(_SC_NPROCESSORS_ONLN), op_get_threads(), backend_cpu_dnnl_version(v, sizeof v), loadavg());
-    printf("demo image encoder (ResNet-18 x0.5, layers up to layer2), batch 64, 64x64, fp32 NCHW; ms per call "
-           "(min of %d x %d); ref = im2col + OpenBLAS; blk = oneDNN blocked + reorders; nchw = oneDNN on NCHW\n\n",
+    printf("demo image encoder (ResNet-18 x0.5, layers up to layer2), batch 64, 64x64, fp32; ms per call "
+           "(min of %d x %d); ref = the reference backend (im2col + OpenBLAS; NHWC: through NCHW for conv); "
+           "dnn = the oneDNN backend (NCHW: blocked formats + reorders; NHWC: on the NHWC memory; it runs NCHW "
+           "batch-norm and ReLU on the reference)\n\n",
            ROUNDS, REPS);
-    printf("| op             | size                     | dir | x  |   ref ms |   blk ms |  nchw ms | ref/blk | ref/nchw |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+    printf("| op             | size                   | dir | x  | ref nchw | dnn nchw | ref nhwc | dnn nhwc | "
+           "ref/dnn nchw | ref/dnn nhwc | ref nchw / dnn nhwc |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     double tot[2][NB] = {{0}};
     const int N = 64;
     conv("conv stem", 1, N, 3, 64, 32, 7, 2, 3, bes, tot);
@@ -215,11 +223,10 @@ int main(int argc, char **argv) {
     r.n = (size_t)N * 64 * 8 * 8;
     bench("relu layer2", "64x64x8x8", &r, 4, bes, tot);
     for (int bwd = 0; bwd < 2; bwd++)
-        printf("| model total    | (sum of count x time)    | %s |    | %8.2f | %8.2f | %8.2f | %5.2f | %5.2f |\n",
-               bwd ? "bwd" : "fwd", tot[bwd][0] * 1e3, tot[bwd][1] * 1e3, tot[bwd][2] * 1e3, tot[bwd][0] / tot[bwd][1],
-               tot[bwd][0] / tot[bwd][2]);
+        printf("| model total    | (sum of count x time)  | %s |    | %7.2f | %7.2f | %7.2f | %7.2f | %5.2f | %5.2f | %5.2f |\n",
+               bwd ? "bwd" : "fwd", tot[bwd][0] * 1e3, tot[bwd][1] * 1e3, tot[bwd][2] * 1e3, tot[bwd][3] * 1e3,
+               tot[bwd][0] / tot[bwd][1], tot[bwd][2] / tot[bwd][3], tot[bwd][0] / tot[bwd][3]);
     printf("\nload average at end: %.2f\n", loadavg());
     backend_cpu_dnnl_destroy(dn);
-    backend_cpu_dnnl_destroy(dp);
     return 0;
 }

@@ -125,9 +125,10 @@ const CfgKey cfg_keys[] = {
       "ResNet stages used: 4 = the whole network (1/32 of the input); 3 ends after layer3 (1/16, "
       "the conv4 features of CLEVR-style models), 2 after layer2 (1/8); later stages are not built"),
     KE("model.image_encoder.layout", model.image_encoder.layout, "auto", layout_names,
-       "activation layout of the ResNet: nhwc (channels-last, cuDNN's fast path) or nchw; auto = nhwc on "
-       "a GPU with train.precision bf16/fp16, else nchw; activations are stored in train.precision's "
-       "type on a GPU (fp32 on the CPU, where nhwc is allowed but slower)"),
+       "activation layout of the ResNet: nhwc (channels-last, cuDNN's and oneDNN's fast path) or nchw; "
+       "auto = nhwc on a GPU with train.precision bf16/fp16 and on the CPU with the oneDNN kernels "
+       "(train.cpu_kernels), else nchw; activations are stored in train.precision's type on a GPU "
+       "(fp32 on the CPU; with the reference CPU kernels nhwc is allowed but slower)"),
 
     KE("model.text_encoder.arch", model.text_encoder.arch, "bert", text_arch_names,
        "Hugging Face BertModel"),

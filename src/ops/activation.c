@@ -9,16 +9,22 @@
 #define ACT_PAR_MIN 16384
 
 /* y = max(x, 0)                       (in place allowed: y may equal x)
- * dx += dy * [y > 0]                  (uses the output, so in-place forward is fine) */
+ * dx += dy * [y > 0]                  (uses the output, so in-place forward is fine)
+ * `simd`: GCC's -O2 leaves these loops scalar, and the backward's branch on the sign of y
+ * mispredicts on real activations (~10% of the demo's training step, perf); the vector
+ * select gives the same bits (a select and one add per element, nothing reassociated). */
 void op_relu_forward(size_t n, const float *x, float *y) {
-#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void op_relu_backward(size_t n, const float *y, const float *dy, float *dx) {
     if (!dx) return;
-#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i]; /* loaded unconditionally, so the select can be a vector blend */
+        dx[i] += y[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 /* y = 0.5 * x * (1 + erf(x / sqrt(2)))

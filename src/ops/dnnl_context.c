@@ -1,7 +1,7 @@
 /* dnnl_context.c: the oneDNN CPU backend's context (backend_dnnl.h): engine, stream,
  * per-shape cache, scratch, first failure; DnnlOp (a primitive bound to the caller's
  * memory through reorders); and the table: the reference table with the image entries of
- * dnnl_conv.c, dnnl_bn.c, dnnl_pool.c and dnnl_relu.c installed over it. A build without
+ * dnnl_conv.c, dnnl_bn.c and dnnl_pool.c installed over it. A build without
  * oneDNN keeps only a create that says so. */
 #include "ops/backend_dnnl.h"
 
@@ -20,6 +20,7 @@ const Backend *backend_cpu_dnnl_create(Err *e) {
     return NULL;
 }
 void backend_cpu_dnnl_destroy(const Backend *be) { (void)be; }
+int backend_is_cpu_dnnl(const Backend *be) { return (void)be, 0; }
 const char *backend_cpu_dnnl_version(char *buf, size_t n) {
     snprintf(buf, n, "not built");
     return buf;
@@ -114,9 +115,9 @@ void *dnnl_scratch(DnnlCtx *c, size_t bytes) {
 
 /* ---- memory descriptors ---- */
 
-dnnl_status_t dnnl_md_nchw(dnnl_memory_desc_t *md, int N, int C, int H, int W) {
+dnnl_status_t dnnl_md_act(dnnl_memory_desc_t *md, int N, int C, int H, int W, int nhwc) {
     dnnl_dims_t d = {N, C, H, W};
-    return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nchw);
+    return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, nhwc ? dnnl_nhwc : dnnl_nchw);
 }
 
 dnnl_status_t dnnl_md_1d(dnnl_memory_desc_t *md, int64_t n) {
@@ -256,9 +257,10 @@ const Backend *backend_cpu_dnnl_create(Err *e) {
     dnnl_conv_install(&c->table);
     dnnl_bn_install(&c->table);
     dnnl_pool_install(&c->table);
-    dnnl_relu_install(&c->table);
     return &c->table;
 }
+
+int backend_is_cpu_dnnl(const Backend *be) { return be && be->error == dnnl_error; }
 
 void backend_cpu_dnnl_destroy(const Backend *be) {
     if (!be) return;

@@ -1,16 +1,24 @@
-/* dnnl_conv.c: the oneDNN backend's conv2d entries (plain format: fp32 NCHW x, y, dx, dy;
- * fp32 [K, C, R, S] w, dw; optional fp32 [K] b, db), as op_conv2d_* of ops.h:
+/* dnnl_conv.c: the oneDNN backend's conv2d entries, as op_conv2d_* of ops.h, for fp32
+ * activations in either layout:
+ *   plain (NCHW): x, y, dx, dy fp32 NCHW; w, dw the master [K, C, R, S]; optional fp32 [K]
+ *                 b, db
+ *   NHWC:         x, y, dx, dy fp32 NHWC (oneDNN's nhwc); w, dw the prepared weight
+ *                 [K, R, S, C] (op_conv_weight_prep's NHWC layout, oneDNN's ohwi); no bias
+ *                 (b, db ignored, as the reference does for a non-plain format)
  *
  *   y = conv(x, w) + b                     convolution forward
  *   dx += conv_transpose(dy, w)            convolution backward data    (dx NULL: skipped)
  *   dw += corr(x, dy),  db += sum dy       convolution backward weights (NULL: skipped)
  *
  * Three primitives per shape (and per bias / no bias), created on first use and cached.
- * With conv_blocked (the default) they choose their own memory formats (format_tag_any:
- * nChw16c and friends, oneDNN's direct jit kernels) and DnnlOp reorders x, w, dy in and
- * y out through buffers in the caller's workspace; else they work on NCHW itself
- * (oneDNN's gemm kernels). oneDNN's backward primitives overwrite their outputs, so dx,
- * dw and db are produced in a workspace buffer and added by a reorder with a sum post-op.
+ * NCHW: with conv_blocked (the default) they choose their own memory formats
+ * (format_tag_any: nChw16c and friends, oneDNN's direct jit kernels) and DnnlOp reorders
+ * x, w, dy in and y out through buffers in the caller's workspace; else they work on NCHW
+ * itself (oneDNN's gemm kernels). NHWC: the activations are bound directly (oneDNN's jit
+ * kernels take nhwc as it is); only the weight goes through a reorder, into the format the
+ * primitive picks (blocked OIhw16i16o and friends; [K, R, S, C] back for dw).
+ * oneDNN's backward primitives overwrite their outputs, so dx, dw and db are produced in a
+ * workspace buffer and added by a reorder with a sum post-op.
  * The padding on the right/bottom is what the floor in P, Q leaves (may be below pad).
  * Other formats and shapes oneDNN refuses run on the reference (the decision is cached). */
 #include "vqa_version.h"
@@ -22,7 +30,8 @@
 
 #include "ops/dnnl_internal.h"
 
-static int conv_plain(const ConvShape *s) { return !s->f.nhwc && s->f.dt == DT_F32; }
+/* fp32 in either layout: oneDNN's; bf16 / fp16 storage: the reference */
+static int conv_on_dnnl(const ConvShape *s) { return s->f.dt == DT_F32; }
 
 static void op_free_heap(void *p) {
     dnnl_op_free(p);
@@ -32,24 +41,28 @@ static void op_free_heap(void *p) {
 /* The shape in oneDNN's terms: memory descriptors of the caller's layouts (and of the
  * primitive's, format_tag_any when blocked), strides and paddings. */
 typedef struct ConvDescs {
-    dnnl_memory_desc_t x, w, b, y;       /* caller: NCHW, [K, C, R, S], [K], NCHW */
+    dnnl_memory_desc_t x, w, b, y;       /* caller: NCHW, [K, C, R, S], [K], NCHW or
+                                            NHWC, [K, R, S, C], -, NHWC */
     dnnl_memory_desc_t px, pw, py;       /* the primitive's (any or the caller's) */
     dnnl_dims_t strides, pad_l, pad_r;
 } ConvDescs;
 
 static dnnl_status_t conv_descs(const ConvShape *s, int blocked, ConvDescs *d) {
     dnnl_status_t st;
-    if ((st = dnnl_md_nchw(&d->x, s->N, s->C, s->H, s->W)) || (st = dnnl_md_nchw(&d->w, s->K, s->C, s->R, s->S)) ||
-        (st = dnnl_md_1d(&d->b, s->K)) || (st = dnnl_md_nchw(&d->y, s->N, s->K, s->P, s->Q)))
+    int nhwc = s->f.nhwc;
+    dnnl_dims_t dx = {s->N, s->C, s->H, s->W}, dw = {s->K, s->C, s->R, s->S}, dy = {s->N, s->K, s->P, s->Q};
+    if ((st = dnnl_md_act(&d->x, s->N, s->C, s->H, s->W, nhwc)) ||
+        (st = dnnl_memory_desc_init_by_tag(&d->w, 4, dw, dnnl_f32, nhwc ? dnnl_ohwi : dnnl_oihw)) ||
+        (st = dnnl_md_1d(&d->b, s->K)) || (st = dnnl_md_act(&d->y, s->N, s->K, s->P, s->Q, nhwc)))
         return st;
     d->px = d->x, d->pw = d->w, d->py = d->y;
-    if (blocked) {
-        dnnl_dims_t dx = {s->N, s->C, s->H, s->W}, dw = {s->K, s->C, s->R, s->S}, dy = {s->N, s->K, s->P, s->Q};
+    if (blocked && !nhwc) {
         if ((st = dnnl_memory_desc_init_by_tag(&d->px, 4, dx, dnnl_f32, dnnl_format_tag_any)) ||
-            (st = dnnl_memory_desc_init_by_tag(&d->pw, 4, dw, dnnl_f32, dnnl_format_tag_any)) ||
             (st = dnnl_memory_desc_init_by_tag(&d->py, 4, dy, dnnl_f32, dnnl_format_tag_any)))
             return st;
     }
+    if (blocked || nhwc) /* the weight in whatever format the primitive prefers */
+        if ((st = dnnl_memory_desc_init_by_tag(&d->pw, 4, dw, dnnl_f32, dnnl_format_tag_any))) return st;
     d->strides[0] = d->strides[1] = s->stride;
     d->pad_l[0] = d->pad_l[1] = s->pad;
     d->pad_r[0] = (int64_t)(s->P - 1) * s->stride + s->R - s->H - s->pad;
@@ -116,7 +129,7 @@ static DnnlOp *conv_op(DnnlCtx *c, const ConvShape *s, int kind, int bias) {
     int n = dnnl_key_begin(key, kind);
     key[n++] = s->N, key[n++] = s->C, key[n++] = s->H, key[n++] = s->W;
     key[n++] = s->K, key[n++] = s->R, key[n++] = s->S, key[n++] = s->stride, key[n++] = s->pad;
-    key[n++] = bias, key[n++] = c->conv_blocked;
+    key[n++] = bias, key[n++] = c->conv_blocked, key[n++] = s->f.nhwc;
     DnnlCacheEntry *e = dnnl_cache_find(c, key, n);
     if (e) return e->obj;
     DnnlOp *op = calloc(1, sizeof *op);
@@ -139,7 +152,7 @@ static char *ws_aligned(float *ws) {
 static size_t dnnl_conv2d_workspace(const Backend *be, const ConvShape *s) {
     const Backend *ref = dnnl_ref();
     size_t ref_ws = ref->conv2d_workspace(ref, s);
-    if (!conv_plain(s)) return ref_ws;
+    if (!conv_on_dnnl(s)) return ref_ws;
     DnnlCtx *c = dnnl_ctx(be);
     size_t bytes = 0;
     for (int kind = DK_CONV_FWD; kind <= DK_CONV_BWD_W; kind++) {
@@ -154,7 +167,8 @@ static size_t dnnl_conv2d_workspace(const Backend *be, const ConvShape *s) {
 static void dnnl_conv2d_forward(const Backend *be, const ConvShape *s, const void *x, const void *w,
                                 const float *b, void *y, float *ws) {
     const Backend *ref = dnnl_ref();
-    DnnlOp *op = conv_plain(s) ? conv_op(dnnl_ctx(be), s, DK_CONV_FWD, b != NULL) : NULL;
+    if (s->f.nhwc) b = NULL; /* no bias outside the plain format */
+    DnnlOp *op = conv_on_dnnl(s) ? conv_op(dnnl_ctx(be), s, DK_CONV_FWD, b != NULL) : NULL;
     if (!op) {
         dnnl_ctx(be)->fallbacks++;
         ref->conv2d_forward(ref, s, x, w, b, y, ws);
@@ -169,11 +183,12 @@ static void dnnl_conv2d_backward(const Backend *be, const ConvShape *s, const vo
                                  const void *dy, void *dx, void *dw, float *db, float *ws) {
     const Backend *ref = dnnl_ref();
     DnnlCtx *c = dnnl_ctx(be);
-    if (!conv_plain(s)) {
+    if (!conv_on_dnnl(s)) {
         dnnl_ctx(be)->fallbacks++;
         ref->conv2d_backward(ref, s, x, w, dy, dx, dw, db, ws);
         return;
     }
+    if (s->f.nhwc) db = NULL; /* no bias outside the plain format */
     if (dx) {
         DnnlOp *op = conv_op(c, s, DK_CONV_BWD_DATA, 0);
         if (op) {

@@ -20,7 +20,7 @@
 enum {
     DK_CONV_FWD = 1, DK_CONV_BWD_DATA, DK_CONV_BWD_W,
     DK_BN_FWD_TRAIN, DK_BN_BWD_TRAIN, DK_BN_FWD_EVAL, DK_BN_BWD_EVAL,
-    DK_POOL, DK_RELU_FWD, DK_RELU_BWD,
+    DK_POOL,
 };
 
 typedef struct DnnlCacheEntry {
@@ -107,18 +107,17 @@ int dnnl_op_run(DnnlCtx *c, DnnlOp *op, void *const *ptr, void *ws);
 void dnnl_op_free(DnnlOp *op);
 
 /* Memory descriptors of the caller's layouts. */
-dnnl_status_t dnnl_md_nchw(dnnl_memory_desc_t *md, int N, int C, int H, int W);
+/* [N, C, H, W] fp32 in NCHW (nhwc 0) or channels-last NHWC (nhwc 1, oneDNN's acdb) */
+dnnl_status_t dnnl_md_act(dnnl_memory_desc_t *md, int N, int C, int H, int W, int nhwc);
 dnnl_status_t dnnl_md_1d(dnnl_memory_desc_t *md, int64_t n);
 
 /* The reference table (backend_cpu()): where every fallback goes. */
 static inline const Backend *dnnl_ref(void) { return backend_cpu(); }
 
-/* Installs each file's entries into the table (dnnl_conv.c, dnnl_bn.c, dnnl_pool.c,
- * dnnl_relu.c). */
+/* Installs each file's entries into the table (dnnl_conv.c, dnnl_bn.c, dnnl_pool.c). */
 void dnnl_conv_install(Backend *t);
 void dnnl_bn_install(Backend *t);
 void dnnl_pool_install(Backend *t);
-void dnnl_relu_install(Backend *t);
 
 /* y[i] += x[i], i < n (OpenMP) */
 void dnnl_add_into(float *y, const float *x, size_t n);

@@ -1,4 +1,4 @@
-/* dnnl_pool.c: the oneDNN backend's max-pool entries (plain format: fp32 NCHW), as
+/* dnnl_pool.c: the oneDNN backend's max-pool entries (fp32 NCHW or NHWC), as
  * op_maxpool_* of ops.h:
  *
  *   y[n,c,p,q] = max over the R x R window (padding never wins)
@@ -18,7 +18,7 @@
 
 #include "ops/dnnl_internal.h"
 
-static int pool_plain(const PoolShape *s) { return !s->f.nhwc && s->f.dt == DT_F32; }
+static int pool_on_dnnl(const PoolShape *s) { return s->f.dt == DT_F32; }
 
 static void op_free_heap(void *p) {
     dnnl_op_free(p);
@@ -27,7 +27,8 @@ static void op_free_heap(void *p) {
 
 static int pool_build(DnnlCtx *c, const PoolShape *s, int bwd, DnnlOp *op, dnnl_status_t *st) {
     dnnl_memory_desc_t x, y;
-    if ((*st = dnnl_md_nchw(&x, s->N, s->C, s->H, s->W)) || (*st = dnnl_md_nchw(&y, s->N, s->C, s->P, s->Q)))
+    if ((*st = dnnl_md_act(&x, s->N, s->C, s->H, s->W, s->f.nhwc)) ||
+        (*st = dnnl_md_act(&y, s->N, s->C, s->P, s->Q, s->f.nhwc)))
         return -1;
     dnnl_dims_t strides = {s->stride, s->stride}, kernel = {s->R, s->R}, pad_l = {s->pad, s->pad};
     dnnl_dims_t pad_r = {(int64_t)(s->P - 1) * s->stride + s->R - s->H - s->pad,
@@ -69,7 +70,7 @@ static DnnlOp *pool_op(DnnlCtx *c, const PoolShape *s, int bwd) {
     int32_t key[DNNL_MAX_KEY];
     int n = dnnl_key_begin(key, DK_POOL);
     key[n++] = s->N, key[n++] = s->C, key[n++] = s->H, key[n++] = s->W, key[n++] = s->R;
-    key[n++] = s->stride, key[n++] = s->pad, key[n++] = bwd;
+    key[n++] = s->stride, key[n++] = s->pad, key[n++] = bwd, key[n++] = s->f.nhwc;
     DnnlCacheEntry *e = dnnl_cache_find(c, key, n);
     if (e) return e->obj;
     DnnlOp *op = calloc(1, sizeof *op);
@@ -86,7 +87,7 @@ static void dnnl_maxpool_forward(const Backend *be, const PoolShape *s, const vo
     const Backend *ref = dnnl_ref();
     DnnlCtx *c = dnnl_ctx(be);
     /* both directions must exist, or both run on the reference */
-    DnnlOp *op = pool_plain(s) && pool_op(c, s, 1) ? pool_op(c, s, 0) : NULL;
+    DnnlOp *op = pool_on_dnnl(s) && pool_op(c, s, 1) ? pool_op(c, s, 0) : NULL;
     char *ws = op ? dnnl_scratch(c, op->ws_bytes) : NULL;
     if (!ws) {
         dnnl_ctx(be)->fallbacks++;
@@ -102,7 +103,7 @@ static void dnnl_maxpool_backward(const Backend *be, const PoolShape *s, const i
     const Backend *ref = dnnl_ref();
     DnnlCtx *c = dnnl_ctx(be);
     if (!dx) return;
-    DnnlOp *op = pool_plain(s) && pool_op(c, s, 0) ? pool_op(c, s, 1) : NULL;
+    DnnlOp *op = pool_on_dnnl(s) && pool_op(c, s, 0) ? pool_op(c, s, 1) : NULL;
     char *ws = op ? dnnl_scratch(c, op->ws_bytes) : NULL;
     if (!ws) {
         dnnl_ctx(be)->fallbacks++;

@@ -65,8 +65,13 @@ void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *wh
     f->dt = be->precision;
     const char *prec = prec_name(f->dt);
     if (l == CFG_LAYOUT_AUTO) {
-        f->nhwc = dev && f->dt != DT_F32;
-        snprintf(why, n, "auto: %s, precision %s", be->name, prec);
+        /* channels-last: a GPU in half precision, and the oneDNN CPU backend, whose NHWC
+         * kernels run the demo's training step ~1.2x its NCHW (blocked + reorders): 544-556
+         * vs 452-470 samples/s at 1 thread, 890-909 vs 765-766 at 2 (bench/RESULTS.md) */
+        int dnnl = backend_is_cpu_dnnl(be);
+        f->nhwc = (dev && f->dt != DT_F32) || dnnl;
+        snprintf(why, n, "auto: %s, precision %s%s", be->name, prec,
+                 dnnl ? "; oneDNN runs NHWC natively (no reorders between layers)" : "");
     } else {
         f->nhwc = l == CFG_LAYOUT_NHWC;
         snprintf(why, n, "model.image_encoder.layout: %s; %s, precision %s", l == CFG_LAYOUT_NHWC ? "nhwc" : "nchw",

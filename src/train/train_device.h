@@ -47,8 +47,8 @@ void tdev_close(TrainDevice *d);
 int tdev_check(const TrainDevice *d, Err *e);
 
 /* The image encoder's activation format (resnet.h Layout) for a run on be:
- * model.image_encoder.layout (auto: nhwc on a device with train.precision bf16 / fp16, else
- * nchw); the storage type follows train.precision on a device and is fp32 on the host. why:
+ * model.image_encoder.layout (auto: nhwc on a device with train.precision bf16 / fp16 and
+ * on the oneDNN CPU backend, else nchw); the storage type follows train.precision on a device and is fp32 on the host. why:
  * the start-up line's reason, e.g. "auto: cuda, precision bf16". */
 void tdev_image_format(const Config *cfg, const Backend *be, ActFmt *f, char *why, size_t n);
 

@@ -200,8 +200,9 @@ const CfgKey cfg_keys[] = {
     K("train.threads", CT_INT, train.threads, "0", 0, 4096, 0, NULL,
       "CPU threads for ops (0 = OMP_NUM_THREADS or the library default)"),
     KE("train.cpu_kernels", train.cpu_kernels, "auto", cpu_kernels_names,
-       "device cpu: the image encoder's convolutions, batch-norm, max-pool and ReLU on oneDNN or on the "
-       "reference im2col kernels (auto: onednn when the build has it)"),
+       "device cpu: the image encoder's convolutions, batch-norm and max-pool on oneDNN (NCHW batch-norm "
+       "and ReLU stay on the reference, which is as fast there) or all on the reference im2col kernels "
+       "(auto: onednn when the build has it)"),
     K("train.loss_scale.init", CT_FLOAT, train.loss_scale.init, "65536", 1, 1e30, 0, NULL,
       "fp16: initial loss scale"),
     K("train.loss_scale.growth_interval", CT_INT, train.loss_scale.growth_interval, "2000", 1, I32, 0,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/ops.h"
 #include "ops/tensor.h"
 
 #define ARENA_ALIGN 64
@@ -110,7 +111,7 @@ float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float
 float *arena_zeros(Arena *a, size_t n) {
     float *p = arena_floats(a, n);
     if (p && a->mem.zero) a->mem.zero(a->mem.ctx, p, n * sizeof(float));
-    else if (p) memset(p, 0, n * sizeof(float));
+    else if (p) op_zero(p, n * sizeof(float));
     return p;
 }
 

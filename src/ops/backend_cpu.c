@@ -21,8 +21,7 @@ static void *cpu_alloc(const Backend *be, size_t bytes) {
 }
 static void cpu_free(const Backend *be, void *p) { (void)be, free(p); }
 static void cpu_memset_zero(const Backend *be, void *p, size_t bytes) {
-    (void)be;
-    if (bytes) memset(p, 0, bytes);
+    (void)be, op_zero(p, bytes);
 }
 static void cpu_copy(const Backend *be, void *dst, const void *src, size_t bytes) {
     (void)be;

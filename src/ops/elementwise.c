@@ -1,6 +1,7 @@
 /* elementwise.c: element-wise add and multiply, and concatenation along the last dim,
- * forward and backward side by side. Backward ACCUMULATES into every non-NULL gradient;
+ * forward and backward side by side, and op_zero. Backward ACCUMULATES into every non-NULL gradient;
  * a NULL gradient is skipped (ops.h). Parallel over elements / rows. */
+#include <omp.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -64,5 +65,24 @@ void op_concat_backward(int N, int Da, int Db, const float *dy, float *da, float
             float *o = db + (size_t)n * Db;
             for (int j = 0; j < Db; j++) o[j] += g[Da + j];
         }
+    }
+}
+
+/* Each thread clears one contiguous piece; piece boundaries are multiples of 64 bytes
+ * (whole cache lines, so no two threads write the same line). */
+void op_zero(void *p, size_t bytes) {
+    if (!bytes) return;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt <= 1 || bytes < OP_ZERO_PAR_MIN) {
+        memset(p, 0, bytes);
+        return;
+    }
+    const size_t lines = (bytes + 63) / 64;
+#pragma omp parallel num_threads(nt)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        size_t b0 = lines * t / T * 64, b1 = lines * (t + 1) / T * 64;
+        if (b1 > bytes) b1 = bytes;
+        if (b1 > b0) memset((char *)p + b0, 0, b1 - b0);
     }
 }

@@ -200,6 +200,11 @@ double op_global_norm(const float *g, size_t n);
 int op_has_nonfinite(const float *g, size_t n);
 /* x *= s (clipping, loss-scale unscaling). */
 void op_scale(float *x, size_t n, float s);
+/* memset(p, 0, bytes), split over the OpenMP threads from OP_ZERO_PAR_MIN bytes on (the
+ * arena's and the CPU backend's zeroing; smaller buffers, or a call inside a parallel
+ * region, are one memset). */
+#define OP_ZERO_PAR_MIN ((size_t)128 << 10)
+void op_zero(void *p, size_t bytes);
 
 /* ---- ops on activations in an ActFmt (see the top of this file) ----
  * Same conventions as above: backward ACCUMULATES into gradients (in the format's type,

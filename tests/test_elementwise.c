@@ -113,8 +113,30 @@ static void concat_gradient_matches_finite_differences_large(void) {
     free(a), free(b), free(y), free(r), free(da), free(db);
 }
 
+/* op_zero clears exactly [p, p + bytes), also when split over threads (a size above the
+ * parallel threshold and not a multiple of 64 bytes, at an offset that is not aligned). */
+static void zero_clears_exactly_the_range(void) {
+    const size_t sizes[] = {0, 1, 100, (size_t)3 << 20 | 37};
+    op_set_threads(2);
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        size_t n = sizes[k];
+        unsigned char *b = malloc(n + 16);
+        if (!b) {
+            CHECK(0);
+            return;
+        }
+        memset(b, 0xAB, n + 16);
+        op_zero(b + 5, n);
+        size_t bad = 0;
+        for (size_t i = 0; i < n + 16; i++) bad += b[i] != ((i >= 5 && i < 5 + n) ? 0 : 0xAB);
+        CHECK_MSG(bad == 0, "%zu bytes: %zu wrong", n, bad);
+        free(b);
+    }
+}
+
 int main(void) {
     RUN(add_and_mul_hand_values);
+    RUN(zero_clears_exactly_the_range);
     RUN(add_backward_passes_dy_to_both_and_accumulates);
     RUN(mul_backward_hand_values_accumulate_and_skip_null);
     RUN(mul_gradient_matches_finite_differences);

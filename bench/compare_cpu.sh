@@ -28,10 +28,13 @@
 #   bash bench/compare_cpu.sh [--threads 1,2] [--configs demo,r50-trainable,r50-frozen]
 #        [--steps 30] [--r50-steps 6] [--log-every 10] [--r50-log-every 2] [--skip 1]
 #        [--also-reference] [--bin build/vqa_train] [--out /tmp/vqa_compare_cpu]
+#        [--quiet-load 0.7] [--quiet-wait 300]
 # --also-reference adds a row per measurement with train.cpu_kernels=reference (the default
 # rows are auto = oneDNN when the build has it). Needs python3 with torch, torchvision and
 # transformers. Prints a markdown table last; warns when the load average (1 minute, read just
-# before each measurement) is above 0.7.
+# before each measurement) is above 0.7. Before each measurement it waits (at most
+# --quiet-wait seconds, default 300; 0: no wait) for the 1-minute load average to fall below
+# --quiet-load (default 0.7): the previous run's own load decays in about a minute.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -47,6 +50,8 @@ ALSO_REF=
 BIN=build/vqa_train
 OUT=/tmp/vqa_compare_cpu
 PY="${PYTHON:-python3}"
+QUIET_LOAD=0.7
+QUIET_WAIT=300
 while [ $# -gt 0 ]; do
     case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
@@ -59,6 +64,8 @@ while [ $# -gt 0 ]; do
     --also-reference) ALSO_REF=1; shift ;;
     --bin) BIN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --quiet-load) QUIET_LOAD="$2"; shift 2 ;;
+    --quiet-wait) QUIET_WAIT="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare_cpu.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
     esac
@@ -69,6 +76,14 @@ done
 mkdir -p "$OUT"
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# Waits until the 1-minute load average is below QUIET_LOAD, at most QUIET_WAIT seconds.
+quiet() {
+    local t=0
+    while [ "$t" -lt "$QUIET_WAIT" ] && awk -v l="$(load1)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l >= q) }'; do
+        sleep 5
+        t=$((t + 5))
+    done
+}
 CPU=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: //')
 MACHINE="$CPU, $(nproc) CPUs, $(uname -sr)"
 declare -a ROWS=()
@@ -124,6 +139,7 @@ for c in "${CLIST[@]}"; do
     for n in "${TLIST[@]}"; do
         declare -A R=() L=()
         for k in "${KERNELS[@]}"; do
+            quiet
             L[$k]=$(load1)
             echo "[$(( $(date +%s) - T0 ))s] ours $c threads $n kernels $k (load ${L[$k]})" >&2
             R[$k]=$(ours "$OUT/ours_${c}_t${n}_$k" "$cfg" --set train.max_steps="$K" --set train.threads="$n" \
@@ -133,6 +149,7 @@ for c in "${CLIST[@]}"; do
                 # the PyTorch run right after ours, with our parameter count, answers and vocabulary
                 read -r o_sps o_wait o_params o_answers o_kern <<<"${R[auto]}"
                 [ -z "$ONEDNN" ] && [ "$o_sps" != FAILED ] && ONEDNN="${o_kern//_/ }"; ONEDNN="${ONEDNN% (auto)}"
+                quiet
                 L[pt]=$(load1)
                 echo "[$(( $(date +%s) - T0 ))s] pytorch $c threads $n (load ${L[pt]})" >&2
                 pt=FAILED

@@ -21,6 +21,7 @@
 
 #include "comm/comm.h"
 #include "ops/backend_dnnl.h"
+#include "synth_sets.h"
 #include "testlib.h"
 #include "train/trainer.h"
 
@@ -296,13 +297,7 @@ static int train_demo(const char *kernels, const char *layout, const char *out_d
     char s[9][1024];
     char *sets[20];
     int n = 0;
-    const char *T = g_tmp;
-    snprintf(s[0], sizeof s[0], "data.synth.dir=%s/synth", T);
-    snprintf(s[1], sizeof s[1], "data.train={questions: %s/synth/train_questions.json, annotations: "
-             "%s/synth/train_annotations.json, images: %s/synth/images/train}", T, T, T);
-    snprintf(s[2], sizeof s[2], "data.val={questions: %s/synth/val_questions.json, annotations: "
-             "%s/synth/val_annotations.json, images: %s/synth/images/val}", T, T, T);
-    snprintf(s[3], sizeof s[3], "model.text_encoder.vocab=%s/synth/vocab.txt", T);
+    synth_sets(s, g_tmp);
     snprintf(s[4], sizeof s[4], "run.out_dir=%s", out_dir);
     snprintf(s[5], sizeof s[5], "train.max_steps=%d", steps);
     snprintf(s[6], sizeof s[6], "train.cpu_kernels=%s", kernels);

@@ -27,6 +27,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "pretend_device.h"
+#include "synth_sets.h"
 #include "testlib.h"
 #include "train/predict.h"
 #include "train/train_device.h"
@@ -41,13 +42,7 @@ static int load_cfg(Config *cfg, const char *out_dir, int max_steps, const char 
     char s[10][1024];
     char *sets[24];
     int n = 0;
-    const char *T = g_tmp;
-    snprintf(s[0], sizeof s[0], "data.synth.dir=%s/synth", T);
-    snprintf(s[1], sizeof s[1], "data.train={questions: %s/synth/train_questions.json, annotations: "
-             "%s/synth/train_annotations.json, images: %s/synth/images/train}", T, T, T);
-    snprintf(s[2], sizeof s[2], "data.val={questions: %s/synth/val_questions.json, annotations: "
-             "%s/synth/val_annotations.json, images: %s/synth/images/val}", T, T, T);
-    snprintf(s[3], sizeof s[3], "model.text_encoder.vocab=%s/synth/vocab.txt", T);
+    synth_sets(s, g_tmp);
     snprintf(s[4], sizeof s[4], "run.out_dir=%s", out_dir);
     snprintf(s[5], sizeof s[5], "train.max_steps=%d", max_steps);
     snprintf(s[6], sizeof s[6], "%s", extra ? extra : "log.every=1");
